@@ -1,0 +1,32 @@
+# The two commands of the quick start. Both build their own virtualenv from a fresh clone.
+#   make run   - set up, initialise the database, run the main job
+#   make test  - set up with the test extras, run lint, types and the whole test suite
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/policy-monitor init
+	$(BIN)/policy-monitor check
+
+lint: $(STAMP)
+	$(BIN)/ruff check monitor tests bench alembic
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/check_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output

@@ -1,0 +1,45 @@
+"""Alembic environment: the target metadata is monitor.models; SQLite needs batch mode."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine
+
+from alembic import context
+from monitor.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
+    )
+    if url:
+        return url
+    from monitor import config as cfg
+
+    return cfg.load().settings.database
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
+                      render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = config.attributes.get("engine") or create_engine(_url())
+    with engine.connect() as connection:
+        # render_as_batch: SQLite has almost no ALTER TABLE; batch mode copies and moves.
+        context.configure(connection=connection, target_metadata=target_metadata,
+                          render_as_batch=True, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,379 @@
+"""The commands. Thin: parse arguments, call the pipeline or a read view, print.
+
+Errors the user can act on are one line on stderr and a non-zero exit status (78 for config
+errors, so systemd does not restart into the same broken file); never a traceback unless -v.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import click
+
+from monitor import config as cfg
+from monitor import diff as difflib
+from monitor import history
+from monitor.errors import ConfigError, MonitorError
+from monitor.fetch import Fetcher
+from monitor.pipeline import CheckResult, check_source, reextract_source
+from monitor.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("monitor")
+
+
+class Context:
+    """Lazily loaded config and store, shared by the commands of one invocation."""
+
+    def __init__(self, config_path: str | None, verbose: bool) -> None:
+        self.config_path = config_path
+        self.verbose = verbose
+        self._config: cfg.Config | None = None
+        self._store: Store | None = None
+
+    @property
+    def config(self) -> cfg.Config:
+        if self._config is None:
+            self._config = cfg.load(self.config_path)
+        return self._config
+
+    def store(self, *, require_schema: bool = True) -> Store:
+        if self._store is None:
+            self._store = Store.from_settings(self.config.settings)
+        if require_schema:
+            self._store.require_schema()
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def handle_errors(func: F) -> F:
+    """Turn expected errors into one line on stderr and the right exit status."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        verbose = bool(ctx.find_root().params.get("verbose"))
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(f"error: {problem}", err=True)
+            ctx.exit(ConfigError.exit_code)
+        except MonitorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if verbose:
+                raise
+            click.echo(f"error: internal error: {type(exc).__name__}: {exc} (run with -v for "
+                       "details)", err=True)
+            ctx.exit(70)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _echo_json(rows: Iterable[Any]) -> None:
+    click.echo(json.dumps([r.to_dict() if hasattr(r, "to_dict") else r for r in rows],
+                          ensure_ascii=False, indent=2))
+
+
+def _ago(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for r in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (use e.g. 2024-09-18)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.group()
+@click.option("--config", "config_path", metavar="PATH", envvar=cfg.CONFIG_ENV,
+              help="sources.toml to use (default ./sources.toml; env POLICY_MONITOR_CONFIG).")
+@click.option("-v", "--verbose", is_flag=True, help="Log each step to stderr; show tracebacks.")
+@click.version_option(package_name="policy-monitor")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """Watch privacy policies and terms; keep every version; show what changed."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = Context(config_path, verbose)
+    ctx.call_on_close(ctx.obj.close)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@main.command()
+@pass_context
+@handle_errors
+def init(ctx: Context) -> None:
+    """Create the data directory and database (alembic upgrade head), and register sources."""
+    settings = ctx.config.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = ctx.store(require_schema=False)
+    revision = store.upgrade(backup_dir=settings.data_dir / "backups")
+    store.sync_sources(ctx.config.sources)
+    click.echo(f"database ready at revision {revision}: {_safe_url(store.url)}")
+    click.echo(f"{len(ctx.config.sources)} sources from {ctx.config.path}")
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@pass_context
+@handle_errors
+def db_upgrade(ctx: Context) -> None:
+    """Apply pending migrations (backs up a SQLite database first)."""
+    settings = ctx.config.settings
+    store = ctx.store(require_schema=False)
+    revision = store.upgrade(backup_dir=settings.data_dir / "backups")
+    click.echo(f"database at revision {revision}")
+
+
+@main.group("sources")
+def sources_group() -> None:
+    """The watched pages."""
+
+
+@sources_group.command("validate")
+@pass_context
+@handle_errors
+def sources_validate(ctx: Context) -> None:
+    """Check sources.toml and report every problem with file, line and field."""
+    conf = ctx.config
+    enabled = sum(1 for s in conf.sources if s.enabled)
+    click.echo(f"{conf.path}: ok ({len(conf.sources)} sources, {enabled} enabled)")
+
+
+@sources_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@handle_errors
+def sources_list(ctx: Context, as_json: bool) -> None:
+    """Sources with their last check, outcome and number of versions."""
+    store = ctx.store()
+    store.sync_sources(ctx.config.sources)
+    rows = history.sources(store)
+    if as_json:
+        _echo_json(rows)
+        return
+    _table(
+        ["NAME", "PLATFORM", "KIND", "ENABLED", "LAST CHECK", "OUTCOME", "FAILS", "VERSIONS"],
+        [[r.name, r.platform, r.kind, "yes" if r.enabled else "no", _ago(r.last_check_at),
+          r.last_outcome or "-", r.consecutive_failures, r.versions] for r in rows],
+    )
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or url).lower()
+
+
+def run_checks(
+    store: Store,
+    settings: cfg.Settings,
+    selected: Sequence[cfg.Source],
+    on_result: Callable[[CheckResult], None],
+    workers: int = 8,
+) -> list[CheckResult]:
+    """Check sources in parallel across hosts, one at a time per host with a polite delay."""
+    fetcher = Fetcher(settings)
+    by_host: dict[str, list[cfg.Source]] = defaultdict(list)
+    for src in selected:
+        by_host[_host(src.url)].append(src)
+    results: list[CheckResult] = []
+    lock = threading.Lock()
+
+    def run_host(items: list[cfg.Source]) -> None:
+        for i, src in enumerate(items):
+            if i:
+                time.sleep(settings.per_host_delay)
+            result = check_source(store, fetcher, src)
+            with lock:
+                results.append(result)
+                on_result(result)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(by_host)))) as pool:
+            list(pool.map(run_host, by_host.values()))
+    finally:
+        fetcher.close()
+    return results
+
+
+@main.command()
+@click.argument("names", nargs=-1, metavar="[SOURCE]...")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per source.")
+@click.option("--fail-on-error", is_flag=True, help="Exit 1 if any check failed.")
+@pass_context
+@handle_errors
+def check(ctx: Context, names: tuple[str, ...], as_json: bool, fail_on_error: bool) -> None:
+    """Check each enabled source (or the named ones) once, now."""
+    conf = ctx.config
+    store = ctx.store()
+    store.sync_sources(conf.sources)
+    if names:
+        unknown = [n for n in names if conf.source(n) is None]
+        if unknown:
+            raise MonitorError(f"unknown source(s): {', '.join(unknown)} (see `sources list`)")
+        selected = [s for s in conf.sources if s.name in names]
+    else:
+        selected = [s for s in conf.sources if s.enabled]
+
+    def show(result: CheckResult) -> None:
+        if as_json:
+            click.echo(json.dumps({
+                "source": result.source, "outcome": result.outcome, "detail": result.detail,
+                "change_id": result.change_id, "snapshot_id": result.snapshot_id,
+                "failure_kind": str(result.failure_kind) if result.failure_kind else None,
+            }, ensure_ascii=False))
+        else:
+            click.echo(result.line())
+
+    results = run_checks(store, conf.settings, selected, show)
+    if fail_on_error and any(r.outcome == "failed" for r in results):
+        click.get_current_context().exit(1)
+
+
+@main.command("history")
+@click.argument("name", metavar="SOURCE")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@handle_errors
+def history_cmd(ctx: Context, name: str, as_json: bool) -> None:
+    """Versions of a source: time, hash, size and change stats."""
+    rows = history.versions(ctx.store(), name)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"{name}: no versions yet (run `policy-monitor check {name}`)")
+        return
+    _table(
+        ["SNAPSHOT", "SEEN", "SHA256", "SIZE", "CHANGE", "WORDS"],
+        [[r.snapshot_id, _ago(r.seen_at), r.sha256[:12], r.size,
+          r.change_id or "baseline", f"+{r.words_added} -{r.words_removed}"
+          + (" (re-extracted)" if r.reextracted else "")] for r in rows],
+    )
+
+
+@main.command()
+@click.argument("snapshot_id", type=int)
+@click.option("--raw", is_flag=True, help="Print the stored raw body instead of the text.")
+@pass_context
+@handle_errors
+def show(ctx: Context, snapshot_id: int, raw: bool) -> None:
+    """Print one version's text (or, with --raw, the page as fetched)."""
+    if raw:
+        _, body = history.raw(ctx.store(), snapshot_id)
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    else:
+        _, text = history.snapshot(ctx.store(), snapshot_id)
+        click.echo(text, nl=False)
+
+
+@main.command("diff")
+@click.argument("name", metavar="SOURCE")
+@click.option("--from", "from_id", type=int, help="Snapshot id of the old version.")
+@click.option("--to", "to_id", type=int, help="Snapshot id of the new version (default: current).")
+@click.option("--format", "fmt", type=click.Choice(["unified", "inline", "side-by-side", "json"]),
+              default="unified", show_default=True)
+@pass_context
+@handle_errors
+def diff_cmd(ctx: Context, name: str, from_id: int | None, to_id: int | None, fmt: str) -> None:
+    """Show what changed (default: the latest change of SOURCE)."""
+    old, new, d = history.diff_between(ctx.store(), name, from_id, to_id)
+    if fmt == "json":
+        click.echo(json.dumps({"source": name, "from": old, "to": new, **d.to_dict()},
+                              ensure_ascii=False, indent=2))
+    elif fmt == "inline":
+        click.echo(difflib.inline_html(d))
+    elif fmt == "side-by-side":
+        click.echo(difflib.side_by_side_html(d))
+    else:
+        text = difflib.unified(d, f"{name}@{old}", f"{name}@{new}")
+        click.echo(text or f"{name}: snapshots {old} and {new} have the same text", nl=bool(not text))
+
+
+@main.command()
+@click.option("--source", "source", metavar="SOURCE", help="Only this source.")
+@click.option("--since", metavar="DATE", help="Only changes detected on or after DATE (ISO 8601).")
+@click.option("--limit", type=int, default=None, help="At most this many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@handle_errors
+def changes(ctx: Context, source: str | None, since: str | None, limit: int | None,
+            as_json: bool) -> None:
+    """Detected changes, newest first."""
+    rows = history.changes(ctx.store(), source, _parse_since(since), limit=limit)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("no changes")
+        return
+    _table(
+        ["ID", "DETECTED", "SOURCE", "WORDS", "SENTENCES", "LABELS"],
+        [[r.id, _ago(r.detected_at), r.source, f"+{r.words_added} -{r.words_removed}",
+          f"+{r.sentences_added} -{r.sentences_removed}", ",".join(r.labels or []) or "-"]
+         for r in rows],
+    )
+
+
+@main.command()
+@click.argument("name", metavar="SOURCE")
+@pass_context
+@handle_errors
+def reextract(ctx: Context, name: str) -> None:
+    """Rebuild SOURCE's versions from stored raw pages after its selectors changed."""
+    source = ctx.config.source(name)
+    if source is None:
+        raise MonitorError(f"unknown source {name!r} (it must be in {ctx.config.path})")
+    store = ctx.store()
+    store.sync_sources(ctx.config.sources)
+    result = reextract_source(store, source)
+    click.echo(f"{name}: re-extracted {result.versions} versions from stored pages "
+               f"(generation {result.generation}; {result.skipped} skipped); "
+               "not reported as page changes")
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

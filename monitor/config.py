@@ -1,0 +1,383 @@
+"""`sources.toml` → frozen dataclasses, validated strictly and completely.
+
+Every problem is reported at once with file, line and field, because a user fixing a config
+one error per run gives up. Nothing here touches the network or the database.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import soupsieve
+
+from monitor.errors import ConfigError, ConfigProblem
+
+CONFIG_ENV = "POLICY_MONITOR_CONFIG"
+DATA_ENV = "POLICY_MONITOR_DATA"
+DEFAULT_CONFIG = "sources.toml"
+USER_AGENT = (
+    "policy-monitor/0.1 (+https://github.com/policy-monitor/policy-monitor; "
+    "watches public policy pages for changes)"
+)
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class Kind(enum.StrEnum):
+    """What sort of document a source is; decides nothing yet but labels alerts and filters."""
+
+    PRIVACY_POLICY = "privacy_policy"
+    TERMS = "terms"
+    HELP = "help"
+    FAQ = "faq"
+    FORM = "form"
+    COOKIE_POLICY = "cookie_policy"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings; every one has a default so a fresh clone runs unconfigured."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    user_agent: str = USER_AGENT
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    total_timeout: float = 60.0
+    max_bytes: int = 10 * 1024 * 1024
+    interval: float = 6 * 3600.0
+    jitter: float = 300.0
+    allow_private_addresses: bool = False
+    per_host_delay: float = 5.0
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'monitor.db'}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One watched page. `name` is its stable identity in the database."""
+
+    name: str
+    platform: str
+    url: str
+    kind: Kind = Kind.OTHER
+    select: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    interval: float | None = None
+    enabled: bool = True
+    headers: tuple[tuple[str, str], ...] = ()
+    locale: str | None = None
+    title: str | None = None
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.name
+
+    def extraction_key(self) -> str:
+        """Everything that changes the extracted text; a new key means re-extract, not a change."""
+        return repr((self.select, self.remove, self.ignore))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole parsed file."""
+
+    path: Path
+    settings: Settings
+    sources: tuple[Source, ...] = field(default=())
+
+    def source(self, name: str) -> Source | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+
+def parse_duration(value: object) -> float:
+    """'6h', '1h30m', '90s', '500ms' or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like '6h' or a number of seconds")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError("must be positive")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a duration like '6h' or a number of seconds")
+    text = value.strip().lower()
+    pos, total = 0, 0.0
+    for m in _DURATION_RE.finditer(text):
+        if text[pos : m.start()].strip():
+            break
+        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        pos = m.end()
+    if pos == 0 or text[pos:].strip():
+        raise ValueError(f"invalid duration {value!r} (use e.g. '30s', '15m', '6h', '1d')")
+    if total <= 0:
+        raise ValueError("must be positive")
+    return total
+
+
+class _LineIndex:
+    """Finds the line of a key inside the n-th `[[table]]` or `[table]`, for error messages.
+
+    tomllib keeps no positions, so we scan the text once; good enough for hand-written files.
+    """
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
+
+    def __init__(self, text: str) -> None:
+        self.tables: dict[tuple[str, int], int] = {}
+        self.keys: dict[tuple[str, int, str], int] = {}
+        counts: dict[str, int] = {}
+        current: tuple[str, int] = ("", 0)
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            header = self._HEADER.match(line)
+            if header:
+                name = header.group(2).strip()
+                if header.group(1) == "[[":
+                    counts[name] = counts.get(name, -1) + 1
+                    current = (name, counts[name])
+                else:
+                    current = (name, 0)
+                self.tables.setdefault(current, lineno)
+                continue
+            key = self._KEY.match(line)
+            if key:
+                self.keys.setdefault((*current, key.group(1).strip('"')), lineno)
+
+    def line(self, table: str, index: int, key: str | None = None) -> int | None:
+        if key is not None and (table, index, key) in self.keys:
+            return self.keys[(table, index, key)]
+        return self.tables.get((table, index))
+
+
+class _Collector:
+    """Accumulates problems so that all of them are reported together."""
+
+    def __init__(self, file: str, index: _LineIndex) -> None:
+        self.file = file
+        self.index = index
+        self.problems: list[ConfigProblem] = []
+
+    def add(self, table: str, i: int, key: str | None, label: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.file, self.index.line(table, i, key), label, message))
+
+
+def _str_list(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError("expected a string or a list of strings")
+
+
+def _check_url(url: object) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("expected a URL string")
+    url = url.strip()
+    if "\\" in url or any(ord(c) < 33 for c in url):
+        # Parser differentials (GHSA-rph4-96w6-q594) start with backslashes or control characters.
+        raise ValueError(f"URL contains a backslash, space or control character: {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"only http and https URLs can be watched, not {parts.scheme or url!r}")
+    if not parts.hostname:
+        raise ValueError(f"URL has no host: {url!r}")
+    return url
+
+
+def _check_selector(selector: str) -> str:
+    try:
+        soupsieve.compile(selector)
+    except Exception as exc:  # soupsieve raises several error types for bad syntax
+        raise ValueError(f"invalid CSS selector {selector!r}: {str(exc).splitlines()[0]}") from exc
+    return selector
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
+    return pattern
+
+
+def _as_bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _as_str(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value.strip()
+
+
+def _as_positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _headers(value: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("expected a table of header names to string values")
+    return tuple(sorted(value.items()))
+
+
+_SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "data_dir": lambda v: Path(_as_str(v)),
+    "database_url": _as_str,
+    "user_agent": _as_str,
+    "connect_timeout": parse_duration,
+    "read_timeout": parse_duration,
+    "total_timeout": parse_duration,
+    "max_bytes": _as_positive_int,
+    "interval": parse_duration,
+    "jitter": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
+    "allow_private_addresses": _as_bool,
+    "per_host_delay": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
+}
+
+_SOURCE: dict[str, Callable[[Any], Any]] = {
+    "name": _as_str,
+    "platform": _as_str,
+    "url": _check_url,
+    "kind": lambda v: Kind(v),
+    "select": lambda v: tuple(_check_selector(s) for s in _str_list(v)),
+    "remove": lambda v: tuple(_check_selector(s) for s in _str_list(v)),
+    "ignore": lambda v: tuple(_check_regex(s) for s in _str_list(v)),
+    "interval": parse_duration,
+    "enabled": _as_bool,
+    "headers": _headers,
+    "locale": _as_str,
+    "title": _as_str,
+}
+_REQUIRED_SOURCE = ("name", "platform", "url")
+_KNOWN_TABLES = {"settings", "source"}
+
+
+def _parse_table(
+    raw: Mapping[str, Any],
+    schema: Mapping[str, Callable[[Any], Any]],
+    errors: _Collector,
+    table: str,
+    index: int,
+    label: str,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"{label}.{key}"
+        if key not in schema:
+            errors.add(table, index, key, where, f"unknown key (known: {', '.join(sorted(schema))})")
+            continue
+        try:
+            values[key] = schema[key](value)
+        except ValueError as exc:
+            message = str(exc)
+            if key == "kind":
+                message = f"unknown kind {value!r} (one of: {', '.join(k.value for k in Kind)})"
+            errors.add(table, index, key, where, message)
+    return values
+
+
+def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Parse config text; raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    file = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"at line (\d+)", str(exc))
+        raise ConfigError(
+            [ConfigProblem(file, int(m.group(1)) if m else None, "syntax", str(exc))]
+        ) from None
+    errors = _Collector(file, _LineIndex(text))
+
+    for key in data:
+        if key not in _KNOWN_TABLES:
+            errors.add(key, 0, None, key, f"unknown table (known: {', '.join(sorted(_KNOWN_TABLES))})")
+
+    raw_settings = data.get("settings", {})
+    settings_values: dict[str, Any] = {}
+    if not isinstance(raw_settings, dict):
+        errors.add("settings", 0, None, "settings", "expected a [settings] table")
+    else:
+        settings_values = _parse_table(raw_settings, _SETTINGS, errors, "settings", 0, "settings")
+    if env.get(DATA_ENV):
+        settings_values["data_dir"] = Path(env[DATA_ENV])
+    settings = Settings(**settings_values)
+
+    raw_sources = data.get("source", [])
+    if not isinstance(raw_sources, list):
+        errors.add("source", 0, None, "source", "use [[source]] (an array of tables)")
+        raw_sources = []
+    sources: list[Source] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_sources):
+        label = f"source[{i}]"
+        name = raw.get("name")
+        if isinstance(name, str):
+            label = f"source[{name}]"
+        values = _parse_table(raw, _SOURCE, errors, "source", i, label)
+        missing = [k for k in _REQUIRED_SOURCE if k not in raw]
+        for key in missing:
+            errors.add("source", i, None, f"{label}.{key}", "required key is missing")
+        if "name" in values:
+            if not SLUG_RE.match(values["name"]):
+                errors.add(
+                    "source", i, "name", f"{label}.name",
+                    "must be a slug: lowercase letters, digits, '.', '_', '-' and '/' between parts",
+                )
+            elif values["name"] in seen:
+                errors.add(
+                    "source", i, "name", f"{label}.name",
+                    f"duplicate name (first defined at line {seen[values['name']]})",
+                )
+            else:
+                seen[values["name"]] = errors.index.line("source", i, "name") or 0
+        if not missing and len(values) == len(raw):
+            sources.append(Source(**values))
+
+    if errors.problems:
+        raise ConfigError(errors.problems)
+    return Config(path=path, settings=settings, sources=tuple(sources))
+
+
+def resolve_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """`--config` beats POLICY_MONITOR_CONFIG beats ./sources.toml."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return Path(DEFAULT_CONFIG)
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and parse the config file, naming the file in every error."""
+    resolved = resolve_path(path)
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigProblem(str(resolved), None, "file", "config file not found (use --config or "
+                           f"{CONFIG_ENV})")]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(str(resolved), None, "file", str(exc))]) from None
+    return parse(text, resolved)

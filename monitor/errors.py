@@ -1,0 +1,79 @@
+"""The error tree. The class of an error decides what happens next (retry, back off, give up)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class MonitorError(Exception):
+    """Base of every error the program expects and reports in one line."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in a config file, located so the user can fix it without guessing."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}"
+
+
+class ConfigError(MonitorError):
+    """The config is invalid. Carries every problem found, not just the first."""
+
+    exit_code = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keeps a broken config from looping
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class FailureKind(enum.StrEnum):
+    """How a failed check should be treated by the scheduler."""
+
+    TRANSIENT = "transient"  # try again next cycle: timeouts, 5xx, 429, resets
+    PERMANENT = "permanent"  # the page or URL is wrong: 404, redirect loop, unsupported type
+    BLOCKED = "blocked"  # we were refused: bot protection (403), URL gate
+
+
+class FetchError(MonitorError):
+    """A fetch failed; recorded on the check, never raised out of it."""
+
+    def __init__(
+        self,
+        kind: FailureKind,
+        reason: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.kind = kind
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+class BlockedURLError(FetchError):
+    """The URL gate refused a URL or one of its redirect hops."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(FailureKind.BLOCKED, reason)
+
+
+class ExtractError(MonitorError):
+    """The body could not be turned into text (unsupported type, empty selection)."""
+
+
+class StoreError(MonitorError):
+    """The database refused or is missing something the command needs."""
+
+
+class NotFoundError(MonitorError):
+    """A source, snapshot or change the user named does not exist."""

@@ -1,0 +1,385 @@
+"""Page bytes → normalised, Markdown-like text. Pure: same bytes and source, same text.
+
+Two entry points: `fingerprint()` is a cheap hash of the selected content (lxml, a few ms) that
+lets an unchanged page skip `extract()` (BeautifulSoup, tens of ms on a policy page).
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import lxml.etree
+import lxml.html
+from bs4 import BeautifulSoup, Comment, NavigableString, Tag, UnicodeDammit
+from bs4.element import CData, Declaration, Doctype, ProcessingInstruction
+from lxml.cssselect import CSSSelector
+
+from monitor.config import Source
+from monitor.errors import ExtractError
+
+# Bump when the output of extract() changes for the same input, so fingerprints stop matching.
+EXTRACTOR_VERSION = "1"
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
+TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown"})
+_DROP = ("script", "style", "noscript", "svg", "template", "iframe", "object", "embed",
+         "canvas", "head", "input", "select", "textarea", "button", "audio", "video", "map")
+_BLOCKS = frozenset({
+    "p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "blockquote",
+    "figure", "figcaption", "address", "details", "summary", "dl", "dt", "dd", "form",
+    "fieldset", "legend", "body", "html", "center", "caption", "hgroup", "label",
+})
+_HEADINGS = {f"h{i}": i for i in range(1, 7)}
+_SPACE_RE = re.compile(r"[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+_INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+_HIDDEN_STYLE_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+_LATIN1_FAMILY = {"iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii", "windows-1252", "cp1252"}
+_ATTR_NAME_RE = re.compile(rb"\s([a-zA-Z_:][-a-zA-Z0-9_:.]*)=")
+_FINGERPRINT_ATTRS = frozenset({"href", "hidden", "style", "alt"})  # the ones extract() reads
+_TRACKING_PARAMS = re.compile(r"^(utm_\w+|trk|trkinfo|fbclid|gclid|mc_cid|mc_eid|_hsenc|_hsmi|lipi)$", re.I)
+
+
+def _valid_codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None  # "charset=foobar" is treated as if no charset were declared
+
+
+def decode(body: bytes, charset: str | None, *, is_html: bool) -> str:
+    """Header charset, then <meta>, then detection; a Latin-1 label on valid UTF-8 loses.
+
+    Servers often label UTF-8 pages as ISO-8859-1 (the old HTTP default). Valid multi-byte
+    UTF-8 is almost never intended as Latin-1, so we trust the bytes over that one label.
+    """
+    declared = _valid_codec(charset)
+    if declared:
+        if declared.replace("_", "-") in _LATIN1_FAMILY or declared in ("latin-1", "cp1252", "ascii"):
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+            else:
+                return text
+        return body.decode(declared, errors="replace")
+    if body.startswith(codecs.BOM_UTF8):
+        return body[3:].decode("utf-8", errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    dammit = UnicodeDammit(body, is_html=is_html)
+    if dammit.unicode_markup is not None:
+        return dammit.unicode_markup
+    return body.decode("utf-8", errors="replace")
+
+
+def _check_type(body: bytes, content_type: str) -> str:
+    """'html' or 'text'; anything else is a clear, recorded failure."""
+    if b"\x00" in body[:8192]:
+        raise ExtractError(f"binary body (content type {content_type or 'unknown'})")
+    if content_type in TEXT_TYPES:
+        return "text"
+    if content_type in HTML_TYPES:
+        return "html"
+    raise ExtractError(f"unsupported content type {content_type}")
+
+
+@lru_cache(maxsize=1024)
+def _lxml_selector(css: str) -> CSSSelector | None:
+    try:
+        return CSSSelector(css)
+    except Exception:  # cssselect cannot translate every selector soupsieve accepts
+        return None
+
+
+def fingerprint(body: bytes, content_type: str, charset: str | None, source: Source) -> str:
+    """A hash that is equal whenever extract() would give equal text; cheap to compute.
+
+    Serialises only the selected subtrees (scripts and styles stripped), so per-request noise
+    outside the selection — tokens, timestamps, "related articles" — leaves it unchanged.
+    When a selector cannot be evaluated by lxml it falls back to the whole body, which is
+    always safe: the fingerprint then just changes more often than the text.
+    """
+    h = hashlib.sha256()
+    h.update(f"{EXTRACTOR_VERSION}\0{source.extraction_key()}\0{content_type}\0{charset}\0".encode())
+    if _check_type(body, content_type) == "text":
+        h.update(body)
+        return h.hexdigest()
+    selectors = [_lxml_selector(s) for s in source.select]
+    if any(s is None for s in selectors) or not body.strip():
+        h.update(body)
+        return h.hexdigest()
+    try:
+        parser = lxml.html.HTMLParser(encoding=_valid_codec(charset), remove_comments=True)
+        root = lxml.html.document_fromstring(body, parser=parser)
+    except (lxml.etree.ParserError, ValueError):
+        h.update(body)
+        return h.hexdigest()
+    lxml.etree.strip_elements(root, "script", "style", "noscript", "template", with_tail=False)
+    elements = [el for sel in selectors if sel is not None for el in sel(root)] if selectors else [root]
+    for el in elements:
+        # Drop attributes extract() never reads (generated ids, aria state, data-*), which
+        # rotate on every request on many sites. Finding their names with a regex over the
+        # serialisation and stripping them in C is ~5x cheaper than walking the tree in Python;
+        # a name that only looks like an attribute in text is harmless to strip.
+        serialised = lxml.etree.tostring(el, encoding="utf-8", with_tail=False)
+        names = {n.decode("ascii", "replace") for n in _ATTR_NAME_RE.findall(serialised)}
+        lxml.etree.strip_attributes(el, *(names - _FINGERPRINT_ATTRS))
+        h.update(lxml.etree.tostring(el, encoding="utf-8", with_tail=False))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def extract(
+    body: bytes,
+    content_type: str,
+    charset: str | None,
+    source: Source,
+    base_url: str | None = None,
+) -> str:
+    """The normalised text of a page: what is compared, stored and shown."""
+    kind = _check_type(body, content_type)
+    text = decode(body, charset, is_html=kind == "html")
+    out = normalize_text(text) if kind == "text" else _html_to_text(text, source, base_url or source.url)
+    out = apply_ignore(out, source.ignore)
+    if not out.strip():
+        raise ExtractError("no text left after extraction (empty page or selectors remove everything)")
+    return out
+
+
+def normalize_inline(text: str) -> str:
+    text = _INVISIBLE_RE.sub("", text)
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+def normalize_text(text: str) -> str:
+    """Plain text and Markdown: NFC, no trailing spaces, at most one blank line in a row."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    lines: list[str] = []
+    for raw in text.split("\n"):
+        indent = len(raw) - len(raw.lstrip(" \t"))
+        body = normalize_inline(raw)
+        line = (" " * min(indent, 8) + body) if body else ""
+        if not line and (not lines or not lines[-1]):
+            continue
+        lines.append(line)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def apply_ignore(text: str, patterns: Iterable[str]) -> str:
+    compiled = [re.compile(p) for p in patterns]
+    if not compiled:
+        return text
+    kept = [line for line in text.split("\n") if not any(p.search(line) for p in compiled)]
+    return normalize_text("\n".join(kept))
+
+
+def clean_link(href: str, base_url: str) -> str | None:
+    """Absolute http(s) link without tracking parameters, or None for anything else.
+
+    javascript:, data: and mailto-less oddities are dropped so that they never reach a
+    renderer as a live link; mailto: is kept because opt-out addresses matter.
+    """
+    href = href.strip()
+    if not href or href.startswith("#"):
+        return None
+    absolute = urljoin(base_url, href)
+    parts = urlsplit(absolute)
+    if parts.scheme == "mailto":
+        return absolute
+    if parts.scheme not in ("http", "https"):
+        return None
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if not _TRACKING_PARAMS.match(k)])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _hidden(tag: Tag) -> bool:
+    attrs = tag.attrs
+    if not attrs:
+        return False
+    # aria-hidden is deliberately not "hidden": policy pages (LinkedIn's among them) put whole
+    # sections in collapsed accordions marked aria-hidden="true" until a click.
+    if "hidden" in attrs:
+        return True
+    style = attrs.get("style")
+    return bool(style and _HIDDEN_STYLE_RE.search(str(style)))
+
+
+class _Renderer:
+    """Walks a tree once and emits Markdown-like blocks."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.blocks: list[tuple[str, str]] = []
+        self.inline: list[str] = []
+        self.prefix = ""
+        self.kind = "p"
+
+    def flush(self) -> None:
+        text = normalize_inline("".join(self.inline))
+        self.inline = []
+        if text:
+            self.blocks.append((self.kind, self.prefix + text))
+        self.prefix, self.kind = "", "p"
+
+    def walk(self, node: Tag, depth: int = 0) -> None:
+        for child in node.children:
+            if isinstance(child, Tag):
+                self.element(child, depth)
+            elif isinstance(child, (Comment, CData, ProcessingInstruction, Declaration, Doctype)):
+                continue
+            elif isinstance(child, NavigableString):
+                self.inline.append(str(child))
+
+    def element(self, tag: Tag, depth: int) -> None:
+        name = tag.name
+        if _hidden(tag):
+            return
+        if name in _HEADINGS:
+            self.flush()
+            self.walk(tag, depth)
+            self.prefix, self.kind = "#" * _HEADINGS[name] + " ", "h"
+            self.flush()
+        elif name in ("ul", "ol", "menu"):
+            self.flush()
+            for i, item in enumerate(tag.find_all("li", recursive=False), start=1):
+                if _hidden(item):
+                    continue
+                marker = f"{i}." if name == "ol" else "-"
+                self.list_item(item, "  " * depth + marker + " ", depth)
+            # Text directly inside the list (invalid but common) still counts.
+            for child in tag.children:
+                if isinstance(child, Tag) and child.name != "li":
+                    self.element(child, depth)
+            self.flush()
+        elif name == "li":
+            self.list_item(tag, "  " * depth + "- ", depth)
+        elif name == "table":
+            self.flush()
+            self.table(tag)
+        elif name == "br":
+            self.inline.append("\n")
+            # A <br> splits a block into lines; keep them as separate lines of one block.
+            self.flush_line()
+        elif name == "pre":
+            self.flush()
+            text = tag.get_text()
+            lines = [ln.rstrip() for ln in text.split("\n")]
+            self.blocks.append(("pre", "\n".join(ln for ln in lines if ln.strip())))
+        elif name == "hr":
+            self.flush()
+            self.blocks.append(("p", "---"))
+        elif name == "a":
+            href = tag.get("href")
+            start = len(self.inline)
+            self.walk(tag, depth)
+            link = clean_link(str(href), self.base_url) if isinstance(href, str) else None
+            label = normalize_inline("".join(self.inline[start:]))
+            if link and label:
+                self.inline[start:] = [f"[{label}]({link})"]
+        elif name == "img":
+            alt = tag.get("alt")
+            if isinstance(alt, str) and alt.strip():
+                self.inline.append(f" {alt.strip()} ")
+        elif name in _BLOCKS:
+            self.flush()
+            self.walk(tag, depth)
+            self.flush()
+        else:
+            self.walk(tag, depth)
+
+    def flush_line(self) -> None:
+        """End the current line inside a block without losing its prefix."""
+        prefix, kind = self.prefix, self.kind
+        text = normalize_inline("".join(self.inline))
+        self.inline = []
+        if text:
+            self.blocks.append((kind if kind != "p" else "br", prefix + text))
+        self.prefix, self.kind = "", kind if kind != "p" else "br"
+
+    def list_item(self, item: Tag, prefix: str, depth: int) -> None:
+        self.flush()
+        self.prefix, self.kind = prefix, "li"
+        for child in item.children:
+            if isinstance(child, Tag) and child.name in ("ul", "ol"):
+                self.prefix, self.kind = self.prefix or " " * len(prefix), "li"
+                self.flush()
+                self.element(child, depth + 1)
+                self.prefix, self.kind = "", "li"
+            elif isinstance(child, Tag):
+                if child.name in _BLOCKS or child.name in _HEADINGS:
+                    # Paragraphs inside an item are part of the item, not new blocks.
+                    self.walk(child, depth)
+                    self.inline.append(" ")
+                else:
+                    self.element(child, depth)
+                if self.kind != "li":
+                    self.kind = "li"
+            elif isinstance(child, NavigableString) and not isinstance(child, Comment):
+                self.inline.append(str(child))
+        if not self.prefix and self.inline and normalize_inline("".join(self.inline)):
+            self.prefix = "  " * depth + "  "
+        self.kind = "li"
+        self.flush()
+
+    def table(self, table: Tag) -> None:
+        for row in table.find_all("tr"):
+            if row.find_parent("table") is not table or _hidden(row):
+                continue
+            cells = []
+            for cell in row.find_all(["td", "th"], recursive=False):
+                sub = _Renderer(self.base_url)
+                sub.walk(cell)
+                sub.flush()
+                cells.append(" ".join(text for _, text in sub.blocks).replace("|", "\\|"))
+            if any(cells):
+                self.blocks.append(("tr", "| " + " | ".join(cells) + " |"))
+
+    def text(self) -> str:
+        self.flush()
+        out: list[str] = []
+        previous = ""
+        for kind, block in self.blocks:
+            if out:
+                tight = kind == previous and kind in ("li", "tr", "br")
+                out.append("\n" if tight else "\n\n")
+            out.append(block)
+            previous = kind
+        return "".join(out)
+
+
+def _html_to_text(markup: str, source: Source, base_url: str) -> str:
+    soup = BeautifulSoup(markup, "lxml")
+    roots: list[Tag] = []
+    for css in source.select:
+        roots.extend(el for el in soup.select(css) if el not in roots)
+    if source.select and not roots:
+        raise ExtractError(f"selector {', '.join(source.select)!r} matched nothing on the page")
+    if not roots:
+        roots = [soup.body or soup]
+    for root in roots:
+        for el in root.find_all(_DROP):
+            el.decompose()
+        for css in source.remove:
+            for el in root.select(css):
+                el.decompose()
+    renderer = _Renderer(base_url)
+    try:
+        for root in roots:
+            renderer.flush()
+            renderer.element(root, 0) if root.name not in ("[document]",) else renderer.walk(root)
+    except RecursionError:
+        raise ExtractError("page is nested too deeply to extract") from None
+    return normalize_text(unicodedata.normalize("NFC", renderer.text()))

@@ -1,0 +1,270 @@
+"""One polite HTTP GET → bytes + metadata. Never parses HTML; never lets requests guess a charset.
+
+Every failure leaves as a FetchError whose kind (transient / permanent / blocked) tells the
+scheduler what to do next.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urljoin
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from monitor.config import Settings
+from monitor.errors import BlockedURLError, FailureKind, FetchError
+from monitor.urlgate import URLGate
+
+MAX_REDIRECTS = 10
+RETRY_AFTER_CAP = 6 * 3600.0  # a host asking for more than this just waits for the next cycle
+_REDIRECTS = {301, 302, 303, 307, 308}
+_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What the server answered. `body` is empty for a 304."""
+
+    url: str
+    status: int
+    body: bytes
+    content_type: str
+    charset: str | None
+    etag: str | None
+    last_modified: str | None
+    elapsed: float
+    redirects: tuple[str, ...] = ()
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """RFC 9110 §10.2.3: delta-seconds or an HTTP-date; garbage counts as absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), RETRY_AFTER_CAP)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = time.time() if now is None else now
+    return min(max(when.timestamp() - now, 0.0), RETRY_AFTER_CAP)
+
+
+def split_content_type(header: str | None) -> tuple[str, str | None]:
+    """'text/html; charset=UTF-8' → ('text/html', 'utf-8')."""
+    if not header:
+        return "", None
+    parts = [p.strip() for p in header.split(";")]
+    media = parts[0].lower()
+    charset = None
+    for param in parts[1:]:
+        key, _, val = param.partition("=")
+        if key.strip().lower() == "charset" and val.strip():
+            charset = val.strip().strip("\"'").lower()
+    return media, charset
+
+
+class Fetcher:
+    """Holds one pooled session; safe to share between threads for independent requests."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        gate: URLGate | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.gate = gate or URLGate(settings.allow_private_addresses)
+        self.clock = clock
+        self.session = requests.Session()
+        self.session.trust_env = False  # a stray HTTP(S)_PROXY must not reroute around the gate
+        self.session.max_redirects = MAX_REDIRECTS
+        adapter = HTTPAdapter(pool_connections=32, pool_maxsize=32, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        locale: str | None = None,
+    ) -> FetchResult:
+        """GET the URL, following at most 10 redirects, each one re-checked by the gate."""
+        start = self.clock()
+        deadline = start + self.settings.total_timeout
+        request_headers = {
+            "User-Agent": self.settings.user_agent,
+            "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,text/markdown;q=0.9,*/*;q=0.1",
+            "Accept-Encoding": "gzip, deflate",
+        }
+        if locale:
+            request_headers["Accept-Language"] = locale
+        if etag:
+            request_headers["If-None-Match"] = etag
+        if last_modified:
+            request_headers["If-Modified-Since"] = last_modified
+        request_headers.update(headers or {})
+
+        hops: list[str] = []
+        current = url
+        while True:
+            self._gate(current)
+            response = self._get(current, request_headers, deadline)
+            try:
+                self._check_peer(response, current)
+                if response.status_code in _REDIRECTS and response.headers.get("Location"):
+                    nxt = urljoin(current, response.headers["Location"])
+                    if nxt in hops or nxt == current or len(hops) >= MAX_REDIRECTS:
+                        raise FetchError(
+                            FailureKind.PERMANENT,
+                            f"redirect loop or more than {MAX_REDIRECTS} redirects (last: {nxt})",
+                            status=response.status_code,
+                        )
+                    hops.append(current)
+                    current = nxt
+                    continue
+                return self._finish(response, current, tuple(hops), start, deadline)
+            finally:
+                response.close()
+
+    def _gate(self, url: str) -> None:
+        try:
+            self.gate.check(url)
+        except ConnectionError as exc:
+            raise FetchError(FailureKind.TRANSIENT, str(exc)) from None
+
+    def _get(self, url: str, headers: Mapping[str, str], deadline: float) -> requests.Response:
+        remaining = deadline - self.clock()
+        if remaining <= 0:
+            raise FetchError(FailureKind.TRANSIENT, "total deadline exceeded")
+        timeout = (
+            min(self.settings.connect_timeout, remaining),
+            min(self.settings.read_timeout, remaining),
+        )
+        try:
+            return self.session.get(
+                url, headers=dict(headers), timeout=timeout, stream=True, allow_redirects=False
+            )
+        except requests.exceptions.Timeout:
+            raise FetchError(FailureKind.TRANSIENT, f"timed out after {timeout[1]:g}s") from None
+        except requests.exceptions.SSLError as exc:
+            raise FetchError(FailureKind.PERMANENT, f"TLS error: {_short(exc)}") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise FetchError(FailureKind.TRANSIENT, f"connection failed: {_short(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise FetchError(FailureKind.PERMANENT, f"request failed: {_short(exc)}") from None
+
+    def _check_peer(self, response: requests.Response, url: str) -> None:
+        """Re-check the address actually connected to, so DNS rebinding cannot slip through."""
+        conn = getattr(response.raw, "_connection", None)
+        sock = getattr(conn, "sock", None)
+        if sock is None:
+            return
+        try:
+            peer = sock.getpeername()[0]
+        except OSError:
+            return
+        host = requests.utils.urlparse(url).hostname or url
+        try:
+            self.gate.check_addresses(host, [peer])
+        except BlockedURLError:
+            raise
+
+    def _finish(
+        self,
+        response: requests.Response,
+        url: str,
+        hops: tuple[str, ...],
+        start: float,
+        deadline: float,
+    ) -> FetchResult:
+        status = response.status_code
+        media, charset = split_content_type(response.headers.get("Content-Type"))
+        etag = response.headers.get("ETag")
+        last_modified = response.headers.get("Last-Modified")
+        if status == 304:
+            return FetchResult(url, 304, b"", media, charset, etag, last_modified,
+                               self.clock() - start, hops)
+        if status >= 400 or status < 200 or status in _REDIRECTS:
+            raise self._status_error(response)
+        body = self._read_body(response, deadline)
+        return FetchResult(url, status, body, media, charset, etag, last_modified,
+                           self.clock() - start, hops)
+
+    def _status_error(self, response: requests.Response) -> FetchError:
+        status = response.status_code
+        reason = f"HTTP {status} {response.reason or ''}".strip()
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status in _TRANSIENT_STATUS:
+            kind = FailureKind.TRANSIENT
+        elif status in (401, 403, 451):
+            kind = FailureKind.BLOCKED
+            if status == 403:
+                reason += " (probably bot protection)"
+        else:
+            kind = FailureKind.PERMANENT
+        if status in _REDIRECTS:
+            reason = f"HTTP {status} redirect without a Location header"
+        return FetchError(kind, reason, status=status, retry_after=retry_after)
+
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        """Stream the decoded body under a byte cap and a total deadline (also stops gzip bombs)."""
+        limit = self.settings.max_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit and "Content-Encoding" not in response.headers:
+            raise FetchError(
+                FailureKind.PERMANENT,
+                f"body too large: {int(declared)} bytes declared, limit is {limit}",
+                status=response.status_code,
+            )
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise FetchError(
+                        FailureKind.PERMANENT,
+                        f"body too large: more than {limit} bytes",
+                        status=response.status_code,
+                    )
+                if self.clock() > deadline:
+                    raise FetchError(FailureKind.TRANSIENT, "total deadline exceeded while reading")
+                chunks.append(chunk)
+        except requests.exceptions.RequestException as exc:
+            raise FetchError(
+                FailureKind.TRANSIENT, f"body incomplete: {_short(exc)}", status=response.status_code
+            ) from None
+        return b"".join(chunks)
+
+
+def _short(exc: BaseException) -> str:
+    """The innermost useful message of a requests/urllib3 exception, one line."""
+    text = str(exc)
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text.strip("()'\" ").splitlines()[0][:300] if text else type(exc).__name__
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,219 @@
+"""Read-only views of stored history for the CLI (and later the web UI). Never writes.
+
+Values come back as frozen dataclasses with `to_dict()` so every listing has a `--json` form
+with the same fields as its table form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from monitor import diff as difflib
+from monitor.blobstore import DatabaseBlobStore
+from monitor.errors import NotFoundError
+from monitor.models import Change, Check, Snapshot, SourceRow
+from monitor.store import Store
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    name: str
+    platform: str
+    kind: str
+    url: str
+    enabled: bool
+    in_config: bool
+    last_check_at: datetime | None
+    last_outcome: str | None
+    last_change_at: datetime | None
+    consecutive_failures: int
+    versions: int
+    checks: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["last_check_at"], d["last_change_at"] = _iso(self.last_check_at), _iso(self.last_change_at)
+        return d
+
+
+@dataclass(frozen=True)
+class Version:
+    """One entry in a source's history: the baseline, or the result of one change."""
+
+    snapshot_id: int
+    seen_at: datetime
+    sha256: str
+    size: int
+    raw_size: int | None
+    change_id: int | None
+    words_added: int
+    words_removed: int
+    reextracted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seen_at"] = _iso(self.seen_at)
+        return d
+
+
+@dataclass(frozen=True)
+class ChangeSummary:
+    id: int
+    source: str
+    platform: str
+    detected_at: datetime
+    from_snapshot_id: int
+    to_snapshot_id: int
+    words_added: int
+    words_removed: int
+    sentences_added: int
+    sentences_removed: int
+    reextracted: bool
+    labels: list[str] | None
+    severity: str | None
+    added_sentences: list[str]
+    removed_sentences: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["detected_at"] = _iso(self.detected_at)
+        return d
+
+
+def sources(store: Store) -> list[SourceSummary]:
+    with store.read() as s:
+        versions = dict(s.execute(
+            select(Snapshot.source_id, func.count()).join(
+                SourceRow, (SourceRow.id == Snapshot.source_id)
+                & (SourceRow.generation == Snapshot.generation))
+            .group_by(Snapshot.source_id)).tuples().all())
+        checks = dict(s.execute(
+            select(Check.source_id, func.count()).group_by(Check.source_id)).tuples().all())
+        rows = s.scalars(select(SourceRow).order_by(SourceRow.platform, SourceRow.name)).all()
+        return [
+            SourceSummary(
+                name=r.name, platform=r.platform, kind=r.kind, url=r.url, enabled=r.enabled,
+                in_config=r.in_config, last_check_at=r.last_check_at, last_outcome=r.last_outcome,
+                last_change_at=r.last_change_at, consecutive_failures=r.consecutive_failures,
+                versions=versions.get(r.id, 0), checks=checks.get(r.id, 0),
+            )
+            for r in rows
+        ]
+
+
+def versions(store: Store, name: str) -> list[Version]:
+    """Baseline first, then one entry per change, in the order they were seen."""
+    with store.read() as s:
+        row = store.source_row(s, name)
+        changes = s.scalars(
+            select(Change).where(Change.source_id == row.id, Change.generation == row.generation)
+            .order_by(Change.detected_at, Change.id)).all()
+        snaps = {sn.id: sn for sn in s.scalars(select(Snapshot).where(
+            Snapshot.source_id == row.id, Snapshot.generation == row.generation))}
+        out: list[Version] = []
+        if not snaps:
+            return out
+        first = snaps[changes[0].from_snapshot_id] if changes else min(
+            snaps.values(), key=lambda sn: (sn.first_seen_at, sn.id))
+        out.append(Version(first.id, first.first_seen_at, first.sha256, first.text_size,
+                           first.raw_size, None, 0, 0, False))
+        for ch in changes:
+            sn = snaps[ch.to_snapshot_id]
+            out.append(Version(sn.id, ch.detected_at, sn.sha256, sn.text_size, sn.raw_size, ch.id,
+                               ch.words_added, ch.words_removed, ch.reextracted))
+        return out
+
+
+def snapshot(store: Store, snapshot_id: int) -> tuple[Snapshot, str]:
+    with store.read() as s:
+        snap = s.get(Snapshot, snapshot_id)
+        if snap is None:
+            raise NotFoundError(f"no snapshot with id {snapshot_id}")
+        return snap, DatabaseBlobStore(s).get(snap.text_blob).decode("utf-8")
+
+
+def raw(store: Store, snapshot_id: int) -> tuple[Snapshot, bytes]:
+    with store.read() as s:
+        snap = s.get(Snapshot, snapshot_id)
+        if snap is None:
+            raise NotFoundError(f"no snapshot with id {snapshot_id}")
+        if snap.raw_blob is None:
+            raise NotFoundError(f"snapshot {snapshot_id} has no stored raw body")
+        return snap, DatabaseBlobStore(s).get(snap.raw_blob)
+
+
+def changes(
+    store: Store,
+    source: str | None = None,
+    since: datetime | None = None,
+    include_reextracted: bool = False,
+    limit: int | None = None,
+) -> list[ChangeSummary]:
+    with store.read() as s:
+        q = (select(Change, SourceRow).join(SourceRow, SourceRow.id == Change.source_id)
+             .where(Change.generation == SourceRow.generation))
+        if source:
+            store.source_row(s, source)
+            q = q.where(SourceRow.name == source)
+        if since:
+            q = q.where(Change.detected_at >= since)
+        if not include_reextracted:
+            q = q.where(Change.reextracted.is_(False))
+        q = q.order_by(Change.detected_at.desc(), Change.id.desc())
+        if limit:
+            q = q.limit(limit)
+        out = []
+        for ch, src in s.execute(q).tuples():
+            d = ch.diff
+            out.append(ChangeSummary(
+                id=ch.id, source=src.name, platform=src.platform, detected_at=ch.detected_at,
+                from_snapshot_id=ch.from_snapshot_id, to_snapshot_id=ch.to_snapshot_id,
+                words_added=ch.words_added, words_removed=ch.words_removed,
+                sentences_added=ch.sentences_added, sentences_removed=ch.sentences_removed,
+                reextracted=ch.reextracted, labels=ch.labels, severity=ch.severity,
+                added_sentences=list(d.get("added_sentences", [])),
+                removed_sentences=list(d.get("removed_sentences", [])),
+            ))
+        return out
+
+
+def diff_between(
+    store: Store, name: str, from_id: int | None = None, to_id: int | None = None
+) -> tuple[int, int, difflib.Diff]:
+    """The diff of two snapshots of a source; by default its latest change."""
+    with store.read() as s:
+        row = store.source_row(s, name)
+        if from_id is None and to_id is None:
+            latest = s.scalars(select(Change).where(
+                Change.source_id == row.id, Change.generation == row.generation)
+                .order_by(Change.detected_at.desc(), Change.id.desc()).limit(1)).first()
+            if latest is None:
+                raise NotFoundError(f"source {name!r} has no changes yet")
+            return latest.from_snapshot_id, latest.to_snapshot_id, difflib.Diff.from_dict(latest.diff)
+        if to_id is None:
+            to_id = row.current_snapshot_id
+        if from_id is None:
+            prior = s.scalars(select(Change).where(
+                Change.source_id == row.id, Change.to_snapshot_id == to_id)
+                .order_by(Change.detected_at.desc()).limit(1)).first()
+            if prior is None:
+                raise NotFoundError(f"snapshot {to_id} has no earlier version to compare with")
+            from_id = prior.from_snapshot_id
+        blobs = DatabaseBlobStore(s)
+        texts = []
+        for sid in (from_id, to_id):
+            snap = s.get(Snapshot, sid) if sid is not None else None
+            if snap is None or snap.source_id != row.id:
+                raise NotFoundError(f"snapshot {sid} is not a version of {name!r}")
+            texts.append(blobs.get(snap.text_blob).decode("utf-8"))
+        assert from_id is not None
+        assert to_id is not None
+        return from_id, to_id, difflib.compute(texts[0], texts[1])

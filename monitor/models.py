@@ -1,0 +1,202 @@
+"""SQLAlchemy tables: Alembic's target metadata. Every change here needs a migration.
+
+History is append-only: snapshots and changes are never updated in place except their
+`last_seen_at`; a source removed from the config is disabled, never deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on SQLite (which has no tz) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class CompressedJSON(TypeDecorator[dict[str, Any]]):
+    """JSON stored zlib-compressed: diffs of whole-page rewrites are large and mostly text."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: dict[str, Any] | None, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        return zlib.compress(json.dumps(value, ensure_ascii=False).encode("utf-8"), 6)
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        result: dict[str, Any] = json.loads(zlib.decompress(value))
+        return result
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class Blob(Base):
+    """Content-addressed, compressed bytes. `base` names the blob this one is a delta against."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    codec: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(Integer)
+    base: Mapped[str | None] = mapped_column(String(64), ForeignKey("blobs.sha256"))
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SourceRow(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    platform: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(300))
+    url: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    in_config: Mapped[bool] = mapped_column(Boolean, default=True)
+    extraction_key: Mapped[str] = mapped_column(Text, default="")
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    # Validators and fingerprint of the last successful fetch, for conditional GET and for
+    # skipping extraction when the selected content did not change.
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    current_snapshot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("snapshots.id", use_alter=True)
+    )
+    last_check_at: Mapped[datetime | None]
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+    last_change_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Snapshot(Base):
+    """One distinct normalised text of a source (per extraction generation)."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (UniqueConstraint("source_id", "generation", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64))
+    text_blob: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    raw_blob: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    charset: Mapped[str | None] = mapped_column(String(40))
+    url: Mapped[str | None] = mapped_column(Text)
+    text_size: Mapped[int] = mapped_column(Integer)
+    raw_size: Mapped[int | None] = mapped_column(Integer)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class Check(Base):
+    """Every attempt, successful or not. Kept small: one per source per interval, for years."""
+
+    __tablename__ = "checks"
+    __table_args__ = (Index("ix_checks_source_started", "source_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    started_at: Mapped[datetime]
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    failure_kind: Mapped[str | None] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    bytes: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
+
+
+class Change(Base):
+    """A transition between two snapshots of one source; the classifier fills the nullable columns."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_source_detected", "source_id", "detected_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    from_snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"))
+    to_snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"))
+    check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"))
+    detected_at: Mapped[datetime] = mapped_column(index=True)
+    # True for changes rebuilt by `reextract`: history, not news, so never alerted.
+    reextracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    diff: Mapped[dict[str, Any]] = mapped_column(CompressedJSON)
+    words_added: Mapped[int] = mapped_column(Integer)
+    words_removed: Mapped[int] = mapped_column(Integer)
+    sentences_added: Mapped[int] = mapped_column(Integer)
+    sentences_removed: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[list[str] | None] = mapped_column(JSON)
+    severity: Mapped[str | None] = mapped_column(String(16))
+    findings: Mapped[dict[str, Any] | None]
+
+
+class Reextraction(Base):
+    """A record that a source's history was rebuilt from raw bodies under new selectors."""
+
+    __tablename__ = "reextractions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    at: Mapped[datetime]
+    from_generation: Mapped[int] = mapped_column(Integer)
+    to_generation: Mapped[int] = mapped_column(Integer)
+    extraction_key: Mapped[str] = mapped_column(Text)
+    versions: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer)

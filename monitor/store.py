@@ -1,0 +1,443 @@
+"""The only writer. Sessions, transactions, dedupe by hash, migrations.
+
+SQLite runs in WAL mode with synchronous=FULL (a committed check survives power loss) and every
+write transaction starts with BEGIN IMMEDIATE, so a transaction that reads before it writes
+waits for the lock instead of failing with SQLITE_BUSY. PostgreSQL uses the same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor import config as cfg
+from monitor.blobstore import DatabaseBlobStore, sha256
+from monitor.diff import Diff
+from monitor.errors import FailureKind, NotFoundError, StoreError
+from monitor.models import Change, Check, Reextraction, Snapshot, SourceRow
+
+ALEMBIC_DIRS = (
+    Path(__file__).parent / "_alembic",  # installed wheel
+    Path(__file__).parent.parent / "alembic",  # source checkout / editable install
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def alembic_dir() -> Path:
+    for candidate in ALEMBIC_DIRS:
+        if (candidate / "env.py").exists():
+            return candidate
+    raise StoreError("alembic migrations not found next to the monitor package")
+
+
+def _sqlite_engine(url: str, *, writer: bool) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (SQLAlchemy's SQLite recipe)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=FULL")
+        if writer:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What a check needs to know about a source before fetching it."""
+
+    id: int
+    etag: str | None
+    last_modified: str | None
+    fingerprint: str | None
+    current_snapshot_id: int | None
+    current_sha256: str | None
+    current_text_blob: str | None
+    current_raw_blob: str | None
+    generation: int
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A new text of a page, ready to store with its diff against the current one."""
+
+    text: str
+    sha256: str
+    raw: bytes
+    content_type: str
+    charset: str | None
+    url: str
+    etag: str | None
+    last_modified: str | None
+    fingerprint: str
+    diff: Diff | None
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    check_id: int
+    outcome: str
+    snapshot_id: int | None = None
+    change_id: int | None = None
+
+
+class Store:
+    """Owns the engines; hands out write and read sessions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = _sqlite_engine(url, writer=True)
+            self.read_engine = _sqlite_engine(url, writer=False)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+            self.read_engine = self.engine
+        self._writer = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = sessionmaker(self.read_engine, expire_on_commit=False)
+        # One writer at a time inside a process: SQLite allows one anyway, and queueing here is
+        # cheaper than spinning on busy_timeout.
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: cfg.Settings) -> Store:
+        return cls(settings.database)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction: commits on success, rolls back everything on any exception."""
+        with self._write_lock, self._writer() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._reader() as session, session.begin():
+            yield session
+
+    # ---- schema ------------------------------------------------------------------------
+
+    def alembic_config(self) -> Any:
+        from alembic.config import Config as AlembicConfig
+
+        conf = AlembicConfig()
+        conf.set_main_option("script_location", str(alembic_dir()))
+        conf.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        conf.attributes["engine"] = self.engine
+        return conf
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+
+    def upgrade(self, backup_dir: Path | None = None) -> str | None:
+        """`alembic upgrade head`, backing up a non-empty SQLite database first."""
+        from alembic import command
+
+        current, head = self.current_revision(), self.head_revision()
+        if current == head:
+            return head
+        if current is not None and self.is_sqlite and backup_dir is not None:
+            backup_dir.mkdir(parents=True, exist_ok=True)
+            target = backup_dir / f"monitor-{current}-{utcnow():%Y%m%dT%H%M%SZ}.db"
+            # VACUUM INTO copies a consistent image; a file copy of a live WAL db would not.
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("VACUUM INTO ?", (str(target),))
+        command.upgrade(self.alembic_config(), "head")
+        return head
+
+    def require_schema(self) -> None:
+        try:
+            current = self.current_revision()
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the database: {exc.orig}") from None
+        if current is None:
+            raise StoreError("the database is not initialised; run `policy-monitor init`")
+        if current != self.head_revision():
+            raise StoreError("the database schema is out of date; run `policy-monitor db upgrade`")
+
+    def table_names(self) -> list[str]:
+        return sorted(inspect(self.engine).get_table_names())
+
+    # ---- sources -----------------------------------------------------------------------
+
+    def sync_sources(self, sources: Sequence[cfg.Source]) -> None:
+        """Make the sources table match the config by name; never delete history."""
+        now = utcnow()
+        with self.write() as s:
+            rows = {r.name: r for r in s.scalars(select(SourceRow))}
+            for src in sources:
+                row = rows.pop(src.name, None)
+                if row is None:
+                    row = SourceRow(name=src.name, created_at=now, generation=0,
+                                    consecutive_failures=0, extraction_key=src.extraction_key())
+                    s.add(row)
+                row.platform, row.title, row.url, row.kind = src.platform, src.title, src.url, src.kind
+                row.enabled, row.in_config, row.updated_at = src.enabled, True, now
+                if not row.extraction_key:
+                    row.extraction_key = src.extraction_key()
+            for row in rows.values():  # gone from the config: disabled, history kept
+                if row.in_config or row.enabled:
+                    row.in_config, row.enabled, row.updated_at = False, False, now
+
+    def source_row(self, session: Session, name: str) -> SourceRow:
+        row = session.scalar(select(SourceRow).where(SourceRow.name == name))
+        if row is None:
+            raise NotFoundError(f"no source named {name!r} in the database")
+        return row
+
+    def state(self, name: str) -> SourceState:
+        with self.read() as s:
+            row = self.source_row(s, name)
+            snap = s.get(Snapshot, row.current_snapshot_id) if row.current_snapshot_id else None
+            return SourceState(
+                id=row.id, etag=row.etag, last_modified=row.last_modified,
+                fingerprint=row.fingerprint, current_snapshot_id=row.current_snapshot_id,
+                current_sha256=snap.sha256 if snap else None,
+                current_text_blob=snap.text_blob if snap else None,
+                current_raw_blob=snap.raw_blob if snap else None,
+                generation=row.generation,
+            )
+
+    def text_of(self, blob_key: str) -> str:
+        with self.read() as s:
+            return DatabaseBlobStore(s).get(blob_key).decode("utf-8")
+
+    def blob(self, key: str) -> bytes:
+        with self.read() as s:
+            return DatabaseBlobStore(s).get(key)
+
+    # ---- recording checks ----------------------------------------------------------------
+
+    def _locked_source(self, s: Session, state: SourceState) -> SourceRow:
+        row = s.get(SourceRow, state.id)
+        if row is None:
+            raise StoreError(f"source {state.id} vanished")
+        if row.current_snapshot_id != state.current_snapshot_id or row.generation != state.generation:
+            raise StoreError("the source changed while it was being checked; will retry")
+        return row
+
+    def record_failure(
+        self,
+        state: SourceState,
+        started: datetime,
+        duration_ms: int,
+        kind: FailureKind,
+        error: str,
+        http_status: int | None = None,
+    ) -> StoredCheck:
+        with self.write() as s:
+            row = s.get(SourceRow, state.id)
+            assert row is not None
+            check = Check(source_id=row.id, started_at=started, duration_ms=duration_ms,
+                          outcome="failed", failure_kind=str(kind), http_status=http_status,
+                          error=error[:2000])
+            s.add(check)
+            row.last_check_at, row.last_outcome = started, "failed"
+            row.consecutive_failures = (row.consecutive_failures or 0) + 1
+            s.flush()
+            return StoredCheck(check.id, "failed")
+
+    def record_unchanged(
+        self,
+        state: SourceState,
+        started: datetime,
+        duration_ms: int,
+        http_status: int,
+        size: int | None,
+        etag: str | None,
+        last_modified: str | None,
+        fingerprint: str | None,
+    ) -> StoredCheck:
+        with self.write() as s:
+            row = self._locked_source(s, state)
+            check = Check(source_id=row.id, started_at=started, duration_ms=duration_ms,
+                          outcome="unchanged", http_status=http_status, bytes=size,
+                          snapshot_id=row.current_snapshot_id)
+            s.add(check)
+            row.last_check_at, row.last_outcome, row.consecutive_failures = started, "unchanged", 0
+            if http_status != 304:
+                row.etag, row.last_modified = etag, last_modified
+            if fingerprint:
+                row.fingerprint = fingerprint
+            if row.current_snapshot_id:
+                snap = s.get(Snapshot, row.current_snapshot_id)
+                if snap is not None:
+                    snap.last_seen_at = started
+            s.flush()
+            return StoredCheck(check.id, "unchanged", row.current_snapshot_id)
+
+    def record_version(
+        self, state: SourceState, started: datetime, duration_ms: int, http_status: int,
+        version: NewVersion,
+    ) -> StoredCheck:
+        """Snapshot, change and check in one transaction: all visible, or none."""
+        with self.write() as s:
+            row = self._locked_source(s, state)
+            blobs = DatabaseBlobStore(s)
+            snap = _upsert_snapshot(s, blobs, row, state, version, started)
+            outcome = "baseline" if state.current_snapshot_id is None else "changed"
+            check = Check(source_id=row.id, started_at=started, duration_ms=duration_ms,
+                          outcome=outcome, http_status=http_status, bytes=len(version.raw),
+                          snapshot_id=snap.id)
+            s.add(check)
+            s.flush()
+            change_id = None
+            if state.current_snapshot_id is not None and version.diff is not None:
+                change = _new_change(row, state.current_snapshot_id, snap.id, version.diff, started)
+                change.check_id = check.id
+                s.add(change)
+                s.flush()
+                change_id = change.id
+                row.last_change_at = started
+            row.current_snapshot_id = snap.id
+            row.last_check_at, row.last_outcome, row.consecutive_failures = started, outcome, 0
+            row.etag, row.last_modified, row.fingerprint = (
+                version.etag, version.last_modified, version.fingerprint)
+            return StoredCheck(check.id, outcome, snap.id, change_id)
+
+    # ---- re-extraction ---------------------------------------------------------------------
+
+    def raw_versions(self, name: str) -> list[tuple[Snapshot, bytes | None]]:
+        """The current generation's snapshots in order of first sight, with their raw bodies."""
+        with self.read() as s:
+            row = self.source_row(s, name)
+            snaps = list(s.scalars(
+                select(Snapshot)
+                .where(Snapshot.source_id == row.id, Snapshot.generation == row.generation)
+                .order_by(Snapshot.first_seen_at, Snapshot.id)
+            ))
+            blobs = DatabaseBlobStore(s)
+            return [(snap, blobs.get(snap.raw_blob) if snap.raw_blob else None) for snap in snaps]
+
+    def replace_history(
+        self,
+        name: str,
+        extraction_key: str,
+        versions: Sequence[tuple[Snapshot, str, Diff | None]],
+        skipped: int,
+    ) -> int:
+        """Write a new generation of snapshots and changes; the old one stays, superseded."""
+        now = utcnow()
+        with self.write() as s:
+            row = self.source_row(s, name)
+            old_gen, new_gen = row.generation, row.generation + 1
+            blobs = DatabaseBlobStore(s)
+            previous: Snapshot | None = None
+            for old, text, diff in versions:
+                data = text.encode("utf-8")
+                digest = sha256(data)
+                snap = s.scalar(select(Snapshot).where(
+                    Snapshot.source_id == row.id, Snapshot.generation == new_gen,
+                    Snapshot.sha256 == digest))
+                if snap is None:
+                    key = blobs.put(data, base=previous.text_blob if previous else None)
+                    snap = Snapshot(
+                        source_id=row.id, generation=new_gen, sha256=digest, text_blob=key,
+                        raw_blob=old.raw_blob, content_type=old.content_type, charset=old.charset,
+                        url=old.url, text_size=len(data), raw_size=old.raw_size, etag=old.etag,
+                        last_modified=old.last_modified, first_seen_at=old.first_seen_at,
+                        last_seen_at=old.last_seen_at)
+                    s.add(snap)
+                    s.flush()
+                else:
+                    snap.last_seen_at = max(snap.last_seen_at, old.last_seen_at)
+                if previous is not None and diff is not None and previous.id != snap.id:
+                    change = _new_change(row, previous.id, snap.id, diff, old.first_seen_at)
+                    change.reextracted = True
+                    change.generation = new_gen
+                    s.add(change)
+                previous = snap
+            s.add(Reextraction(source_id=row.id, at=now, from_generation=old_gen,
+                               to_generation=new_gen, extraction_key=extraction_key,
+                               versions=len(versions), skipped=skipped))
+            row.generation = new_gen
+            row.extraction_key = extraction_key
+            row.current_snapshot_id = previous.id if previous else None
+            row.fingerprint = None  # the next check must extract with the new selectors
+            return new_gen
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        with self.read() as s:
+            return {
+                name: s.scalar(select(func.count()).select_from(model)) or 0
+                for name, model in (("sources", SourceRow), ("snapshots", Snapshot),
+                                    ("checks", Check), ("changes", Change))
+            }
+
+    def integrity_ok(self) -> bool:
+        if not self.is_sqlite:
+            return True
+        with self.engine.connect() as conn:
+            return conn.execute(text("PRAGMA quick_check")).scalar() == "ok"
+
+
+def _upsert_snapshot(
+    s: Session, blobs: DatabaseBlobStore, row: SourceRow, state: SourceState,
+    version: NewVersion, now: datetime,
+) -> Snapshot:
+    snap = s.scalar(select(Snapshot).where(
+        Snapshot.source_id == row.id, Snapshot.generation == row.generation,
+        Snapshot.sha256 == version.sha256))
+    if snap is not None:  # the page went back to an earlier text: reuse that snapshot
+        snap.last_seen_at = now
+        return snap
+    text_key = blobs.put(version.text.encode("utf-8"), base=state.current_text_blob)
+    raw_key = blobs.put(version.raw, base=state.current_raw_blob)
+    snap = Snapshot(
+        source_id=row.id, generation=row.generation, sha256=version.sha256, text_blob=text_key,
+        raw_blob=raw_key, content_type=version.content_type, charset=version.charset,
+        url=version.url, text_size=len(version.text.encode("utf-8")), raw_size=len(version.raw),
+        etag=version.etag, last_modified=version.last_modified, first_seen_at=now, last_seen_at=now,
+    )
+    s.add(snap)
+    s.flush()
+    return snap
+
+
+def _new_change(row: SourceRow, from_id: int, to_id: int, diff: Diff, at: datetime) -> Change:
+    st = diff.stats
+    return Change(
+        source_id=row.id, generation=row.generation, from_snapshot_id=from_id,
+        to_snapshot_id=to_id, detected_at=at, reextracted=False, diff=diff.to_dict(),
+        words_added=st.words_added, words_removed=st.words_removed,
+        sentences_added=st.sentences_added, sentences_removed=st.sentences_removed,
+    )
