@@ -3,4 +3,4 @@
 from monitor.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="policy-monitor")

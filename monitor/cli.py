@@ -110,7 +110,7 @@ def _parse_since(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (use e.g. 2024-09-18)") from None
+        raise MonitorError(f"{value!r} is not a date (use e.g. 2024-09-18)") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

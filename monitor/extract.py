@@ -39,7 +39,7 @@ _HEADINGS = {f"h{i}": i for i in range(1, 7)}
 _SPACE_RE = re.compile(r"[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 _INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _HIDDEN_STYLE_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
-_LATIN1_FAMILY = {"iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii", "windows-1252", "cp1252"}
+_LATIN1_FAMILY = frozenset(codecs.lookup(n).name for n in ("latin-1", "cp1252", "ascii"))
 _ATTR_NAME_RE = re.compile(rb"\s([a-zA-Z_:][-a-zA-Z0-9_:.]*)=")
 _FINGERPRINT_ATTRS = frozenset({"href", "hidden", "style", "alt"})  # the ones extract() reads
 _TRACKING_PARAMS = re.compile(r"^(utm_\w+|trk|trkinfo|fbclid|gclid|mc_cid|mc_eid|_hsenc|_hsmi|lipi)$", re.I)
@@ -62,7 +62,7 @@ def decode(body: bytes, charset: str | None, *, is_html: bool) -> str:
     """
     declared = _valid_codec(charset)
     if declared:
-        if declared.replace("_", "-") in _LATIN1_FAMILY or declared in ("latin-1", "cp1252", "ascii"):
+        if declared in _LATIN1_FAMILY:
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
@@ -82,9 +82,12 @@ def decode(body: bytes, charset: str | None, *, is_html: bool) -> str:
     return body.decode("utf-8", errors="replace")
 
 
+_WIDE_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+
+
 def _check_type(body: bytes, content_type: str) -> str:
     """'html' or 'text'; anything else is a clear, recorded failure."""
-    if b"\x00" in body[:8192]:
+    if b"\x00" in body[:8192] and not body.startswith(_WIDE_BOMS):
         raise ExtractError(f"binary body (content type {content_type or 'unknown'})")
     if content_type in TEXT_TYPES:
         return "text"
@@ -226,6 +229,7 @@ class _Renderer:
         self.inline: list[str] = []
         self.prefix = ""
         self.kind = "p"
+        self.group = 0  # numbers each top-level list/table so two adjacent lists stay apart
 
     def flush(self) -> None:
         text = normalize_inline("".join(self.inline))
@@ -254,6 +258,8 @@ class _Renderer:
             self.flush()
         elif name in ("ul", "ol", "menu"):
             self.flush()
+            if depth == 0:
+                self.group += 1
             for i, item in enumerate(tag.find_all("li", recursive=False), start=1):
                 if _hidden(item):
                     continue
@@ -311,13 +317,14 @@ class _Renderer:
 
     def list_item(self, item: Tag, prefix: str, depth: int) -> None:
         self.flush()
-        self.prefix, self.kind = prefix, "li"
+        kind = f"li{self.group}"
+        self.prefix, self.kind = prefix, kind
         for child in item.children:
             if isinstance(child, Tag) and child.name in ("ul", "ol"):
-                self.prefix, self.kind = self.prefix or " " * len(prefix), "li"
+                self.prefix, self.kind = self.prefix or " " * len(prefix), kind
                 self.flush()
                 self.element(child, depth + 1)
-                self.prefix, self.kind = "", "li"
+                self.prefix, self.kind = "", kind
             elif isinstance(child, Tag):
                 if child.name in _BLOCKS or child.name in _HEADINGS:
                     # Paragraphs inside an item are part of the item, not new blocks.
@@ -325,16 +332,16 @@ class _Renderer:
                     self.inline.append(" ")
                 else:
                     self.element(child, depth)
-                if self.kind != "li":
-                    self.kind = "li"
+                self.kind = kind
             elif isinstance(child, NavigableString) and not isinstance(child, Comment):
                 self.inline.append(str(child))
         if not self.prefix and self.inline and normalize_inline("".join(self.inline)):
             self.prefix = "  " * depth + "  "
-        self.kind = "li"
+        self.kind = kind
         self.flush()
 
     def table(self, table: Tag) -> None:
+        self.group += 1
         for row in table.find_all("tr"):
             if row.find_parent("table") is not table or _hidden(row):
                 continue
@@ -345,7 +352,7 @@ class _Renderer:
                 sub.flush()
                 cells.append(" ".join(text for _, text in sub.blocks).replace("|", "\\|"))
             if any(cells):
-                self.blocks.append(("tr", "| " + " | ".join(cells) + " |"))
+                self.blocks.append((f"tr{self.group}", "| " + " | ".join(cells) + " |"))
 
     def text(self) -> str:
         self.flush()
@@ -353,7 +360,7 @@ class _Renderer:
         previous = ""
         for kind, block in self.blocks:
             if out:
-                tight = kind == previous and kind in ("li", "tr", "br")
+                tight = kind == previous and kind.startswith(("li", "tr", "br"))
                 out.append("\n" if tight else "\n\n")
             out.append(block)
             previous = kind

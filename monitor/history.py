@@ -94,9 +94,9 @@ def sources(store: Store) -> list[SourceSummary]:
             select(Snapshot.source_id, func.count()).join(
                 SourceRow, (SourceRow.id == Snapshot.source_id)
                 & (SourceRow.generation == Snapshot.generation))
-            .group_by(Snapshot.source_id)).tuples().all())
+            .group_by(Snapshot.source_id)).all())
         checks = dict(s.execute(
-            select(Check.source_id, func.count()).group_by(Check.source_id)).tuples().all())
+            select(Check.source_id, func.count()).group_by(Check.source_id)).all())
         rows = s.scalars(select(SourceRow).order_by(SourceRow.platform, SourceRow.name)).all()
         return [
             SourceSummary(
@@ -171,7 +171,7 @@ def changes(
         if limit:
             q = q.limit(limit)
         out = []
-        for ch, src in s.execute(q).tuples():
+        for ch, src in s.execute(q):
             d = ch.diff
             out.append(ChangeSummary(
                 id=ch.id, source=src.name, platform=src.platform, detected_at=ch.detected_at,

@@ -1,0 +1,107 @@
+"""Shared fixtures: a real HTTP server on 127.0.0.1, real SQLite files, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from pytest_httpserver import HTTPServer
+
+from monitor.cli import main
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture
+def server() -> Iterator[HTTPServer]:
+    """A threaded HTTP server on loopback, so a slow handler cannot stall the others."""
+    srv = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.clear()
+        if srv.is_running():
+            srv.stop()
+
+
+class Project:
+    """A sources.toml and data directory in a temp folder, driven through the real CLI."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "sources.toml"
+        self.data = root / "data"
+        self.runner = CliRunner()
+
+    def write(self, sources: str, settings: str = "") -> None:
+        self.config.write_text(textwrap.dedent(f"""\
+            [settings]
+            data_dir = "{self.data}"
+            allow_private_addresses = true
+            per_host_delay = "0s"
+            connect_timeout = "2s"
+            read_timeout = "1s"
+            total_timeout = "3s"
+            {textwrap.dedent(settings).strip()}
+
+            """) + textwrap.dedent(sources))
+
+    def cli(self, *args: str, ok: bool = True) -> Result:
+        result = self.runner.invoke(main, ["--config", str(self.config), *args])
+        if ok:
+            assert result.exit_code == 0, (result.output, result.exception)
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").output)
+
+    def check(self, *names: str) -> dict[str, dict[str, Any]]:
+        out = self.cli("check", "--json", *names).output
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return {r["source"]: r for r in rows}
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.data / 'monitor.db'}"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+@pytest.fixture
+def page() -> Callable[..., str]:
+    """A policy page with noise around its main content, written by us for the tests."""
+
+    def make(body: str, *, noise: str = "", title: str = "Privacy Policy") -> str:
+        return textwrap.dedent(f"""\
+            <!doctype html>
+            <html><head><meta charset="utf-8"><title>{title}</title>
+            <script>window.__csrf = "{noise}";</script>
+            <style>.x {{ color: red }}</style></head>
+            <body>
+            <nav><a href="/">Home</a> <a href="/jobs">Jobs</a></nav>
+            <form><input type="hidden" name="csrf" value="{noise}"></form>
+            <main id="content">
+            <h1>{title}</h1>
+            {body}
+            </main>
+            <aside class="related">Related: article {noise}</aside>
+            <footer>Rendered at {noise}</footer>
+            </body></html>
+            """)
+
+    return make
+
+
+def corpus_or_skip() -> Path:
+    if not (CORPUS / "MANIFEST.json").exists():
+        pytest.skip("../shared/corpus is not present")
+    return CORPUS

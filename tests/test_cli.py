@@ -1,0 +1,74 @@
+"""The command line as a user meets it: one-line errors, --json everywhere, python -m."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pytest_httpserver import HTTPServer
+
+
+def test_python_dash_m_and_console_script_agree(tmp_path: Path) -> None:
+    mod = subprocess.run([sys.executable, "-m", "monitor", "--help"], capture_output=True,
+                         text=True, check=True)
+    script = Path(sys.executable).with_name("policy-monitor")
+    exe = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
+    assert mod.stdout == exe.stdout
+    for command in ("init", "check", "sources", "history", "show", "diff", "changes", "db",
+                    "reextract"):
+        assert f"  {command}" in mod.stdout
+
+
+def test_uninitialised_database_is_a_clear_error(project) -> None:
+    project.write("")
+    result = project.cli("changes", ok=False)
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: the database is not initialised; run `policy-monitor init`"
+
+
+def test_user_errors_are_one_line(server: HTTPServer, project) -> None:
+    server.expect_request("/p").respond_with_data("<p>Hello.</p>", content_type="text/html")
+    project.write(f"""
+        [[source]]
+        name = "acme/p"
+        platform = "Acme"
+        url = "{server.url_for('/p')}"
+    """)
+    project.cli("init")
+    cases = {
+        ("show", "999"): "error: no snapshot with id 999",
+        ("diff", "acme/p"): "error: source 'acme/p' has no changes yet",
+        ("history", "nope/x"): "error: no source named 'nope/x' in the database",
+        ("check", "nope/x"): "error: unknown source(s): nope/x (see `sources list`)",
+        ("changes", "--since", "yesterday"): "is not a date",
+    }
+    for args, expected in cases.items():
+        result = project.cli(*args, ok=False)
+        assert result.exit_code != 0, args
+        assert expected in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) <= 3, args  # click usage lines at most
+
+
+def test_listings_have_json(server: HTTPServer, project) -> None:
+    server.expect_request("/p").respond_with_data("<main><p>Hello.</p></main>", content_type="text/html")
+    project.write(f"""
+        [[source]]
+        name = "acme/p"
+        platform = "Acme"
+        url = "{server.url_for('/p')}"
+        kind = "terms"
+    """)
+    project.cli("init")
+    project.cli("check")
+    (row,) = project.json("sources", "list")
+    assert row["name"] == "acme/p" and row["kind"] == "terms" and row["versions"] == 1
+    (version,) = project.json("history", "acme/p")
+    assert len(version["sha256"]) == 64 and version["change_id"] is None
+    assert project.json("changes") == []
+    raw = project.cli("show", str(version["snapshot_id"]), "--raw").output
+    assert raw == "<main><p>Hello.</p></main>"
+    assert json.loads(project.cli("check", "--json").output)["outcome"] == "unchanged"
+    assert "database at revision" in project.cli("db", "upgrade").output

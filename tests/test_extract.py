@@ -1,0 +1,178 @@
+"""Extraction: structure kept, noise dropped, encodings right, fingerprints honest."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import pytest
+
+from monitor.config import Source
+from monitor.errors import ExtractError
+from monitor.extract import extract, fingerprint
+from tests.conftest import corpus_or_skip
+
+SRC = Source(name="t/page", platform="T", url="https://t.example/legal/privacy")
+
+
+def html(body: str, head: str = "") -> bytes:
+    return f"<!doctype html><html><head>{head}</head><body>{body}</body></html>".encode()
+
+
+def test_structure_becomes_markdown_like_text() -> None:
+    body = """
+      <h1>Privacy  Policy</h1>
+      <p>We collect <b>data</b>.<br>Second line.</p>
+      <h2>Choices</h2>
+      <ul><li>One</li><li>Two<ul><li>Nested</li></ul></li></ul>
+      <ol><li><p>First step</p></li><li>Second step</li></ol>
+      <table><tr><th>Data</th><th>Purpose</th></tr><tr><td>Email</td><td>Login | alerts</td></tr></table>
+      <p>Open <a href="/settings?trk=nav&amp;tab=ai">Settings</a> or <a href="javascript:alert(1)">this</a>.</p>
+    """
+    assert extract(html(body), "text/html", "utf-8", SRC) == (
+        "# Privacy Policy\n\n"
+        "We collect data.\nSecond line.\n\n"
+        "## Choices\n\n"
+        "- One\n- Two\n  - Nested\n\n"
+        "1. First step\n2. Second step\n\n"
+        "| Data | Purpose |\n| Email | Login \\| alerts |\n\n"
+        "Open [Settings](https://t.example/settings?tab=ai) or this.\n"
+    )
+
+
+def test_scripts_styles_hidden_and_chrome_are_dropped() -> None:
+    body = """
+      <nav>Menu</nav>
+      <main>
+        <script>var token = "abc";</script><style>p{}</style><noscript>Enable JS</noscript>
+        <template><p>tpl</p></template><svg><text>icon</text></svg><iframe src="x"></iframe>
+        <p>Visible.</p><p hidden>Hidden attr.</p><div style="display: none">Hidden style.</div>
+        <div aria-hidden="true" class="accordion"><p>Collapsed but real.</p></div>
+        <div class="cookie-banner">We use cookies</div>
+      </main>
+      <footer>Footer</footer>
+    """
+    src = Source(name="t/p", platform="T", url="https://t.example/", select=("main",),
+                 remove=(".cookie-banner",))
+    assert extract(html(body), "text/html", None, src) == "Visible.\n\nCollapsed but real.\n"
+
+
+def test_ignore_drops_matching_lines() -> None:
+    src = Source(name="t/p", platform="T", url="https://t.example/",
+                 ignore=(r"^Last updated:", r"\bviews?\b"))
+    body = "<p>Last updated: 2024-09-18</p><p>Policy text.</p><p>1,234 views</p>"
+    assert extract(html(body), "text/html", None, src) == "Policy text.\n"
+
+
+def test_unicode_is_normalised_to_nfc() -> None:
+    decomposed = unicodedata.normalize("NFD", "Données personnelles")
+    text = extract(html(f"<p>{decomposed}\u00a0\u200b!</p>"), "text/html", "utf-8", SRC)
+    assert text == "Données personnelles !\n"
+    assert unicodedata.is_normalized("NFC", text)
+
+
+@pytest.mark.parametrize(("raw", "header", "expected"), [
+    ("Café “AI” €".encode(), None, "Café “AI” €"),  # undeclared UTF-8
+    ("Café “AI” €".encode(), "iso-8859-1", "Café “AI” €"),  # mislabelled UTF-8
+    ("Café".encode("cp1252"), "windows-1252", "Café"),
+    ("Café".encode("cp1252"), "bogus-charset", "Café"),  # unknown label: detection
+    ("Café".encode("latin-1"), None, "Café"),
+    ("Grüße".encode("utf-16"), "utf-16", "Grüße"),
+])
+def test_charsets(raw: bytes, header: str | None, expected: str) -> None:
+    if header == "utf-16":
+        body = "<html><body><p>Grüße</p></body></html>".encode("utf-16")
+    else:
+        body = b"<html><body><p>" + raw + b"</p></body></html>"
+    assert extract(body, "text/html", header, SRC).strip() == expected
+
+
+def test_meta_charset_is_used_when_the_header_has_none() -> None:
+    body = html("<p>" + "Überwachung" + "</p>", head='<meta charset="windows-1252">')
+    body = body.replace("Überwachung".encode(), "Überwachung".encode("cp1252"))
+    assert extract(body, "text/html", None, SRC).strip() == "Überwachung"
+
+
+def test_plain_text_passes_through_normalisation() -> None:
+    body = b"Terms\r\n\r\n\r\n  - item   one\t\r\nend"
+    assert extract(body, "text/plain", None, SRC) == "Terms\n\n  - item one\nend\n"
+
+
+@pytest.mark.parametrize(("ctype", "body", "message"), [
+    ("application/pdf", b"%PDF-1.7", "unsupported content type application/pdf"),
+    ("image/png", b"\x89PNG", "unsupported content type image/png"),
+    ("text/html", b"<p>a\x00b</p>", "binary body"),
+    ("text/html", b"<html><body><script>x</script></body></html>", "no text left"),
+])
+def test_unsupported_bodies_are_clear_failures(ctype: str, body: bytes, message: str) -> None:
+    with pytest.raises(ExtractError, match=message):
+        extract(body, ctype, None, SRC)
+
+
+def test_selector_that_matches_nothing_is_a_failure_not_an_empty_page() -> None:
+    src = Source(name="t/p", platform="T", url="https://t.example/", select=("#content",))
+    with pytest.raises(ExtractError, match="matched nothing"):
+        extract(html("<p>Maintenance</p>"), "text/html", None, src)
+
+
+def test_fingerprint_ignores_noise_outside_and_inside_attributes() -> None:
+    src = Source(name="t/p", platform="T", url="https://t.example/", select=("#c",))
+
+    def page(token: str, text: str = "Policy text.") -> bytes:
+        return html(f"""<form><input name="csrf" value="{token}"></form>
+            <div id="c"><button aria-controls="s-{token}">More</button>
+            <div id="s-{token}" data-x="{token}"><p>{text}</p></div>
+            <script>var t="{token}"</script></div><p>Rendered {token}</p>""")
+
+    a, b = fingerprint(page("111"), "text/html", None, src), fingerprint(page("222"), "text/html", None, src)
+    assert a == b
+    changed = fingerprint(page("333", "Policy text, changed."), "text/html", None, src)
+    assert changed != a
+    # Equal fingerprints must mean equal text.
+    assert extract(page("111"), "text/html", None, src) == extract(page("222"), "text/html", None, src)
+
+
+def test_fingerprint_changes_when_selectors_change() -> None:
+    body = html("<div id='c'><p>x</p></div>")
+    a = Source(name="t/p", platform="T", url="https://t.example/", select=("#c",))
+    b = Source(name="t/p", platform="T", url="https://t.example/", select=("#c",), remove=("p",))
+    assert fingerprint(body, "text/html", None, a) != fingerprint(body, "text/html", None, b)
+
+
+def test_linkedin_noise_only_snapshots_extract_to_the_same_text() -> None:
+    corpus = corpus_or_skip()
+    folder = corpus / "linkedin" / "privacy-policy--india"
+    files = sorted(folder.glob("*.html"))
+    if len(files) < 2:
+        pytest.skip("corpus has no noise-only LinkedIn snapshots")
+    src = Source(name="linkedin/privacy-policy", platform="LinkedIn",
+                 url="https://www.linkedin.com/legal/privacy-policy", select=("#component-container",))
+    texts = {extract(f.read_bytes(), "text/html", None, src) for f in files}
+    prints = {fingerprint(f.read_bytes(), "text/html", None, src) for f in files}
+    assert len(texts) == 1
+    assert len(prints) == 1  # the cheap path alone decides "unchanged" for these
+    (text,) = texts
+    assert text.startswith("# ")
+    assert len(text) > 20_000
+
+
+def test_corpus_html_snapshots_extract_close_to_ota_versions() -> None:
+    """Our text of a raw snapshot shares most of its sentences with OTA's own extraction."""
+    corpus = corpus_or_skip()
+    manifest = json.loads((corpus / "MANIFEST.json").read_text())
+    from monitor.diff import split_sentences
+
+    checked = 0
+    for entry in manifest["files"]:
+        if entry["type"] != "snapshot" or not entry.get("matches_version_date"):
+            continue
+        if "--" in entry["path"].rsplit("/", 1)[-1].removesuffix(".html")[18:]:
+            continue  # multi-page documents: one page is only part of the version
+        raw = (corpus / entry["path"]).read_bytes()
+        version = (corpus / entry["path"]).with_suffix(".md").read_text()
+        ours = set(split_sentences(extract(raw, "text/html", None, SRC)))
+        theirs = [s for s in split_sentences(version) if len(s) > 40 and "](" not in s]
+        found = sum(1 for s in theirs if s in ours)
+        assert found / max(1, len(theirs)) > 0.8, entry["path"]
+        checked += 1
+    assert checked >= 3
