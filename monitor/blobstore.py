@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from monitor.models import Blob
 
 MAX_DELTA_DEPTH = 32  # bounds the work to read a blob: at most this many decompressions
-LEVEL = 9
+LEVEL = 3  # higher levels need ~10 MB more working memory per call for little gain on deltas
 
 
 class BlobStore(Protocol):

@@ -367,13 +367,42 @@ class _Renderer:
         return "".join(out)
 
 
-def _html_to_text(markup: str, source: Source, base_url: str) -> str:
-    soup = BeautifulSoup(markup, "lxml")
-    roots: list[Tag] = []
-    for css in source.select:
-        roots.extend(el for el in soup.select(css) if el not in roots)
-    if source.select and not roots:
+def _preselect(markup: str, source: Source) -> str | None:
+    """The selected subtrees as HTML, cut out with lxml (fast, C) before BeautifulSoup runs.
+
+    BeautifulSoup then builds a tree of the policy text only, not of the whole page with its
+    navigation and inline state: several times faster and lighter on large pages. None when
+    lxml cannot evaluate a selector, so soupsieve handles the whole page as before.
+    """
+    selectors = [_lxml_selector(css) for css in source.select]
+    if not selectors or any(sel is None for sel in selectors):
+        return None
+    try:
+        root = lxml.html.document_fromstring(markup)
+    except (lxml.etree.ParserError, ValueError):
+        return None
+    found: list[lxml.etree._Element] = []
+    for sel in selectors:
+        assert sel is not None
+        found.extend(el for el in sel(root) if el not in found)
+    if not found:
         raise ExtractError(f"selector {', '.join(source.select)!r} matched nothing on the page")
+    # Each root in its own block so two selected fragments never run together.
+    return "".join(f"<div>{lxml.etree.tostring(el, encoding='unicode', with_tail=False)}</div>"
+                   for el in found)
+
+
+def _html_to_text(markup: str, source: Source, base_url: str) -> str:
+    fragment = _preselect(markup, source)
+    soup = BeautifulSoup(fragment if fragment is not None else markup, "lxml")
+    roots: list[Tag] = []
+    if fragment is not None:
+        roots = [soup.body or soup]
+    else:
+        for css in source.select:
+            roots.extend(el for el in soup.select(css) if el not in roots)
+        if source.select and not roots:
+            raise ExtractError(f"selector {', '.join(source.select)!r} matched nothing on the page")
     if not roots:
         roots = [soup.body or soup]
     for root in roots:
@@ -386,7 +415,10 @@ def _html_to_text(markup: str, source: Source, base_url: str) -> str:
     try:
         for root in roots:
             renderer.flush()
-            renderer.element(root, 0) if root.name not in ("[document]",) else renderer.walk(root)
+            if root.name == "[document]":
+                renderer.walk(root)
+            else:
+                renderer.element(root, 0)
     except RecursionError:
         raise ExtractError("page is nested too deeply to extract") from None
     return normalize_text(unicodedata.normalize("NFC", renderer.text()))

@@ -15,7 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +42,31 @@ ALEMBIC_DIRS = (
     Path(__file__).parent / "_alembic",  # installed wheel
     Path(__file__).parent.parent / "alembic",  # source checkout / editable install
 )
+
+
+# Prebuilt Core statements for the per-check hot path (state before, bookkeeping after):
+# building SQLAlchemy expressions per call costs more than executing them.
+_STATE = (
+    select(SourceRow.id, SourceRow.etag, SourceRow.last_modified, SourceRow.fingerprint,
+           SourceRow.current_snapshot_id, Snapshot.sha256, Snapshot.text_blob, Snapshot.raw_blob,
+           SourceRow.generation)
+    .outerjoin(Snapshot, Snapshot.id == SourceRow.current_snapshot_id)
+    .where(SourceRow.name == bindparam("name"))
+)
+_GUARD = (
+    (SourceRow.id == bindparam("sid"))
+    & (SourceRow.generation == bindparam("gen"))
+    & (func.coalesce(SourceRow.current_snapshot_id, -1) == bindparam("snap"))
+)
+_TOUCH_304 = update(SourceRow).where(_GUARD).values(
+    last_check_at=bindparam("at"), last_outcome="unchanged", consecutive_failures=0)
+_TOUCH_200 = update(SourceRow).where(_GUARD).values(
+    last_check_at=bindparam("at"), last_outcome="unchanged", consecutive_failures=0,
+    etag=bindparam("etag"), last_modified=bindparam("lm"),
+    fingerprint=func.coalesce(bindparam("fp"), SourceRow.fingerprint))
+_INSERT_CHECK = insert(Check).returning(Check.id)
+_SEEN_SNAPSHOT = update(Snapshot).where(Snapshot.id == bindparam("snap")).values(
+    last_seen_at=bindparam("at"))
 
 
 def utcnow() -> datetime:
@@ -223,17 +260,11 @@ class Store:
         return row
 
     def state(self, name: str) -> SourceState:
-        with self.read() as s:
-            row = self.source_row(s, name)
-            snap = s.get(Snapshot, row.current_snapshot_id) if row.current_snapshot_id else None
-            return SourceState(
-                id=row.id, etag=row.etag, last_modified=row.last_modified,
-                fingerprint=row.fingerprint, current_snapshot_id=row.current_snapshot_id,
-                current_sha256=snap.sha256 if snap else None,
-                current_text_blob=snap.text_blob if snap else None,
-                current_raw_blob=snap.raw_blob if snap else None,
-                generation=row.generation,
-            )
+        with self.read_engine.connect() as conn:
+            row = conn.execute(_STATE, {"name": name}).first()
+        if row is None:
+            raise NotFoundError(f"no source named {name!r} in the database")
+        return SourceState(*row)
 
     def text_of(self, blob_key: str) -> str:
         with self.read() as s:
@@ -274,6 +305,12 @@ class Store:
             s.flush()
             return StoredCheck(check.id, "failed")
 
+    @contextlib.contextmanager
+    def write_conn(self) -> Iterator[Connection]:
+        """A Core connection in one write transaction, for the hot paths."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
     def record_unchanged(
         self,
         state: SourceState,
@@ -285,23 +322,20 @@ class Store:
         last_modified: str | None,
         fingerprint: str | None,
     ) -> StoredCheck:
-        with self.write() as s:
-            row = self._locked_source(s, state)
-            check = Check(source_id=row.id, started_at=started, duration_ms=duration_ms,
-                          outcome="unchanged", http_status=http_status, bytes=size,
-                          snapshot_id=row.current_snapshot_id)
-            s.add(check)
-            row.last_check_at, row.last_outcome, row.consecutive_failures = started, "unchanged", 0
-            if http_status != 304:
-                row.etag, row.last_modified = etag, last_modified
-            if fingerprint:
-                row.fingerprint = fingerprint
-            if row.current_snapshot_id:
-                snap = s.get(Snapshot, row.current_snapshot_id)
-                if snap is not None:
-                    snap.last_seen_at = started
-            s.flush()
-            return StoredCheck(check.id, "unchanged", row.current_snapshot_id)
+        """One INSERT and two UPDATEs with prebuilt statements: the common case stays cheap."""
+        params = {"sid": state.id, "gen": state.generation, "snap": state.current_snapshot_id or -1,
+                  "at": started, "etag": etag, "lm": last_modified, "fp": fingerprint}
+        touch = _TOUCH_304 if http_status == 304 else _TOUCH_200
+        with self.write_conn() as conn:
+            if conn.execute(touch, params).rowcount != 1:
+                raise StoreError("the source changed while it was being checked; will retry")
+            check_id = conn.execute(_INSERT_CHECK, {
+                "source_id": state.id, "started_at": started, "duration_ms": duration_ms,
+                "outcome": "unchanged", "http_status": http_status, "bytes": size,
+                "snapshot_id": state.current_snapshot_id}).scalar_one()
+            if state.current_snapshot_id is not None:
+                conn.execute(_SEEN_SNAPSHOT, params)
+            return StoredCheck(check_id, "unchanged", state.current_snapshot_id)
 
     def record_version(
         self, state: SourceState, started: datetime, duration_ms: int, http_status: int,

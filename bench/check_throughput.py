@@ -1,0 +1,224 @@
+"""Check throughput: CPU per check, checks/s, peak RSS and database bytes, on loopback.
+
+    python bench/check_throughput.py [--n 500] [--no-corpus]
+
+Serves N policy pages from a separate process (so its CPU is not counted), then runs four
+rounds of checks through the real pipeline and store:
+  baseline   every page is new (first snapshots)
+  steady     nothing changed, no validators, every response has fresh noise
+  304        the server answers If-None-Match with 304
+  changed    10% of pages gained a paragraph inside the selected content
+Pages are the raw .html files of ../shared/corpus when present (each made unique), else
+generated ~150 KB pages with scripts, nav, inline JSON and per-request noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from monitor.config import Settings, Source  # noqa: E402
+from monitor.fetch import Fetcher  # noqa: E402
+from monitor.pipeline import check_source  # noqa: E402
+from monitor.store import Store  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def generated_page(i: int) -> tuple[str, str]:
+    rng = random.Random(i)
+    words = ("data", "privacy", "services", "members", "content", "partners", "settings",
+             "information", "account", "process", "legal", "rights", "cookies", "affiliates")
+    sections = []
+    for s in range(40):
+        paras = " ".join(
+            " ".join(rng.choice(words) for _ in range(rng.randint(12, 30))).capitalize() + "."
+            for _ in range(6))
+        sections.append(f"<h2>Section {s}</h2><p>{paras}</p><ul><li>{rng.choice(words)}</li>"
+                        f"<li>{rng.choice(words)}</li></ul>")
+    nav = "".join(f'<a href="/p/{k}" class="nav-item nav-{k}">Link {k}</a>' for k in range(150))
+    state = "{" + ",".join(f'"k{k}":"{"x" * 40}"' for k in range(400)) + "}"
+    html = (f"<!doctype html><html><head><title>Policy {i}</title>"
+            f"<script>{'var a=1;' * 2000}</script><style>{'.c{color:red}' * 800}</style></head>"
+            f"<body><nav>{nav}</nav><main id=\"content\">{''.join(sections)}</main>"
+            f"<script type=\"application/json\">{state}</script></body></html>")
+    return html, "#content"
+
+
+def corpus_pages() -> list[tuple[str, str]]:
+    pages = []
+    for path in sorted(CORPUS.rglob("*.html")):
+        html = path.read_text(encoding="utf-8", errors="replace")
+        if 'id="component-container"' in html:
+            pages.append((html, "#component-container"))
+        elif "<main" in html:
+            pages.append((html, "main"))
+        else:
+            pages.append((html, "body"))
+    return pages
+
+
+def _open_tag_end(html: str, selector: str) -> int:
+    marker = {"#component-container": 'id="component-container"', "#content": 'id="content"',
+              "main": "<main", "body": "<body"}[selector]
+    return html.index(">", html.index(marker)) + 1
+
+
+def serve(pages: list[tuple[str, str]], n: int, port_out: multiprocessing.Queue) -> None:
+    versions = [0] * n
+    etag_mode = [False]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/control"):
+                query = self.path.split("?", 1)[1]
+                for part in query.split("&"):
+                    key, _, value = part.partition("=")
+                    if key == "etag":
+                        etag_mode[0] = value == "1"
+                    elif key == "bump":
+                        for idx in value.split(","):
+                            versions[int(idx)] += 1
+                self._send(200, b"ok", "text/plain", {})
+                return
+            i = int(self.path.rsplit("/", 1)[1])
+            etag = f'"{i}-{versions[i]}"'
+            if etag_mode[0] and self.headers.get("If-None-Match") == etag:
+                self._send(304, b"", "text/html", {"ETag": etag})
+                return
+            html, selector = pages[i % len(pages)]
+            token = f"{random.getrandbits(128):032x}"
+            at = _open_tag_end(html, selector)
+            unique = f"<p>Benchmark page {i}.</p>"
+            amendments = "".join(f"<p>Amendment {v}: we may use your content to train AI models "
+                                 f"and you can opt out in Settings.</p>" for v in range(versions[i]))
+            body = html[:at] + unique + amendments + html[at:]
+            body = body.replace("</head>", f'<script>window.__csrf="{token}";</script>'
+                                f'<script type="application/json">{{"ts":{time.time_ns()}}}'
+                                "</script></head>", 1)
+            if selector != "body":
+                body = body.replace("</body>", f'<div class="related">Related {token}</div>'
+                                    f'<input type="hidden" name="csrf" value="{token}"></body>', 1)
+            headers = {"ETag": etag} if etag_mode[0] else {}
+            self._send(200, body.encode("utf-8"), "text/html; charset=utf-8", headers)
+
+        def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port_out.put(httpd.server_address[1])
+    httpd.serve_forever()
+
+
+def db_bytes(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * page_size
+    finally:
+        conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--no-corpus", action="store_true")
+    args = parser.parse_args()
+
+    use_corpus = CORPUS.exists() and not args.no_corpus
+    pages = corpus_pages() if use_corpus else [generated_page(i) for i in range(20)]
+    avg_raw = sum(len(h.encode()) for h, _ in pages) / len(pages)
+    print(f"pages: {'corpus .html files' if use_corpus else 'generated'} ({len(pages)} distinct, "
+          f"avg {avg_raw / 1024:.0f} KB), sources: {args.n}")
+
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=serve, args=(pages, args.n, queue), daemon=True)
+    proc.start()
+    port = queue.get(timeout=30)
+    base = f"http://127.0.0.1:{port}"
+
+    tmp = Path(tempfile.mkdtemp(prefix="pm-bench-"))
+    db = tmp / "monitor.db"
+    settings = Settings(data_dir=tmp, allow_private_addresses=True, per_host_delay=0)
+    # Migrate in a child process, as `policy-monitor init` does before the daemon starts, so
+    # Alembic's import cost is not counted in the checker's memory.
+    subprocess.run([sys.executable, "-c", "import sys; from monitor.store import Store; "
+                    "Store(sys.argv[1]).upgrade()", f"sqlite:///{db}"], check=True, cwd=ROOT)
+    store = Store(f"sqlite:///{db}")
+    sources = [Source(name=f"bench/p{i}", platform="Bench", url=f"{base}/p/{i}",
+                      select=(pages[i % len(pages)][1],)) for i in range(args.n)]
+    store.sync_sources(sources)
+    fetcher = Fetcher(settings)
+
+    def control(query: str) -> None:
+        fetcher.session.get(f"{base}/control?{query}", timeout=10).close()
+
+    def run_round(label: str) -> dict[str, float]:
+        before = db_bytes(db)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        outcomes: dict[str, int] = {}
+        for src in sources:
+            result = check_source(store, fetcher, src)
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        added = db_bytes(db) - before
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{label:9} {cpu * 1000 / len(sources):7.2f} ms CPU/check  "
+              f"{len(sources) / wall:7.1f} checks/s  db +{added / len(sources):9.0f} B/check  "
+              f"peak RSS {rss:5.0f} MB  {outcomes}")
+        return {"added": added, **{k: float(v) for k, v in outcomes.items()}}
+
+    print(f"RSS after setup: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"{'round':9} {'CPU':>17}  {'rate':>16}  {'storage':>20}")
+    run_round("baseline")
+    run_round("steady")
+    run_round("steady")
+    control("etag=1")
+    run_round("prime-304")  # first answer carries the ETag
+    run_round("304")
+    control("etag=0")
+    changed = list(range(0, args.n, 10))
+    control("bump=" + ",".join(map(str, changed)))
+    result = run_round("changed")
+    n_changed = result.get("changed", 0)
+    unchanged_bytes = 0.0
+    if n_changed:
+        # Bytes per new version: the round's growth minus what its unchanged checks cost.
+        steady = run_round("steady")
+        unchanged_bytes = steady["added"] / args.n
+        per_version = (result["added"] - unchanged_bytes * (args.n - n_changed)) / n_changed
+        print(f"per new version: {per_version:.0f} B stored (text + raw + diff + rows) = "
+              f"{100 * per_version / avg_raw:.1f}% of the {avg_raw / 1024:.0f} KB raw page")
+    fetcher.close()
+    store.close()
+    proc.terminate()
+
+
+if __name__ == "__main__":
+    main()
