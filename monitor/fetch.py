@@ -10,11 +10,14 @@ import email.utils
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from monitor.config import Settings
 from monitor.errors import BlockedURLError, FailureKind, FetchError
@@ -77,6 +80,46 @@ def split_content_type(header: str | None) -> tuple[str, str | None]:
     return media, charset
 
 
+def _gated(base: type[HTTPConnection], gate: URLGate) -> type[HTTPConnection]:
+    """A connection class that checks the address it actually connected to.
+
+    The gate resolves names before fetching, but the socket resolves them again: a DNS answer
+    that changes in between (rebinding) would reach loopback. Checking the peer right after
+    connect, before any request byte is sent, closes that gap (CVE-2026-27696).
+    """
+
+    class Gated(base):  # type: ignore[valid-type,misc]
+        def connect(self) -> None:
+            super().connect()
+            sock = getattr(self, "sock", None)
+            if sock is None:
+                return
+            try:
+                gate.check_addresses(str(self.host), [str(sock.getpeername()[0])])
+            except BlockedURLError:
+                self.close()
+                raise
+
+    return Gated
+
+
+class GatedAdapter(HTTPAdapter):
+    """requests' adapter with connection pools whose connections pass the URL gate."""
+
+    def __init__(self, gate: URLGate, **kwargs: Any) -> None:
+        self.gate = gate
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        http_cls = type("GatedHTTPPool", (HTTPConnectionPool,),
+                        {"ConnectionCls": _gated(HTTPConnection, self.gate)})
+        https_cls = type("GatedHTTPSPool", (HTTPSConnectionPool,),
+                         {"ConnectionCls": _gated(HTTPSConnection, self.gate)})
+        self.poolmanager.pool_classes_by_scheme = {"http": http_cls, "https": https_cls}
+        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+
+
 class Fetcher:
     """Holds one pooled session; safe to share between threads for independent requests."""
 
@@ -92,7 +135,7 @@ class Fetcher:
         self.session = requests.Session()
         self.session.trust_env = False  # a stray HTTP(S)_PROXY must not reroute around the gate
         self.session.max_redirects = MAX_REDIRECTS
-        adapter = HTTPAdapter(pool_connections=32, pool_maxsize=32, max_retries=0)
+        adapter = GatedAdapter(self.gate, pool_connections=32, pool_maxsize=32, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -130,7 +173,6 @@ class Fetcher:
             self._gate(current)
             response = self._get(current, request_headers, deadline)
             try:
-                self._check_peer(response, current)
                 if response.status_code in _REDIRECTS and response.headers.get("Location"):
                     nxt = urljoin(current, response.headers["Location"])
                     if nxt in hops or nxt == current or len(hops) >= MAX_REDIRECTS:
@@ -172,22 +214,6 @@ class Fetcher:
             raise FetchError(FailureKind.TRANSIENT, f"connection failed: {_short(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise FetchError(FailureKind.PERMANENT, f"request failed: {_short(exc)}") from None
-
-    def _check_peer(self, response: requests.Response, url: str) -> None:
-        """Re-check the address actually connected to, so DNS rebinding cannot slip through."""
-        conn = getattr(response.raw, "_connection", None)
-        sock = getattr(conn, "sock", None)
-        if sock is None:
-            return
-        try:
-            peer = sock.getpeername()[0]
-        except OSError:
-            return
-        host = requests.utils.urlparse(url).hostname or url
-        try:
-            self.gate.check_addresses(host, [peer])
-        except BlockedURLError:
-            raise
 
     def _finish(
         self,
@@ -264,7 +290,3 @@ def _short(exc: BaseException) -> str:
         if marker in text:
             text = text.split(marker, 1)[1]
     return text.strip("()'\" ").splitlines()[0][:300] if text else type(exc).__name__
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
