@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -23,7 +25,8 @@ import click
 
 from monitor import config as cfg
 from monitor import diff as difflib
-from monitor import history
+from monitor import history, importer
+from monitor.classify import LABELS, SEVERITIES, mark, severity_rank
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
 from monitor.pipeline import CheckResult, check_source, reextract_source
@@ -332,14 +335,18 @@ def diff_cmd(ctx: Context, name: str, from_id: int | None, to_id: int | None, fm
 @main.command()
 @click.option("--source", "source", metavar="SOURCE", help="Only this source.")
 @click.option("--since", metavar="DATE", help="Only changes detected on or after DATE (ISO 8601).")
+@click.option("--label", "labels", multiple=True, type=click.Choice(LABELS),
+              help="Only changes with this label (repeat for any of several).")
+@click.option("--min-severity", type=click.Choice(SEVERITIES), help="Only changes at least this severe.")
 @click.option("--limit", type=int, default=None, help="At most this many, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
 @handle_errors
-def changes(ctx: Context, source: str | None, since: str | None, limit: int | None,
-            as_json: bool) -> None:
-    """Detected changes, newest first."""
-    rows = history.changes(ctx.store(), source, _parse_since(since), limit=limit)
+def changes(ctx: Context, source: str | None, since: str | None, labels: tuple[str, ...],
+            min_severity: str | None, limit: int | None, as_json: bool) -> None:
+    """Detected changes, newest first, with labels and severity."""
+    rows = history.changes(ctx.store(), source, _parse_since(since), limit=limit, labels=labels,
+                           min_severity=min_severity)
     if as_json:
         _echo_json(rows)
         return
@@ -347,11 +354,99 @@ def changes(ctx: Context, source: str | None, since: str | None, limit: int | No
         click.echo("no changes")
         return
     _table(
-        ["ID", "DETECTED", "SOURCE", "WORDS", "SENTENCES", "LABELS"],
+        ["ID", "DETECTED", "SOURCE", "WORDS", "SEVERITY", "LABELS", "SUMMARY"],
         [[r.id, _ago(r.detected_at), r.source, f"+{r.words_added} -{r.words_removed}",
-          f"+{r.sentences_added} -{r.sentences_removed}", ",".join(r.labels or []) or "-"]
+          r.severity or "-", ",".join(r.labels or []) or "-", r.summary or ""]
          for r in rows],
     )
+
+
+@main.command()
+@click.argument("change_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@handle_errors
+def explain(ctx: Context, change_id: int, as_json: bool) -> None:
+    """Why a change got its labels: the evidence, quoted, and how to opt out."""
+    d = history.change_detail(ctx.store(), change_id)
+    if as_json:
+        click.echo(json.dumps(d.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(f"change {d.id}: {d.title or d.source} ({d.platform}), detected {_ago(d.detected_at)}")
+    click.echo(f"severity: {d.severity or 'unclassified'}; labels: {', '.join(d.labels) or '-'}")
+    click.echo(f"summary: {d.summary or '-'}")
+    if d.event_id:
+        click.echo(f"event: {d.event_id}")
+    if "cosmetic" in d.labels:
+        click.echo("\nOnly dates, punctuation, formatting, link targets or typos changed.")
+    for e in d.evidence:
+        click.echo(f"\n[{e['label']}] {e['direction']}, {e['severity']}: {e['why']}")
+        if e.get("old"):
+            click.echo(f"  old: {mark(e['old'], e.get('matched', []))}")
+        if e.get("new"):
+            click.echo(f"  new: {mark(e['new'], e.get('matched', []))}")
+    if d.opt_out:
+        click.echo("\nHow to opt out:")
+        for o in d.opt_out:
+            url = f" <{o['url']}>" if o.get("url") else ""
+            click.echo(f"  - {o['type']}: {o['text']}{url}")
+    if d.rules_version is not None:
+        click.echo(f"\n(rules version {d.rules_version}; phrases that matched are in «»)")
+
+
+@main.command("import")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--ext", "extensions", multiple=True, metavar="EXT",
+              help="Only files with this extension (html, md, txt); repeatable.")
+@pass_context
+@handle_errors
+def import_cmd(ctx: Context, directory: Path, extensions: tuple[str, ...]) -> None:
+    """Backfill history from a folder of dated versions (one folder per document)."""
+    documents = importer.discover(directory, extensions or None)
+    store = ctx.store()
+    changes = importer.import_documents(store, documents)
+    versions = sum(len(d.versions) for d in documents)
+    click.echo(f"imported {len(documents)} documents, {versions} versions, {len(changes)} changes")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--ext", "extensions", multiple=True, metavar="EXT",
+              help="Only files with this extension (html, md, txt); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per detected change.")
+@click.option("--min-severity", type=click.Choice(SEVERITIES), default=None,
+              help="Only print changes at least this severe.")
+@click.pass_context
+@handle_errors
+def replay(click_ctx: click.Context, directory: Path, extensions: tuple[str, ...], as_json: bool,
+           min_severity: str | None) -> None:
+    """Import a folder of versions into a throwaway database and print every change."""
+    documents = importer.discover(directory, extensions or None)
+    with tempfile.TemporaryDirectory(prefix="policy-monitor-replay-") as tmp:
+        store = Store(f"sqlite:///{Path(tmp) / 'replay.db'}")
+        try:
+            store.upgrade()
+
+            def show(item: importer.ImportedChange) -> None:
+                d = history.change_detail(store, item.change_id)
+                if min_severity and severity_rank(d.severity) < severity_rank(min_severity):
+                    return
+                if as_json:
+                    click.echo(json.dumps({
+                        "source": item.source, "from": item.from_stem, "to": item.to_stem,
+                        "labels": d.labels, "severity": d.severity,
+                        "evidence": [{"label": e["label"], "old": e.get("old"), "new": e.get("new")}
+                                     for e in d.evidence],
+                        "opt_out": d.opt_out, "event": d.event_id,
+                        "direction": d.directions, "summary": d.summary,
+                    }, ensure_ascii=False))
+                else:
+                    click.echo(f"{item.source} {item.from_stem} → {item.to_stem}: "
+                               f"{d.severity} {','.join(d.labels) or '-'} {d.summary}")
+
+            importer.import_documents(store, documents, on_change=show)
+        finally:
+            store.close()
 
 
 @main.command()

@@ -20,7 +20,7 @@ Op = Literal["=", "-", "+"]
 CONTEXT_LINES = 3
 # Beyond this many tokens per side, word refinement is skipped: Myers is O(N·D) and a full
 # rewrite of a long page would otherwise take seconds; whole lines are still exact.
-MAX_WORD_TOKENS = 20_000
+MAX_WORD_TOKENS = 3_000
 
 _TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
@@ -145,6 +145,19 @@ def word_diff(old: str, new: str) -> list[tuple[int, str]]:
     return [(op, "".join(table[ord(c)] for c in chars)) for op, chars in diffs]
 
 
+def _refine(removed: list[str], added: list[str]) -> list[tuple[int, str]]:
+    """Word diff of a changed block; a large block is refined line by line when it lines up."""
+    old, new = "\n".join(removed), "\n".join(added)
+    if len(old) + len(new) < 8 * MAX_WORD_TOKENS or len(removed) != len(added):
+        return word_diff(old, new)
+    ops: list[tuple[int, str]] = []
+    for i, (a, b) in enumerate(zip(removed, added, strict=True)):
+        if i:
+            ops.append((0, "\n"))
+        ops.extend(word_diff(a, b))
+    return ops
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of normalised text; list markers and heading marks stripped."""
     out: list[str] = []
@@ -214,7 +227,7 @@ def compute(old: str, new: str, context: int = CONTEXT_LINES) -> Diff:
             new_no += 1
             lines.append(Line(" ", text, old_no, new_no))
         if removed and added:
-            ops = word_diff("\n".join(removed), "\n".join(added))
+            ops = _refine(removed, added)
             words_removed += sum(len(_WORD_RE.findall(t)) for op, t in ops if op == -1)
             words_added += sum(len(_WORD_RE.findall(t)) for op, t in ops if op == 1)
             old_segs = _split_side(ops, -1)

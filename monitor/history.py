@@ -6,6 +6,7 @@ with the same fields as its table form.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 
 from monitor import diff as difflib
 from monitor.blobstore import DatabaseBlobStore
+from monitor.classify import SEVERITIES, severity_rank
 from monitor.errors import NotFoundError
 from monitor.models import Change, Check, Snapshot, SourceRow
 from monitor.store import Store
@@ -81,10 +83,44 @@ class ChangeSummary:
     severity: str | None
     added_sentences: list[str]
     removed_sentences: list[str]
+    summary: str | None = None
+    event_id: int | None = None
+    opt_out: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["detected_at"] = _iso(self.detected_at)
+        return d
+
+
+@dataclass(frozen=True)
+class ChangeDetail:
+    """Everything known about one change: what `explain` prints and alerts will quote."""
+
+    id: int
+    source: str
+    platform: str
+    title: str | None
+    kind: str
+    url: str
+    detected_at: datetime
+    from_snapshot_id: int
+    to_snapshot_id: int
+    reextracted: bool
+    labels: list[str]
+    severity: str | None
+    summary: str
+    directions: dict[str, str]
+    evidence: list[dict[str, Any]]
+    opt_out: list[dict[str, Any]]
+    event_id: int | None
+    rules_version: int | None
+    diff: difflib.Diff
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "diff"}
+        d["detected_at"] = _iso(self.detected_at)
+        d["stats"] = asdict(self.diff.stats)
         return d
 
 
@@ -156,7 +192,10 @@ def changes(
     since: datetime | None = None,
     include_reextracted: bool = False,
     limit: int | None = None,
+    labels: Sequence[str] = (),
+    min_severity: str | None = None,
 ) -> list[ChangeSummary]:
+    """Changes newest first; `labels` keeps changes with any of them."""
     with store.read() as s:
         q = (select(Change, SourceRow).join(SourceRow, SourceRow.id == Change.source_id)
              .where(Change.generation == SourceRow.generation))
@@ -167,11 +206,18 @@ def changes(
             q = q.where(Change.detected_at >= since)
         if not include_reextracted:
             q = q.where(Change.reextracted.is_(False))
+        if min_severity:
+            allowed = [sv for sv in SEVERITIES if severity_rank(sv) >= severity_rank(min_severity)]
+            q = q.where(Change.severity.in_(allowed))
         q = q.order_by(Change.detected_at.desc(), Change.id.desc())
-        if limit:
+        if limit and not labels:
             q = q.limit(limit)
-        out = []
+        out: list[ChangeSummary] = []
         for ch, src in s.execute(q):
+            if labels and not set(labels) & set(ch.labels or []):
+                continue
+            if limit and len(out) >= limit:
+                break
             d = ch.diff
             out.append(ChangeSummary(
                 id=ch.id, source=src.name, platform=src.platform, detected_at=ch.detected_at,
@@ -181,8 +227,30 @@ def changes(
                 reextracted=ch.reextracted, labels=ch.labels, severity=ch.severity,
                 added_sentences=list(d.get("added_sentences", [])),
                 removed_sentences=list(d.get("removed_sentences", [])),
+                summary=(ch.findings or {}).get("summary"), event_id=ch.event_id,
+                opt_out=ch.opt_out,
             ))
         return out
+
+
+def change_detail(store: Store, change_id: int) -> ChangeDetail:
+    with store.read() as s:
+        ch = s.get(Change, change_id)
+        if ch is None:
+            raise NotFoundError(f"no change with id {change_id}")
+        src = s.get(SourceRow, ch.source_id)
+        assert src is not None
+        findings = ch.findings or {}
+        return ChangeDetail(
+            id=ch.id, source=src.name, platform=src.platform, title=src.title, kind=src.kind,
+            url=src.url, detected_at=ch.detected_at, from_snapshot_id=ch.from_snapshot_id,
+            to_snapshot_id=ch.to_snapshot_id, reextracted=ch.reextracted,
+            labels=list(ch.labels or []), severity=ch.severity,
+            summary=findings.get("summary", ""), directions=dict(findings.get("directions", {})),
+            evidence=list(findings.get("evidence", [])), opt_out=list(ch.opt_out or []),
+            event_id=ch.event_id, rules_version=ch.rules_version,
+            diff=difflib.Diff.from_dict(ch.diff),
+        )
 
 
 def diff_between(

@@ -183,8 +183,27 @@ class Change(Base):
     sentences_added: Mapped[int] = mapped_column(Integer)
     sentences_removed: Mapped[int] = mapped_column(Integer)
     labels: Mapped[list[str] | None] = mapped_column(JSON)
-    severity: Mapped[str | None] = mapped_column(String(16))
+    severity: Mapped[str | None] = mapped_column(String(16), index=True)
+    # {"evidence": [...], "directions": {...}, "summary": "..."} from classify.Classification
     findings: Mapped[dict[str, Any] | None]
+    opt_out: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    rules_version: Mapped[int | None] = mapped_column(Integer)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), index=True)
+
+
+class Event(Base):
+    """Changes of one platform within 72 hours: one announcement, one alert."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_platform_last", "platform", "last_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(200))
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+    severity: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    changes: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Reextraction(Base):

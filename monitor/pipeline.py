@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from monitor import diff as difflib
 from monitor.blobstore import sha256
+from monitor.classify import Classification, classify
 from monitor.config import Source
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract, fingerprint
@@ -102,12 +103,15 @@ def check_source(
             return CheckResult(source.name, "unchanged", snapshot_id=stored.snapshot_id)
 
         change = None
+        classification = None
         if state.current_text_blob is not None:
             change = difflib.compute(store.text_of(state.current_text_blob), text)
+            classification = classify(change)
         version = NewVersion(
             text=text, sha256=digest, raw=result.body, content_type=result.content_type,
             charset=result.charset, url=result.url, etag=result.etag,
             last_modified=result.last_modified, fingerprint=fp, diff=change,
+            classification=classification,
         )
         stored = store.record_version(state, started, elapsed_ms(), result.status, version)
     except ExtractError as exc:
@@ -129,6 +133,8 @@ def check_source(
         return CheckResult(source.name, "failed", reason, failure_kind=FailureKind.TRANSIENT)
 
     detail = change.stats.summary() if change is not None else ""
+    if classification is not None and classification.labels:
+        detail += f"; {', '.join(classification.labels)} — {classification.severity}"
     log.info("source=%s outcome=%s %s", source.name, stored.outcome, detail)
     return CheckResult(source.name, stored.outcome, detail, change_id=stored.change_id,
                        snapshot_id=stored.snapshot_id)
@@ -148,7 +154,7 @@ def reextract_source(store: Store, source: Source) -> ReextractResult:
     The rebuilt changes are marked `reextracted`, and the next check diffs against the
     rebuilt latest version, so new selectors never show up as a page change.
     """
-    rebuilt: list[tuple[Snapshot, str, difflib.Diff | None]] = []
+    rebuilt: list[tuple[Snapshot, str, difflib.Diff | None, Classification | None]] = []
     skipped = 0
     previous_text: str | None = None
     for snap, body in store.raw_versions(source.name):
@@ -163,7 +169,7 @@ def reextract_source(store: Store, source: Source) -> ReextractResult:
         if text == previous_text:
             continue  # the new selectors make this version identical to the one before
         change = difflib.compute(previous_text, text) if previous_text is not None else None
-        rebuilt.append((snap, text, change))
+        rebuilt.append((snap, text, change, classify(change) if change is not None else None))
         previous_text = text
     if not rebuilt:
         raise StoreError(f"no stored raw body of {source.name!r} could be re-extracted")

@@ -11,7 +11,7 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import config as cfg
 from monitor.blobstore import DatabaseBlobStore, sha256
+from monitor.classify import Classification, max_severity
 from monitor.diff import Diff
 from monitor.errors import FailureKind, NotFoundError, StoreError
-from monitor.models import Change, Check, Reextraction, Snapshot, SourceRow
+from monitor.models import Change, Check, Event, Reextraction, Snapshot, SourceRow
 
 ALEMBIC_DIRS = (
     Path(__file__).parent / "_alembic",  # installed wheel
@@ -130,6 +131,7 @@ class NewVersion:
     last_modified: str | None
     fingerprint: str
     diff: Diff | None
+    classification: Classification | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,19 @@ class Store:
                 if row.in_config or row.enabled:
                     row.in_config, row.enabled, row.updated_at = False, False, now
 
+    def ensure_sources(self, sources: Sequence[cfg.Source], *, enabled: bool = True) -> None:
+        """Create or update these sources only; others are left alone (used by `import`)."""
+        now = utcnow()
+        with self.write() as s:
+            for src in sources:
+                row = s.scalar(select(SourceRow).where(SourceRow.name == src.name))
+                if row is None:
+                    row = SourceRow(name=src.name, created_at=now, generation=0, in_config=False,
+                                    consecutive_failures=0, extraction_key=src.extraction_key())
+                    s.add(row)
+                row.platform, row.title, row.url, row.kind = src.platform, src.title, src.url, src.kind
+                row.enabled, row.updated_at = enabled, now
+
     def source_row(self, session: Session, name: str) -> SourceRow:
         row = session.scalar(select(SourceRow).where(SourceRow.name == name))
         if row is None:
@@ -354,8 +369,10 @@ class Store:
             s.flush()
             change_id = None
             if state.current_snapshot_id is not None and version.diff is not None:
-                change = _new_change(row, state.current_snapshot_id, snap.id, version.diff, started)
+                change = _new_change(row, state.current_snapshot_id, snap.id, version.diff, started,
+                                     version.classification)
                 change.check_id = check.id
+                change.event_id = _assign_event(s, row.platform, change)
                 s.add(change)
                 s.flush()
                 change_id = change.id
@@ -384,7 +401,7 @@ class Store:
         self,
         name: str,
         extraction_key: str,
-        versions: Sequence[tuple[Snapshot, str, Diff | None]],
+        versions: Sequence[tuple[Snapshot, str, Diff | None, Classification | None]],
         skipped: int,
     ) -> int:
         """Write a new generation of snapshots and changes; the old one stays, superseded."""
@@ -394,7 +411,7 @@ class Store:
             old_gen, new_gen = row.generation, row.generation + 1
             blobs = DatabaseBlobStore(s)
             previous: Snapshot | None = None
-            for old, text, diff in versions:
+            for old, text, diff, classification in versions:
                 data = text.encode("utf-8")
                 digest = sha256(data)
                 snap = s.scalar(select(Snapshot).where(
@@ -413,7 +430,8 @@ class Store:
                 else:
                     snap.last_seen_at = max(snap.last_seen_at, old.last_seen_at)
                 if previous is not None and diff is not None and previous.id != snap.id:
-                    change = _new_change(row, previous.id, snap.id, diff, old.first_seen_at)
+                    change = _new_change(row, previous.id, snap.id, diff, old.first_seen_at,
+                                         classification)
                     change.reextracted = True
                     change.generation = new_gen
                     s.add(change)
@@ -467,11 +485,50 @@ def _upsert_snapshot(
     return snap
 
 
-def _new_change(row: SourceRow, from_id: int, to_id: int, diff: Diff, at: datetime) -> Change:
+EVENT_WINDOW = timedelta(hours=72)
+
+
+def _new_change(
+    row: SourceRow, from_id: int, to_id: int, diff: Diff, at: datetime,
+    classification: Classification | None = None,
+) -> Change:
     st = diff.stats
-    return Change(
+    change = Change(
         source_id=row.id, generation=row.generation, from_snapshot_id=from_id,
         to_snapshot_id=to_id, detected_at=at, reextracted=False, diff=diff.to_dict(),
         words_added=st.words_added, words_removed=st.words_removed,
         sentences_added=st.sentences_added, sentences_removed=st.sentences_removed,
     )
+    if classification is not None:
+        change.labels = list(classification.labels)
+        change.severity = classification.severity
+        data = classification.to_dict()
+        change.findings = {k: data[k] for k in ("evidence", "directions", "summary")}
+        change.opt_out = data["opt_out"]
+        change.rules_version = classification.rules_version
+    return change
+
+
+def _assign_event(s: Session, platform: str, change: Change) -> int | None:
+    """Join the platform's event within 72 hours of this change, or start one.
+
+    One announcement (policy, FAQ and help article updated together) becomes one event with
+    the highest severity of its changes. Cosmetic and unclassified changes join none.
+    """
+    if change.severity in (None, "none"):
+        return None
+    at = change.detected_at
+    event = s.scalars(
+        select(Event).where(Event.platform == platform,
+                            Event.last_at >= at - EVENT_WINDOW, Event.first_at <= at + EVENT_WINDOW)
+        .order_by(Event.last_at.desc()).limit(1)).first()
+    if event is None:
+        event = Event(platform=platform, first_at=at, last_at=at, severity=change.severity,
+                      labels=[], changes=0)
+        s.add(event)
+    event.first_at, event.last_at = min(event.first_at, at), max(event.last_at, at)
+    event.severity = max_severity([event.severity, change.severity])
+    event.labels = sorted(set(event.labels) | set(change.labels or []))
+    event.changes = (event.changes or 0) + 1
+    s.flush()
+    return event.id

@@ -1,0 +1,234 @@
+"""Classifier behaviour on sentence pairs we wrote: what a reader of the alert would conclude."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.classify import classify, extract_opt_out, is_cosmetic_pair, load_rules, mark
+from monitor.diff import compute
+
+BASE = (
+    "# Privacy Policy\n\n"
+    "## How we use your data\n\n"
+    "We use your data to provide and personalise the services.\n\n"
+    "We keep your data while your account is open.\n\n"
+    "## Your choices\n\n"
+    "You can access and delete your data at any time.\n"
+)
+
+
+def add(sentence: str, base: str = BASE) -> str:
+    return base.replace("We keep your data", f"{sentence}\n\nWe keep your data")
+
+
+def run(old: str, new: str):
+    return classify(compute(old, new))
+
+
+def test_ai_training_clause_with_default_on_setting_is_high_with_setting_path() -> None:
+    new = add("We may use your personal data and content you post to train generative AI models "
+              "that power features on our services. This setting is turned on by default. "
+              "You can opt out at any time in Settings > Data privacy > Data for Generative AI "
+              "Improvement.")
+    result = run(BASE, new)
+    assert set(result.labels) == {"ai_training", "opt_out", "default_on"}
+    assert result.severity == "high"
+    assert result.directions["ai_training"] == "added"
+    assert result.directions["opt_out"] == "added"
+    opt = {(o.type, o.text) for o in result.opt_out}
+    assert ("setting_path", "Settings > Data privacy > Data for Generative AI Improvement") in opt
+    assert ("setting", "Data for Generative AI Improvement") in opt
+    training = next(e for e in result.evidence if e.label == "ai_training")
+    assert training.old is None
+    assert "train generative AI models" in training.new
+    assert "train" in training.matched
+
+
+@pytest.mark.parametrize(("sentence", "direction", "severity"), [
+    ("We do not use your private messages to train AI models.", "narrowed", "medium"),
+    ("We never use the content of your messages to train our AI models.", "narrowed", "medium"),
+    ("Your data is not used for training large language models.", "narrowed", "medium"),
+    ("We use the content you share to fine-tune our LLMs.", "added", "high"),
+    ("Public posts may be used to develop and improve our AI models.", "added", "high"),
+])
+def test_additions_and_exclusions(sentence: str, direction: str, severity: str) -> None:
+    result = run(BASE, add(sentence))
+    assert "ai_training" in result.labels
+    assert result.directions["ai_training"] == direction
+    assert result.severity == severity
+
+
+def test_removing_an_exclusion_is_an_expansion() -> None:
+    old = add("We do not use your private messages to train AI models.")
+    result = run(old, BASE)
+    assert result.directions["ai_training"] == "expanded"
+    assert result.severity == "high"
+
+
+def test_rewording_an_exclusion_into_a_permission_is_an_expansion() -> None:
+    old = add("We do not use your posts to train our AI models.")
+    new = add("We use your posts to train our AI models.")
+    result = run(old, new)
+    assert result.directions["ai_training"] == "expanded"
+    assert result.severity == "high"
+    (training,) = [e for e in result.evidence if e.label == "ai_training"]
+    assert training.old and training.new  # a pair, quoted both ways
+
+
+def test_removed_training_statement_is_not_high() -> None:
+    old = add("We use your posts to train our AI models.")
+    result = run(old, BASE)
+    assert result.directions["ai_training"] == "removed"
+    assert result.severity == "medium"
+
+
+def test_paraphrased_training_sentence_is_still_training() -> None:
+    old = add("We may use your data to improve our products.")
+    new = add("We may use your data to improve our products, including to train machine learning "
+              "models.")
+    result = run(old, new)
+    assert result.labels[0] == "ai_training"
+    assert result.severity == "high"
+
+
+def test_region_exemption_removed_with_ai_is_high() -> None:
+    old = add("We train AI models on member content. Members in the EU, EEA, UK and Switzerland "
+              "are not included in this training.")
+    new = add("We train AI models on member content.")
+    result = run(old, new)
+    assert "region_scope" in result.labels
+    assert result.directions["region_scope"] == "expanded"
+    assert result.severity == "high"
+
+
+def test_region_exemption_added_is_medium() -> None:
+    old = add("We train AI models on member content.")
+    new = add("We train AI models on member content. This does not apply to members in the "
+              "European Economic Area.")
+    result = run(old, new)
+    assert result.directions["region_scope"] == "narrowed"
+    assert result.severity == "medium"
+
+
+def test_region_named_without_ai_is_not_region_scope() -> None:
+    result = run(BASE, add("If you live in the EU, you can read our European notice."))
+    assert "region_scope" not in result.labels
+    assert result.severity == "low"
+
+
+def test_third_party_ai_sharing() -> None:
+    result = run(BASE, add("We share certain member data with our parent company Microsoft so "
+                           "that it can train its AI models."))
+    assert {"ai_training", "third_party_ai"} <= set(result.labels)
+    assert result.severity == "high"
+    licensing = run(BASE, add("We may license user content to third parties for artificial "
+                              "intelligence research."))
+    assert "third_party_ai" in licensing.labels
+    assert licensing.severity == "medium"
+
+
+def test_retroactivity() -> None:
+    result = run(BASE, add("Opting out of AI training does not affect training that has already "
+                           "taken place."))
+    assert "retroactivity" in result.labels
+    assert result.severity in ("medium", "high")
+
+
+def test_ai_feature_data_without_training() -> None:
+    result = run(BASE, add("When you use our AI assistant, we store your prompts and the generated "
+                           "responses for 30 days."))
+    assert result.labels == ("ai_feature_data",)
+    assert result.severity == "low"
+
+
+def test_non_ai_opt_out_is_labelled_but_low() -> None:
+    result = run(BASE, add("You can opt out of personalised ads in your settings."))
+    assert result.labels == ("opt_out",)
+    assert result.severity == "low"
+
+
+def test_opt_out_removed_near_ai_is_high() -> None:
+    old = add("We use your posts to train AI models. You can opt out in your settings.")
+    new = add("We use your posts to train AI models.")
+    result = run(old, new)
+    assert result.directions["opt_out"] == "removed"
+    assert result.severity == "high"
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("Effective September 18, 2024", "Effective November 3, 2025"),
+    ("Last updated: 2024-09-18", "Last updated: 2025-11-03"),
+    ("We collect personal data, inlcuding your email.", "We collect personal data, including your email."),
+    ("LinkedIns services are free.", "LinkedIn’s services are free."),
+    ("1. We collect data.", "2. We collect data."),
+    ("See our [Help Center](https://x.example/a?trk=1).", "See our [Help Center](https://x.example/b)."),
+    ("We   collect data .", "We collect data."),
+])
+def test_cosmetic_pairs(old: str, new: str) -> None:
+    assert is_cosmetic_pair(old, new)
+    result = run(add(old), add(new))
+    assert result.labels == ("cosmetic",)
+    assert result.severity == "none"
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("We keep data for 30 days.", "We keep data for 90 days."),
+    ("We may share your data.", "We will share your data."),
+    ("We do not sell your data.", "We sell your data."),
+])
+def test_small_substantive_edits_are_not_cosmetic(old: str, new: str) -> None:
+    assert not is_cosmetic_pair(old, new)
+    assert run(add(old), add(new)).severity != "none"
+
+
+def test_moved_paragraph_is_cosmetic() -> None:
+    moved = BASE.replace("We keep your data while your account is open.\n\n", "") + (
+        "\nWe keep your data while your account is open.\n")
+    assert run(BASE, moved).labels == ("cosmetic",)
+
+
+def test_x_ai_email_is_not_ai() -> None:
+    result = run(BASE, add("Contact us at privacy@x.ai with questions."))
+    assert "ai_training" not in result.labels
+    assert "ai_feature_data" not in result.labels
+
+
+def test_opt_out_instructions_forms_links_emails_regions() -> None:
+    text = (
+        "If you are in the EU, EEA or Switzerland, you can object using the "
+        "[Data Processing Objection Form](https://www.linkedin.com/help/linkedin/ask/TS-DPRO). "
+        "You can also write to privacy@example.com. Go to Settings > Privacy > AI training "
+        "and switch it off.\n"
+        "Our [Cookie Policy](https://example.com/cookies) explains cookies.\n"
+    )
+    found = {(o.type, o.text, o.url) for o in extract_opt_out([text])}
+    assert ("form", "Data Processing Objection Form",
+            "https://www.linkedin.com/help/linkedin/ask/TS-DPRO") in found
+    assert ("email", "privacy@example.com", None) in found
+    assert ("setting_path", "Settings > Privacy > AI training", None) in found
+    assert any(t == "region" and "EEA" in text_ for t, text_, _ in found)
+
+
+def test_mark_quotes_matched_phrases() -> None:
+    assert mark("We train [AI](https://x) models.", ["train", "AI"]) == "We «train» «AI» models."
+
+
+def test_rules_are_versioned() -> None:
+    assert load_rules().version >= 1
+    assert run(BASE, add("We train AI models on posts.")).rules_version == load_rules().version
+
+
+def test_scattered_additions_in_a_100kb_policy_are_all_found() -> None:
+    paragraphs = [f"Section {i}. We process data category {i} for purpose {i} under basis {i}. "
+                  f"You may object to processing of category {i} at any time." for i in range(900)]
+    old = "\n\n".join(paragraphs) + "\n"
+    new_paragraphs = list(paragraphs)
+    for i in range(0, 900, 90):
+        new_paragraphs[i] += " We may also use this data to train AI models."
+    new = "\n\n".join(new_paragraphs) + "\n"
+    assert len(old) > 100_000
+    result = classify(compute(old, new))
+    assert result.severity == "high"
+    training = [e for e in result.evidence if e.label == "ai_training"]
+    assert len(training) == 5  # ten additions, quoted up to five per label
+    assert all(e.direction == "added" for e in training)
