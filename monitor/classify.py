@@ -15,7 +15,8 @@ import re
 import tomllib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,7 @@ LABELS = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_sco
           "third_party_ai", "retroactivity", "cosmetic")
 MAX_EVIDENCE_PER_LABEL = 5
 PAIR_SIMILARITY = 0.45
+PAIR_WINDOW = 40
 
 ItemKind = Literal["added", "removed", "modified"]
 _LINK_RE = re.compile(r"!?\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
@@ -60,7 +62,8 @@ class Item:
     kind: ItemKind
     old: str | None
     new: str | None
-    block: int  # index of the changed block it came from, for "nearby" context
+    block: int  # index of the changed block it came from
+    context: tuple[str, ...] = ()  # neighbouring sentences: is AI being talked about here?
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class Classification:
     directions: dict[str, str] = field(default_factory=dict)
     rules_version: int = 0
     summary: str = ""
+    reverted_to: str | None = None  # ISO time the restored version was last seen, for flaps
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,7 +111,7 @@ class Classification:
             "evidence": [e.to_dict() for e in self.evidence],
             "opt_out": [o.to_dict() for o in self.opt_out],
             "directions": dict(self.directions), "rules_version": self.rules_version,
-            "summary": self.summary,
+            "summary": self.summary, "reverted_to": self.reverted_to,
         }
 
     @classmethod
@@ -119,6 +123,7 @@ class Classification:
             opt_out=tuple(OptOut(**o) for o in data.get("opt_out", ())),
             directions=dict(data.get("directions", {})),
             rules_version=int(data.get("rules_version", 0)), summary=data.get("summary", ""),
+            reverted_to=data.get("reverted_to"),
         )
 
 
@@ -132,8 +137,10 @@ class Rules:
     vocab: dict[str, re.Pattern[str]]
     descriptions: dict[str, str]
     date: re.Pattern[str]
+    noise: re.Pattern[str]
     typo_similarity: float
     typo_max_edits: int
+    reword_max_words: int
 
 
 def _expand(pattern: str, vocab: dict[str, list[str]]) -> str:
@@ -166,8 +173,10 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
     return Rules(
         version=int(data["version"]), labels=labels, vocab=compiled_vocab,
         descriptions=descriptions, date=re.compile(cosmetic["date"], re.I),
+        noise=re.compile("|".join(f"(?:{p})" for p in cosmetic["noise"]), re.I),
         typo_similarity=float(cosmetic["typo_similarity"]),
         typo_max_edits=int(cosmetic["typo_max_edits"]),
+        reword_max_words=int(cosmetic["reword_max_words"]),
     )
 
 
@@ -191,6 +200,7 @@ def _sentences(lines: Sequence[str]) -> list[str]:
 @lru_cache(maxsize=65536)
 def _cosmetic_key(sentence: str, rules: Rules) -> str:
     text = plain(sentence).lower()
+    text = rules.noise.sub(" ", text)
     text = rules.date.sub(" date ", text)
     text = _PUNCT_RE.sub("", text)
     return _WS_RE.sub(" ", text).strip()
@@ -269,6 +279,20 @@ def changed_items(diff: Diff, rules: Rules | None = None) -> tuple[list[Item], i
     items: list[Item] = []
     cosmetic = 0
     for index, (olds, news) in enumerate(per_block):
+        block = blocks[index]
+
+        def around(sentence: str | None, side: list[str], block: Block = block) -> list[str]:
+            if sentence is None or sentence not in side:
+                return []
+            i = side.index(sentence)
+            out = side[max(0, i - 2): i + 3]
+            if i < 2:
+                out.append(block.nearby[0])
+            if i > len(side) - 3:
+                out.append(block.nearby[-1])
+            return out
+
+        all_olds, all_news = olds, news
         common = Counter(plain(s) for s in olds) & Counter(plain(s) for s in news)
         olds = _drop(olds, common)
         news = _drop(news, common)
@@ -281,17 +305,18 @@ def changed_items(diff: Diff, rules: Rules | None = None) -> tuple[list[Item], i
             if is_cosmetic_pair(old, new, rules):
                 cosmetic += 1
             else:
-                items.append(Item("modified", old, new, index))
+                items.append(Item("modified", old, new, index,
+                                  (*around(old, all_olds), *around(new, all_news))))
         for old in lone_old:
             if _cosmetic_key(old, rules) in ("", "date"):
                 cosmetic += 1
             else:
-                items.append(Item("removed", old, None, index))
+                items.append(Item("removed", old, None, index, tuple(around(old, all_olds))))
         for new in lone_new:
             if _cosmetic_key(new, rules) in ("", "date"):
                 cosmetic += 1
             else:
-                items.append(Item("added", None, new, index))
+                items.append(Item("added", None, new, index, tuple(around(new, all_news))))
     return items, cosmetic
 
 
@@ -320,10 +345,16 @@ def _pair(
     old_sets = [frozenset(_cosmetic_key(s, rules).split()) for s in olds]
     new_sets = [frozenset(_cosmetic_key(s, rules).split()) for s in news]
     candidates = []
+    scale = len(news) / len(olds)
     for i, a in enumerate(old_sets):
         if not a:
             continue
-        for j, b in enumerate(new_sets):
+        # Edited sentences stay near their old position; comparing only within a window keeps
+        # a whole-document rewrite (hundreds of sentences a side) from costing O(n·m).
+        centre = int(i * scale)
+        lo, hi = max(0, centre - PAIR_WINDOW), min(len(news), centre + PAIR_WINDOW + 1)
+        for j in range(lo, hi):
+            b = new_sets[j]
             if not b:
                 continue
             small, large = (len(a), len(b)) if len(a) <= len(b) else (len(b), len(a))
@@ -360,6 +391,11 @@ def match_label(label: str, sentence: str | None, rules: Rules) -> Hit | None:
     """Whether a sentence counts for a label, with the phrases that made it so."""
     if not sentence:
         return None
+    return _match_label(label, sentence, rules)
+
+
+@lru_cache(maxsize=65536)
+def _match_label(label: str, sentence: str, rules: Rules) -> Hit | None:
     text = plain(sentence)
     for rule in rules.labels[label]:
         found = []
@@ -382,13 +418,29 @@ def match_label(label: str, sentence: str | None, rules: Rules) -> Hit | None:
 
 def _negated(text: str, position: int, rules: Rules) -> bool:
     """A negation in the same clause, shortly before the matched phrase."""
-    start = max(0, position - 80)
+    start = max(0, position - 120)
     window = text[start:position]
     # Only the clause the phrase is in: cut at the last clause boundary.
     cut = max(window.rfind(";"), window.rfind(":"), window.rfind(" but "), window.rfind(". "))
     if cut >= 0:
         window = window[cut + 1:]
     return bool(rules.vocab["negation"].search(window))
+
+
+def _minor_rewording(item: Item, rules: Rules) -> bool:
+    """A few words changed, none of which any rule cares about."""
+    assert item.old is not None
+    assert item.new is not None
+    a = set(_cosmetic_key(item.old, rules).split())
+    b = set(_cosmetic_key(item.new, rules).split())
+    changed = a ^ b
+    if len(changed) > rules.reword_max_words:
+        return False
+    words = " ".join(sorted(changed))
+    if rules.vocab["ai"].search(words) or rules.vocab["ai_cs"].search(words.upper()):
+        return False
+    return not any(group.search(words) for rule_set in rules.labels.values()
+                   for rule in rule_set for group in rule[:1])
 
 
 def _direction(old: Hit | None, new: Hit | None) -> str:
@@ -405,9 +457,14 @@ def _direction(old: Hit | None, new: Hit | None) -> str:
     return "changed"
 
 
+@lru_cache(maxsize=65536)
+def _mentions_ai(sentence: str, rules: Rules) -> bool:
+    text = plain(sentence)
+    return bool(rules.vocab["ai"].search(text) or rules.vocab["ai_cs"].search(text))
+
+
 def _ai_context(sentences: Iterable[str | None], rules: Rules) -> bool:
-    ai, ai_cs = rules.vocab["ai"], rules.vocab["ai_cs"]
-    return any(s and (ai.search(plain(s)) or ai_cs.search(plain(s))) for s in sentences)
+    return any(s and _mentions_ai(s, rules) for s in sentences)
 
 
 def _severity(label: str, direction: str, ai_context: bool) -> str:
@@ -427,8 +484,10 @@ def _severity(label: str, direction: str, ai_context: bool) -> str:
             return "low"
         # An exemption ("does not apply in the EEA") removed is an expansion to that region.
         return "high" if direction == "expanded" else "medium"
-    if label in ("third_party_ai", "retroactivity"):
+    if label == "third_party_ai":
         return "low" if direction == "removed" else "medium"
+    if label == "retroactivity":
+        return "low" if direction == "removed" or not ai_context else "medium"
     return "low"  # ai_feature_data
 
 
@@ -520,9 +579,48 @@ _SUMMARY = {
 }
 
 
-def classify(diff: Diff, rules: Rules | None = None) -> Classification:
-    """Labels, severity and evidence of one change."""
-    rules = rules or load_rules()
+def document_title(text: str) -> str:
+    """The first non-empty line, without heading marks: what the page says it is."""
+    for line in text.split("\n"):
+        line = line.strip().lstrip("#").strip()
+        if line and not set(line) <= set("=-_*"):
+            return plain(line)
+    return ""
+
+
+FLAP_WINDOW = timedelta(days=30)
+
+
+def classify(
+    diff: Diff,
+    rules: Rules | None = None,
+    *,
+    title: str | None = None,
+    restores: datetime | None = None,
+    at: datetime | None = None,
+) -> Classification:
+    """Labels, severity and evidence of one change, with flaps damped.
+
+    `title` is the document's own title: an AI-training statement added to "LinkedIn European
+    Regional Privacy Notice" extends training to that region even if the sentence never says so.
+    `restores` is when the new text was last seen before, if it is an earlier version coming
+    back. Pages that alternate between two versions (A/B tests, sections that fail to load)
+    would otherwise alert on every swing; a return within 30 days counts as low.
+    """
+    result = _classify(diff, rules or load_rules(), title)
+    if restores is None or at is None or at - restores > FLAP_WINDOW or result.severity == "none":
+        return result
+    when = restores.date().isoformat()
+    return replace(
+        result,
+        severity=min(result.severity, "low", key=severity_rank),
+        summary=f"back to the version last seen {when} (the page alternates): {result.summary}",
+        reverted_to=restores.isoformat(),
+    )
+
+
+def _classify(diff: Diff, rules: Rules, title: str | None) -> Classification:
+    title_region = rules.vocab["region"].search(title or "")
     if not diff.hunks:
         return Classification((), "none", (), (), {}, rules.version, "no change")
     items, _ = changed_items(diff, rules)
@@ -533,9 +631,11 @@ def classify(diff: Diff, rules: Rules | None = None) -> Classification:
 
     evidence: list[Evidence] = []
     relevant_blocks: set[int] = set()  # where to look for opt-out instructions
-    ai_blocks = {i for i, block in enumerate(blocks) if _ai_context(block.nearby, rules)}
     for item in items:
-        block_ai = item.block in ai_blocks
+        block_ai = _ai_context((item.old, item.new, *item.context), rules)
+        prohibition = any(text and rules.vocab["user_prohibition"].search(plain(text))
+                          for text in (item.old, item.new))
+        reworded = item.kind == "modified" and _minor_rewording(item, rules)
         training = None
         for label in rules.labels:
             old_hit = match_label(label, item.old, rules)
@@ -546,16 +646,26 @@ def classify(diff: Diff, rules: Rules | None = None) -> Classification:
                 continue  # training already covers it
             if label == "region_scope" and not block_ai:
                 continue  # a region named in passing, nothing about AI nearby
+            if label in ("ai_training", "third_party_ai") and prohibition:
+                continue  # "you may not use our content to train models" binds the user
             direction = _direction(old_hit, new_hit)
             if label == "ai_training":
                 training = direction
             if label in ("ai_training", "opt_out", "default_on", "region_scope") and block_ai:
                 relevant_blocks.add(item.block)
             severity = _severity(label, direction, block_ai)
+            if direction == "changed" and reworded:
+                severity = "low"
             matched = tuple(dict.fromkeys((*(old_hit.matched if old_hit else ()),
                                            *(new_hit.matched if new_hit else ()))))
             evidence.append(Evidence(label, direction, severity, item.old, item.new, matched,
                                      _why(label, direction, rules, block_ai)))
+            if (label == "ai_training" and title_region and direction in ("added", "expanded")
+                    and match_label("region_scope", item.new, rules) is None):
+                evidence.append(Evidence(
+                    "region_scope", "added", "high", item.old, item.new, (title_region.group(0),),
+                    f"AI training {direction} in a document for {title_region.group(0)} "
+                    f"(“{title}”): it now applies there"))
 
     evidence = _trim(evidence)
     labels = tuple(sorted({e.label for e in evidence}, key=_LABEL_ORDER.__getitem__))

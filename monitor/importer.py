@@ -16,7 +16,7 @@ from pathlib import Path
 
 from monitor import diff as difflib
 from monitor.blobstore import sha256
-from monitor.classify import classify
+from monitor.classify import classify, document_title
 from monitor.config import Kind, Source
 from monitor.errors import ExtractError, MonitorError
 from monitor.extract import extract, normalize_text
@@ -165,7 +165,10 @@ def import_documents(
             stored = store.record_version(state, version.at, 0, 200, NewVersion(
                 text=text, sha256=digest, raw=body, content_type=ctype, charset="utf-8",
                 url=str(version.path.name), etag=None, last_modified=None, fingerprint="",
-                diff=change, classification=classify(change) if change is not None else None,
+                diff=change,
+                classification=(classify(change, title=document_title(text),
+                                         restores=store.last_seen(state, digest), at=version.at)
+                                if change is not None else None),
             ))
             if stored.change_id is not None:
                 item = ImportedChange(doc.name, previous_stem or "(stored)", version.stem,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from monitor import diff as difflib
 from monitor.blobstore import sha256
-from monitor.classify import Classification, classify
+from monitor.classify import Classification, classify, document_title
 from monitor.config import Source
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract, fingerprint
@@ -106,7 +106,8 @@ def check_source(
         classification = None
         if state.current_text_blob is not None:
             change = difflib.compute(store.text_of(state.current_text_blob), text)
-            classification = classify(change)
+            classification = classify(change, title=document_title(text),
+                                      restores=store.last_seen(state, digest), at=started)
         version = NewVersion(
             text=text, sha256=digest, raw=result.body, content_type=result.content_type,
             charset=result.charset, url=result.url, etag=result.etag,
@@ -169,7 +170,8 @@ def reextract_source(store: Store, source: Source) -> ReextractResult:
         if text == previous_text:
             continue  # the new selectors make this version identical to the one before
         change = difflib.compute(previous_text, text) if previous_text is not None else None
-        rebuilt.append((snap, text, change, classify(change) if change is not None else None))
+        rebuilt.append((snap, text, change,
+                        classify(change, title=document_title(text)) if change is not None else None))
         previous_text = text
     if not rebuilt:
         raise StoreError(f"no stored raw body of {source.name!r} could be re-extracted")

@@ -281,6 +281,24 @@ class Store:
             raise NotFoundError(f"no source named {name!r} in the database")
         return SourceState(*row)
 
+    def last_seen(self, state: SourceState, sha: str) -> datetime | None:
+        """When this exact text was last current for the source, if ever (to spot flapping pages).
+
+        That is the later of its last sighting and the moment a change replaced it: imported
+        histories only record changes, so the sighting alone would make every version look old.
+        """
+        q = select(Snapshot.id, Snapshot.last_seen_at).where(
+            Snapshot.source_id == state.id, Snapshot.generation == state.generation,
+            Snapshot.sha256 == sha)
+        with self.read_engine.connect() as conn:
+            row = conn.execute(q).first()
+            if row is None:
+                return None
+            replaced = conn.execute(select(func.max(Change.detected_at)).where(
+                Change.from_snapshot_id == row[0])).scalar()
+        seen: datetime = row[1]
+        return max(seen, replaced) if replaced is not None else seen
+
     def text_of(self, blob_key: str) -> str:
         with self.read() as s:
             return DatabaseBlobStore(s).get(blob_key).decode("utf-8")
@@ -503,7 +521,7 @@ def _new_change(
         change.labels = list(classification.labels)
         change.severity = classification.severity
         data = classification.to_dict()
-        change.findings = {k: data[k] for k in ("evidence", "directions", "summary")}
+        change.findings = {k: data[k] for k in ("evidence", "directions", "summary", "reverted_to")}
         change.opt_out = data["opt_out"]
         change.rules_version = classification.rules_version
     return change

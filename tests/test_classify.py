@@ -232,3 +232,43 @@ def test_scattered_additions_in_a_100kb_policy_are_all_found() -> None:
     training = [e for e in result.evidence if e.label == "ai_training"]
     assert len(training) == 5  # ten additions, quoted up to five per label
     assert all(e.direction == "added" for e in training)
+
+
+def test_prohibitions_on_the_user_are_not_ai_training() -> None:
+    result = run(BASE, add("You may not use content from the services to train or improve AI models."))
+    assert "ai_training" not in result.labels
+    assert result.severity == "low"
+
+
+def test_ai_training_in_a_regional_document_is_region_scope() -> None:
+    old = "# LinkedIn European Regional Privacy Notice\n\nWe process data to run the service.\n"
+    new = old + "\nWe rely on legitimate interests to train content-generating AI models.\n"
+    result = classify(compute(old, new), title="LinkedIn European Regional Privacy Notice")
+    assert {"ai_training", "region_scope"} <= set(result.labels)
+    assert result.severity == "high"
+    region = next(e for e in result.evidence if e.label == "region_scope")
+    assert "European" in region.why
+
+
+def test_a_page_flapping_back_within_30_days_is_damped() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    old = BASE
+    new = add("We use your posts to train AI models.")
+    at = datetime(2026, 2, 10, tzinfo=UTC)
+    flap = classify(compute(old, new), restores=at - timedelta(days=4), at=at)
+    assert flap.severity == "low"
+    assert flap.reverted_to is not None
+    assert flap.summary.startswith("back to the version last seen 2026-02-06")
+    assert "ai_training" in flap.labels  # still labelled, just quiet
+    comeback = classify(compute(old, new), restores=at - timedelta(days=90), at=at)
+    assert comeback.severity == "high"
+
+
+def test_minor_rewording_of_an_ai_sentence_is_low() -> None:
+    old = add("See here for how you can opt out of our use of your content to train our models.")
+    new = add("Read our instructions on how you can opt out of our use of your content to train our "
+              "models.")
+    result = run(old, new)
+    assert "ai_training" in result.labels
+    assert result.severity == "low"
