@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -76,7 +78,9 @@ class CompressedJSON(TypeDecorator[dict[str, Any]]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(), dict[str, Any]: JSON, float: Float(),
+    }
 
 
 class Blob(Base):
@@ -119,6 +123,43 @@ class SourceRow(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Schedule state: all of it stored, so a restart resumes exactly where it stopped and
+    # several worker processes can share one database.
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), index=True)
+    interval_seconds: Mapped[float | None]
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    failing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # alert open
+
+
+class Host(Base):
+    """Politeness state per host: one request in flight, and a minimum gap between requests."""
+
+    __tablename__ = "hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), unique=True)
+    next_allowed_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    crawl_delay: Mapped[float | None]
+    robots_checked_at: Mapped[datetime | None]
+
+
+class SourceAlert(Base):
+    """One "source failing" record after N failures in a row, one "recovered" when it works."""
+
+    __tablename__ = "source_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # failing | recovered
+    at: Mapped[datetime]
+    failures: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Snapshot(Base):

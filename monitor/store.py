@@ -216,8 +216,11 @@ class Store:
             backup_dir.mkdir(parents=True, exist_ok=True)
             target = backup_dir / f"monitor-{current}-{utcnow():%Y%m%dT%H%M%SZ}.db"
             # VACUUM INTO copies a consistent image; a file copy of a live WAL db would not.
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("VACUUM INTO ?", (str(target),))
+            raw = self.engine.raw_connection()  # outside SQLAlchemy's transaction: VACUUM needs that
+            try:
+                raw.driver_connection.execute("VACUUM INTO ?", (str(target),))  # type: ignore[union-attr]
+            finally:
+                raw.close()
         command.upgrade(self.alembic_config(), "head")
         return head
 

@@ -51,3 +51,31 @@ def test_downgrade_and_upgrade_again_are_clean(tmp_path: Path) -> None:
         assert "snapshots" in store.table_names()
     finally:
         store.close()
+
+
+def test_upgrading_a_database_with_history_backs_it_up_and_keeps_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    from alembic import command
+
+    db = tmp_path / "m.db"
+    store = Store(f"sqlite:///{db}")
+    try:
+        command.upgrade(store.alembic_config(), "0002")
+        conn = sqlite3.connect(db)
+        conn.execute("INSERT INTO sources (name, platform, url, kind, enabled, in_config, "
+                     "extraction_key, generation, consecutive_failures, created_at, updated_at) "
+                     "VALUES ('a/b', 'A', 'https://a.example/', 'other', 1, 1, '', 0, 0, "
+                     "'2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+        conn.commit()
+        conn.close()
+        store.upgrade(backup_dir=tmp_path / "backups")
+        assert store.current_revision() == store.head_revision()
+        (backup,) = (tmp_path / "backups").glob("monitor-0002-*.db")
+        old = sqlite3.connect(backup)
+        assert old.execute("SELECT name FROM sources").fetchall() == [("a/b",)]
+        assert old.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        new = sqlite3.connect(db)
+        assert new.execute("SELECT name, failing FROM sources").fetchall() == [("a/b", 0)]
+    finally:
+        store.close()
