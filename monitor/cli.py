@@ -29,7 +29,8 @@ from monitor import history, importer
 from monitor.classify import LABELS, SEVERITIES, mark, severity_rank
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
-from monitor.pipeline import CheckResult, check_source, reextract_source
+from monitor.pipeline import CheckContext, CheckResult, check_source, reextract_source
+from monitor.robots import RobotsCache
 from monitor.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -146,7 +147,7 @@ def init(ctx: Context) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ctx.store(require_schema=False)
     revision = store.upgrade(backup_dir=settings.data_dir / "backups")
-    store.sync_sources(ctx.config.sources)
+    store.sync_sources(ctx.config.sources, ctx.config.settings.interval)
     click.echo(f"database ready at revision {revision}: {_safe_url(store.url)}")
     click.echo(f"{len(ctx.config.sources)} sources from {ctx.config.path}")
 
@@ -189,7 +190,7 @@ def sources_validate(ctx: Context) -> None:
 def sources_list(ctx: Context, as_json: bool) -> None:
     """Sources with their last check, outcome and number of versions."""
     store = ctx.store()
-    store.sync_sources(ctx.config.sources)
+    store.sync_sources(ctx.config.sources, ctx.config.settings.interval)
     rows = history.sources(store)
     if as_json:
         _echo_json(rows)
@@ -214,6 +215,9 @@ def run_checks(
 ) -> list[CheckResult]:
     """Check sources in parallel across hosts, one at a time per host with a polite delay."""
     fetcher = Fetcher(settings)
+    robots = RobotsCache(fetcher, settings.user_agent) if settings.respect_robots else None
+    ctx = CheckContext(policy=settings.policy, failure_threshold=settings.failure_threshold,
+                       robots=robots)
     by_host: dict[str, list[cfg.Source]] = defaultdict(list)
     for src in selected:
         by_host[_host(src.url)].append(src)
@@ -224,7 +228,7 @@ def run_checks(
         for i, src in enumerate(items):
             if i:
                 time.sleep(settings.per_host_delay)
-            result = check_source(store, fetcher, src)
+            result = check_source(store, fetcher, src, ctx=ctx)
             with lock:
                 results.append(result)
                 on_result(result)
@@ -247,7 +251,7 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, fail_on_error: bo
     """Check each enabled source (or the named ones) once, now."""
     conf = ctx.config
     store = ctx.store()
-    store.sync_sources(conf.sources)
+    store.sync_sources(conf.sources, conf.settings.interval)
     if names:
         unknown = [n for n in names if conf.source(n) is None]
         if unknown:
@@ -268,6 +272,41 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, fail_on_error: bo
 
     results = run_checks(store, conf.settings, selected, show)
     if fail_on_error and any(r.outcome == "failed" for r in results):
+        click.get_current_context().exit(1)
+
+
+@main.command()
+@pass_context
+@handle_errors
+def run(ctx: Context) -> None:
+    """Run the daemon: check every source on its interval until SIGTERM (systemd-friendly)."""
+    from monitor import service
+
+    path = ctx.config.path  # validates the config first: exit 78 on errors
+    click.get_current_context().exit(service.main(path))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--max-failures", type=int, default=None, metavar="N",
+              help="Exit 1 if any source failed more than N times in a row "
+                   "(default: failure_threshold).")
+@pass_context
+@handle_errors
+def status(ctx: Context, as_json: bool, max_failures: int | None) -> None:
+    """Per source: last check, outcome, last change, failures in a row, next due."""
+    limit = ctx.config.settings.failure_threshold if max_failures is None else max_failures
+    rows = history.status(ctx.store())
+    if as_json:
+        _echo_json(rows)
+    else:
+        _table(
+            ["NAME", "LAST CHECK", "OUTCOME", "LAST CHANGE", "FAILS", "NEXT DUE", "STATE"],
+            [[r.name, _ago(r.last_check_at), r.last_outcome or "-", _ago(r.last_change_at),
+              r.consecutive_failures, _ago(r.next_check_at),
+              "failing" if r.failing else ("disabled" if not r.enabled else "ok")] for r in rows],
+        )
+    if any(r.enabled and r.consecutive_failures > limit for r in rows):
         click.get_current_context().exit(1)
 
 
@@ -459,7 +498,7 @@ def reextract(ctx: Context, name: str) -> None:
     if source is None:
         raise MonitorError(f"unknown source {name!r} (it must be in {ctx.config.path})")
     store = ctx.store()
-    store.sync_sources(ctx.config.sources)
+    store.sync_sources(ctx.config.sources, ctx.config.settings.interval)
     result = reextract_source(store, source)
     click.echo(f"{name}: re-extracted {result.versions} versions from stored pages "
                f"(generation {result.generation}; {result.skipped} skipped); "

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import soupsieve
 
 from monitor.errors import ConfigError, ConfigProblem
+from monitor.schedule import Policy
 
 CONFIG_ENV = "POLICY_MONITOR_CONFIG"
 DATA_ENV = "POLICY_MONITOR_DATA"
@@ -60,6 +61,15 @@ class Settings:
     jitter: float = 300.0
     allow_private_addresses: bool = False
     per_host_delay: float = 5.0
+    respect_robots: bool = False
+    workers: int = 4
+    shutdown_timeout: float = 30.0
+    failure_threshold: int = 3
+    dispatch_interval: float = 1.0
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.interval, self.jitter, self.per_host_delay)
 
     @property
     def database(self) -> str:
@@ -252,6 +262,11 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "jitter": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
     "allow_private_addresses": _as_bool,
     "per_host_delay": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
+    "respect_robots": _as_bool,
+    "workers": _as_positive_int,
+    "shutdown_timeout": parse_duration,
+    "failure_threshold": _as_positive_int,
+    "dispatch_interval": parse_duration,
 }
 
 _SOURCE: dict[str, Callable[[Any], Any]] = {

@@ -145,6 +145,43 @@ def sources(store: Store) -> list[SourceSummary]:
         ]
 
 
+@dataclass(frozen=True)
+class SourceStatus:
+    name: str
+    platform: str
+    enabled: bool
+    last_check_at: datetime | None
+    last_outcome: str | None
+    last_error: str | None
+    last_change_at: datetime | None
+    consecutive_failures: int
+    failing: bool
+    next_check_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("last_check_at", "last_change_at", "next_check_at"):
+            d[key] = _iso(d[key])
+        return d
+
+
+def status(store: Store) -> list[SourceStatus]:
+    """What `status` and the systemd STATUS line report, per source."""
+    with store.read() as s:
+        last_error = dict(s.execute(
+            select(Check.source_id, Check.error)
+            .where(Check.id.in_(select(func.max(Check.id)).where(Check.outcome == "failed")
+                                .group_by(Check.source_id)))).all())
+        rows = s.scalars(select(SourceRow).where(SourceRow.in_config.is_(True))
+                         .order_by(SourceRow.platform, SourceRow.name)).all()
+        return [SourceStatus(
+            name=r.name, platform=r.platform, enabled=r.enabled, last_check_at=r.last_check_at,
+            last_outcome=r.last_outcome,
+            last_error=last_error.get(r.id) if r.last_outcome == "failed" else None,
+            last_change_at=r.last_change_at, consecutive_failures=r.consecutive_failures,
+            failing=r.failing, next_check_at=r.next_check_at) for r in rows]
+
+
 def versions(store: Store, name: str) -> list[Version]:
     """Baseline first, then one entry per change, in the order they were seen."""
     with store.read() as s:

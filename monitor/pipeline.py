@@ -7,12 +7,14 @@ page can never take down the daemon or a batch of checks.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from monitor import diff as difflib
+from monitor import schedule
 from monitor.blobstore import sha256
 from monitor.classify import Classification, classify, document_title
 from monitor.config import Source
@@ -20,7 +22,9 @@ from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract, fingerprint
 from monitor.fetch import Fetcher
 from monitor.models import Snapshot
-from monitor.store import NewVersion, Store
+from monitor.robots import RobotsCache, blocked_error
+from monitor.schedule import Policy
+from monitor.store import Claim, Completion, NewVersion, Store
 
 log = logging.getLogger("monitor.check")
 
@@ -36,6 +40,7 @@ class CheckResult:
     snapshot_id: int | None = None
     failure_kind: FailureKind | None = None
     retry_after: float | None = None
+    recorded: bool = True  # False when nothing could be written (lost lease, database down)
 
     def line(self) -> str:
         if self.outcome == "baseline":
@@ -51,25 +56,70 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class CheckContext:
+    """What a check needs besides the source: timing policy, clock, randomness, lease."""
+
+    policy: Policy = field(default_factory=lambda: Policy(6 * 3600.0, 300.0, 5.0))
+    clock: Callable[[], datetime] = _now
+    rng: random.Random = field(default_factory=random.Random)
+    failure_threshold: int = 3
+    robots: RobotsCache | None = None  # set when respect_robots = true
+
+
 def check_source(
     store: Store,
     fetcher: Fetcher,
     source: Source,
-    clock: Callable[[], datetime] = _now,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    ctx: CheckContext | None = None,
+    claim: Claim | None = None,
 ) -> CheckResult:
-    """Fetch one source and record the outcome. Never raises for page or network problems."""
-    started = clock()
+    """Fetch one source and record the outcome in one transaction. Never raises.
+
+    Page and network problems become a recorded failed check; a lost lease or a shutdown
+    mid-check writes nothing at all (the source is simply checked again later).
+    """
+    ctx = ctx or CheckContext()
+    if clock is not None:
+        ctx = replace(ctx, clock=clock)
+    try:
+        return _check(store, fetcher, source, ctx, claim)
+    except StoreError as exc:
+        log.warning("source=%s outcome=not-recorded reason=%s", source.name, exc)
+        return CheckResult(source.name, "failed", str(exc), failure_kind=FailureKind.TRANSIENT,
+                           recorded=False)
+
+
+def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
+           claim: Claim | None) -> CheckResult:
+    started = ctx.clock()
     t0 = time.monotonic()
+    state = store.state(source.name)
 
     def elapsed_ms() -> int:
         return int((time.monotonic() - t0) * 1000)
 
-    try:
-        state = store.state(source.name)
-    except StoreError as exc:
-        return CheckResult(source.name, "failed", str(exc), failure_kind=FailureKind.TRANSIENT)
+    crawl_delay = state.crawl_delay
+
+    def done(ok: bool, retry_after: float | None = None) -> Completion:
+        finished = ctx.clock()
+        failures = 0 if ok else state.consecutive_failures + 1
+        interval = source.interval or state.interval or ctx.policy.interval
+        next_at = schedule.next_check(finished, interval, ctx.policy.jitter, failures, ctx.rng)
+        if retry_after:
+            next_at = max(next_at, finished + timedelta(seconds=retry_after))
+        host_at = schedule.host_next_allowed(finished, ctx.policy.per_host_delay,
+                                             crawl_delay, retry_after)
+        return Completion(next_at, host_at, claim.token if claim else None, ctx.failure_threshold)
 
     try:
+        if ctx.robots is not None:
+            verdict = ctx.robots.check(source.url)
+            crawl_delay = max(crawl_delay or 0.0, verdict.crawl_delay or 0.0) or None
+            if not verdict.allowed:
+                raise blocked_error(verdict)
         result = fetcher.fetch(
             source.url,
             etag=state.etag if state.current_snapshot_id else None,
@@ -78,32 +128,36 @@ def check_source(
             locale=source.locale,
         )
     except FetchError as exc:
-        store.record_failure(state, started, elapsed_ms(), exc.kind, exc.reason, exc.status)
+        store.record_failure(state, started, elapsed_ms(), exc.kind, exc.reason, exc.status,
+                             done=done(False, exc.retry_after))
         log.info("source=%s outcome=failed kind=%s reason=%s", source.name, exc.kind, exc.reason)
         return CheckResult(source.name, "failed", exc.reason, failure_kind=exc.kind,
                            retry_after=exc.retry_after)
 
+    change = None
+    classification = None
     try:
         if result.not_modified:
-            stored = store.record_unchanged(state, started, elapsed_ms(), 304, 0, None, None, None)
+            stored = store.record_unchanged(state, started, elapsed_ms(), 304, 0, None, None, None,
+                                            done=done(True))
             return CheckResult(source.name, "unchanged", "not modified",
                                snapshot_id=stored.snapshot_id)
 
         fp = fingerprint(result.body, result.content_type, result.charset, source)
         if fp == state.fingerprint and state.current_snapshot_id is not None:
             stored = store.record_unchanged(state, started, elapsed_ms(), result.status,
-                                            len(result.body), result.etag, result.last_modified, fp)
+                                            len(result.body), result.etag, result.last_modified, fp,
+                                            done=done(True))
             return CheckResult(source.name, "unchanged", snapshot_id=stored.snapshot_id)
 
         text = extract(result.body, result.content_type, result.charset, source, result.url)
         digest = sha256(text.encode("utf-8"))
         if digest == state.current_sha256:
             stored = store.record_unchanged(state, started, elapsed_ms(), result.status,
-                                            len(result.body), result.etag, result.last_modified, fp)
+                                            len(result.body), result.etag, result.last_modified, fp,
+                                            done=done(True))
             return CheckResult(source.name, "unchanged", snapshot_id=stored.snapshot_id)
 
-        change = None
-        classification = None
         if state.current_text_blob is not None:
             change = difflib.compute(store.text_of(state.current_text_blob), text)
             classification = classify(change, title=document_title(text),
@@ -114,23 +168,20 @@ def check_source(
             last_modified=result.last_modified, fingerprint=fp, diff=change,
             classification=classification,
         )
-        stored = store.record_version(state, started, elapsed_ms(), result.status, version)
+        stored = store.record_version(state, started, elapsed_ms(), result.status, version,
+                                      done=done(True))
     except ExtractError as exc:
         store.record_failure(state, started, elapsed_ms(), FailureKind.PERMANENT, str(exc),
-                             result.status)
+                             result.status, done=done(False))
         log.info("source=%s outcome=failed kind=extract reason=%s", source.name, exc)
         return CheckResult(source.name, "failed", str(exc), failure_kind=FailureKind.PERMANENT)
-    except StoreError as exc:
-        log.warning("source=%s outcome=failed kind=store reason=%s", source.name, exc)
-        return CheckResult(source.name, "failed", str(exc), failure_kind=FailureKind.TRANSIENT)
+    except StoreError:
+        raise
     except Exception as exc:  # a bug must cost one check, not the daemon; it is logged in full
         log.exception("source=%s outcome=failed kind=internal", source.name)
         reason = f"internal error: {type(exc).__name__}: {exc}"
-        try:
-            store.record_failure(state, started, elapsed_ms(), FailureKind.TRANSIENT, reason,
-                                 result.status)
-        except Exception:
-            log.exception("source=%s could not record the failure", source.name)
+        store.record_failure(state, started, elapsed_ms(), FailureKind.TRANSIENT, reason,
+                             result.status, done=done(False))
         return CheckResult(source.name, "failed", reason, failure_kind=FailureKind.TRANSIENT)
 
     detail = change.stats.summary() if change is not None else ""

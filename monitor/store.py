@@ -8,12 +8,15 @@ waits for the lock instead of failing with SQLITE_BUSY. PostgreSQL uses the same
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import (
     Connection,
@@ -33,11 +36,21 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import config as cfg
+from monitor import schedule
 from monitor.blobstore import DatabaseBlobStore, sha256
 from monitor.classify import Classification, max_severity
 from monitor.diff import Diff
 from monitor.errors import FailureKind, NotFoundError, StoreError
-from monitor.models import Change, Check, Event, Reextraction, Snapshot, SourceRow
+from monitor.models import (
+    Change,
+    Check,
+    Event,
+    Host,
+    Reextraction,
+    Snapshot,
+    SourceAlert,
+    SourceRow,
+)
 
 ALEMBIC_DIRS = (
     Path(__file__).parent / "_alembic",  # installed wheel
@@ -50,8 +63,10 @@ ALEMBIC_DIRS = (
 _STATE = (
     select(SourceRow.id, SourceRow.etag, SourceRow.last_modified, SourceRow.fingerprint,
            SourceRow.current_snapshot_id, Snapshot.sha256, Snapshot.text_blob, Snapshot.raw_blob,
-           SourceRow.generation)
+           SourceRow.generation, SourceRow.consecutive_failures, SourceRow.failing,
+           SourceRow.host_id, Host.crawl_delay, SourceRow.interval_seconds)
     .outerjoin(Snapshot, Snapshot.id == SourceRow.current_snapshot_id)
+    .outerjoin(Host, Host.id == SourceRow.host_id)
     .where(SourceRow.name == bindparam("name"))
 )
 _GUARD = (
@@ -68,6 +83,14 @@ _TOUCH_200 = update(SourceRow).where(_GUARD).values(
 _INSERT_CHECK = insert(Check).returning(Check.id)
 _SEEN_SNAPSHOT = update(Snapshot).where(Snapshot.id == bindparam("snap")).values(
     last_seen_at=bindparam("at"))
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def host_of(url: str) -> str:
+    """The politeness key of a URL: its lower-cased host name."""
+    return (urlsplit(url).hostname or url).lower()
 
 
 def utcnow() -> datetime:
@@ -115,6 +138,36 @@ class SourceState:
     current_text_blob: str | None
     current_raw_blob: str | None
     generation: int
+    consecutive_failures: int = 0
+    failing: bool = False
+    host_id: int | None = None
+    crawl_delay: float | None = None
+    interval: float | None = None
+
+
+class LeaseLost(StoreError):
+    """Another worker took over this source: this check must write nothing."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A source handed to this worker, with the token that must guard its commit."""
+
+    source_id: int
+    name: str
+    host_id: int | None
+    token: str
+    due_at: datetime | None = None  # when it was planned to start: claim time minus this is lag
+
+
+@dataclass(frozen=True)
+class Completion:
+    """Scheduling side effects committed with a check: next check, host gap, lease release."""
+
+    next_check_at: datetime
+    host_next_allowed_at: datetime
+    token: str | None = None  # None for a one-shot `check` that holds no lease
+    failure_threshold: int = 3
 
 
 @dataclass(frozen=True)
@@ -239,24 +292,95 @@ class Store:
 
     # ---- sources -----------------------------------------------------------------------
 
-    def sync_sources(self, sources: Sequence[cfg.Source]) -> None:
+    def sync_sources(self, sources: Sequence[cfg.Source], default_interval: float | None = None) -> None:
         """Make the sources table match the config by name; never delete history."""
         now = utcnow()
         with self.write() as s:
             rows = {r.name: r for r in s.scalars(select(SourceRow))}
+            hosts = {h.host: h for h in s.scalars(select(Host))}
             for src in sources:
                 row = rows.pop(src.name, None)
                 if row is None:
                     row = SourceRow(name=src.name, created_at=now, generation=0,
-                                    consecutive_failures=0, extraction_key=src.extraction_key())
+                                    consecutive_failures=0, extraction_key=src.extraction_key(),
+                                    failing=False)
                     s.add(row)
                 row.platform, row.title, row.url, row.kind = src.platform, src.title, src.url, src.kind
                 row.enabled, row.in_config, row.updated_at = src.enabled, True, now
                 if not row.extraction_key:
                     row.extraction_key = src.extraction_key()
+                interval = src.interval or default_interval
+                if interval and row.interval_seconds and interval != row.interval_seconds \
+                        and row.last_check_at is not None and row.next_check_at is not None:
+                    # Retimed: the next check follows the new interval from the last one.
+                    row.next_check_at = row.last_check_at + timedelta(seconds=interval)
+                row.interval_seconds = interval or row.interval_seconds
+                name = host_of(src.url)
+                host = hosts.get(name)
+                if host is None:
+                    host = Host(host=name, next_allowed_at=EPOCH)  # free from the start
+                    s.add(host)
+                    s.flush()
+                    hosts[name] = host
+                row.host_id = host.id
             for row in rows.values():  # gone from the config: disabled, history kept
                 if row.in_config or row.enabled:
                     row.in_config, row.enabled, row.updated_at = False, False, now
+
+    def schedule_new(self, now: datetime, rng: random.Random, default_interval: float) -> int:
+        """Give never-checked sources a first check spread over min(interval, 10 minutes)."""
+        with self.write() as s:
+            rows = s.scalars(select(SourceRow).where(
+                SourceRow.enabled.is_(True), SourceRow.next_check_at.is_(None))).all()
+            for row in rows:
+                row.next_check_at = schedule.first_check(
+                    now, row.interval_seconds or default_interval, rng)
+            return len(rows)
+
+    def claim(self, owner: str, now: datetime, limit: int, lease_seconds: float) -> list[Claim]:
+        """Take up to `limit` due sources, at most one per free host, under fresh leases.
+
+        One write transaction (BEGIN IMMEDIATE on SQLite; FOR UPDATE SKIP LOCKED on
+        PostgreSQL), so two processes never claim the same source or the same host.
+        """
+        if limit <= 0:
+            return []
+        expires = now + timedelta(seconds=lease_seconds)
+        free_source = (SourceRow.enabled.is_(True) & (SourceRow.next_check_at <= now)
+                       & (SourceRow.lease_expires_at.is_(None) | (SourceRow.lease_expires_at < now)))
+        oldest_due = (select(func.min(SourceRow.next_check_at))
+                      .where(SourceRow.host_id == Host.id, free_source).scalar_subquery())
+        hosts_q = (select(Host.id)
+                   .where(Host.next_allowed_at <= now,
+                          Host.lease_expires_at.is_(None) | (Host.lease_expires_at < now),
+                          oldest_due.is_not(None))
+                   .order_by(oldest_due).limit(limit))
+        if not self.is_sqlite:
+            hosts_q = hosts_q.with_for_update(skip_locked=True)
+        claims: list[Claim] = []
+        with self.write() as s:
+            for host_id in s.scalars(hosts_q).all():
+                row = s.execute(select(SourceRow.id, SourceRow.name, SourceRow.next_check_at)
+                                .where(SourceRow.host_id == host_id, free_source)
+                                .order_by(SourceRow.next_check_at).limit(1)).first()
+                if row is None:
+                    continue
+                token = uuid.uuid4().hex
+                lease = {"lease_owner": owner, "lease_token": token, "lease_expires_at": expires}
+                s.execute(update(Host).where(Host.id == host_id).values(**lease))
+                s.execute(update(SourceRow).where(SourceRow.id == row[0]).values(**lease))
+                claims.append(Claim(row[0], row[1], host_id, token, row[2]))
+        return claims
+
+    def release(self, claim: Claim) -> None:
+        """Give a claimed source and its host back without checking (e.g. on shutdown)."""
+        cleared = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
+        with self.write() as s:
+            s.execute(update(SourceRow).where(SourceRow.id == claim.source_id,
+                                              SourceRow.lease_token == claim.token).values(**cleared))
+            if claim.host_id is not None:
+                s.execute(update(Host).where(Host.id == claim.host_id,
+                                             Host.lease_token == claim.token).values(**cleared))
 
     def ensure_sources(self, sources: Sequence[cfg.Source], *, enabled: bool = True) -> None:
         """Create or update these sources only; others are left alone (used by `import`)."""
@@ -328,6 +452,7 @@ class Store:
         kind: FailureKind,
         error: str,
         http_status: int | None = None,
+        done: Completion | None = None,
     ) -> StoredCheck:
         with self.write() as s:
             row = s.get(SourceRow, state.id)
@@ -339,6 +464,8 @@ class Store:
             row.last_check_at, row.last_outcome = started, "failed"
             row.consecutive_failures = (row.consecutive_failures or 0) + 1
             s.flush()
+            _complete(s.connection(), state, done, ok=False, at=started,
+                      failures=row.consecutive_failures, error=error)
             return StoredCheck(check.id, "failed")
 
     @contextlib.contextmanager
@@ -357,6 +484,7 @@ class Store:
         etag: str | None,
         last_modified: str | None,
         fingerprint: str | None,
+        done: Completion | None = None,
     ) -> StoredCheck:
         """One INSERT and two UPDATEs with prebuilt statements: the common case stays cheap."""
         params = {"sid": state.id, "gen": state.generation, "snap": state.current_snapshot_id or -1,
@@ -371,11 +499,12 @@ class Store:
                 "snapshot_id": state.current_snapshot_id}).scalar_one()
             if state.current_snapshot_id is not None:
                 conn.execute(_SEEN_SNAPSHOT, params)
+            _complete(conn, state, done, ok=True, at=started, failures=0)
             return StoredCheck(check_id, "unchanged", state.current_snapshot_id)
 
     def record_version(
         self, state: SourceState, started: datetime, duration_ms: int, http_status: int,
-        version: NewVersion,
+        version: NewVersion, done: Completion | None = None,
     ) -> StoredCheck:
         """Snapshot, change and check in one transaction: all visible, or none."""
         with self.write() as s:
@@ -402,6 +531,8 @@ class Store:
             row.last_check_at, row.last_outcome, row.consecutive_failures = started, outcome, 0
             row.etag, row.last_modified, row.fingerprint = (
                 version.etag, version.last_modified, version.fingerprint)
+            s.flush()
+            _complete(s.connection(), state, done, ok=True, at=started, failures=0)
             return StoredCheck(check.id, outcome, snap.id, change_id)
 
     # ---- re-extraction ---------------------------------------------------------------------
@@ -475,6 +606,20 @@ class Store:
                 for name, model in (("sources", SourceRow), ("snapshots", Snapshot),
                                     ("checks", Check), ("changes", Change))
             }
+
+    def counts_cheap(self) -> None:
+        """A trivial query: is the database answering at all (the watchdog's liveness test)."""
+        with self.read_engine.connect() as conn:
+            conn.execute(text("SELECT 1")).scalar()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL back into the database file (hourly maintenance)."""
+        if self.is_sqlite:
+            raw = self.engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+            finally:
+                raw.close()
 
     def integrity_ok(self) -> bool:
         if not self.is_sqlite:
@@ -553,3 +698,40 @@ def _assign_event(s: Session, platform: str, change: Change) -> int | None:
     event.changes = (event.changes or 0) + 1
     s.flush()
     return event.id
+
+
+def _complete(
+    conn: Connection, state: SourceState, done: Completion | None, *, ok: bool, at: datetime,
+    failures: int, error: str | None = None,
+) -> None:
+    """Schedule the next check, free the host after its polite gap, release the lease, and
+    open or close the source's failing record — in the check's own transaction.
+
+    With a lease token, a worker that lost its lease (it expired and another took over)
+    raises LeaseLost here, so its whole transaction rolls back and it writes nothing.
+    """
+    if done is None:
+        return
+    guard = SourceRow.id == state.id
+    if done.token is not None:
+        guard = guard & (SourceRow.lease_token == done.token)
+    values: dict[str, Any] = {"next_check_at": done.next_check_at, "lease_owner": None,
+                              "lease_token": None, "lease_expires_at": None}
+    opened = not ok and failures >= done.failure_threshold and not state.failing
+    closed = ok and state.failing
+    if opened or closed:
+        values["failing"] = opened
+    if conn.execute(update(SourceRow).where(guard).values(**values)).rowcount != 1:
+        raise LeaseLost(f"lost the lease on source {state.id}; discarding this check")
+    if state.host_id is not None:
+        host_guard = Host.id == state.host_id
+        if done.token is not None:
+            host_guard = host_guard & (Host.lease_token == done.token)
+        conn.execute(update(Host).where(host_guard).values(
+            next_allowed_at=done.host_next_allowed_at, lease_owner=None, lease_token=None,
+            lease_expires_at=None))
+    if opened or closed:
+        conn.execute(insert(SourceAlert).values(
+            source_id=state.id, kind="failing" if opened else "recovered", at=at,
+            failures=failures if opened else state.consecutive_failures,
+            error=(error or "")[:2000] if opened else None))

@@ -40,17 +40,20 @@ class Project:
         self.runner = CliRunner()
 
     def write(self, sources: str, settings: str = "") -> None:
-        self.config.write_text(textwrap.dedent(f"""\
-            [settings]
-            data_dir = "{self.data}"
-            allow_private_addresses = true
-            per_host_delay = "0s"
-            connect_timeout = "2s"
-            read_timeout = "1s"
-            total_timeout = "3s"
-            {textwrap.dedent(settings).strip()}
-
-            """) + textwrap.dedent(sources))
+        values = {
+            "data_dir": f'"{self.data}"',
+            "allow_private_addresses": "true",
+            "per_host_delay": '"0s"',
+            "connect_timeout": '"2s"',
+            "read_timeout": '"1s"',
+            "total_timeout": '"3s"',
+        }
+        for line in textwrap.dedent(settings).strip().splitlines():
+            if "=" in line:
+                key, value = line.split("=", 1)
+                values[key.strip()] = value.strip()
+        header = "[settings]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+        self.config.write_text(header + "\n" + textwrap.dedent(sources))
 
     def cli(self, *args: str, ok: bool = True) -> Result:
         result = self.runner.invoke(main, ["--config", str(self.config), *args])

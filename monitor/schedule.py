@@ -1,0 +1,54 @@
+"""When to check next, and when a host may be asked again. Pure: clock and randomness injected.
+
+One place for every timing decision, so the daemon, the one-shot `check` and the tests agree.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+FIRST_SPREAD_CAP = 600.0  # never-checked or long-overdue sources start within 10 minutes
+BACKOFF_CAP = 8  # a failing source waits at most 8 intervals
+
+
+@dataclass(frozen=True)
+class Policy:
+    interval: float
+    jitter: float
+    per_host_delay: float
+
+
+def backoff_factor(consecutive_failures: int) -> int:
+    """1 for a healthy source, then 2, 4, 8 intervals after 2, 3, 4+ failures in a row."""
+    if consecutive_failures <= 1:
+        return 1
+    return int(min(2 ** (consecutive_failures - 1), BACKOFF_CAP))
+
+
+def next_check(
+    finished: datetime, interval: float, jitter: float, consecutive_failures: int,
+    rng: random.Random,
+) -> datetime:
+    """End of the last check + interval (backed off while failing) + random jitter."""
+    delay = interval * backoff_factor(consecutive_failures)
+    return finished + timedelta(seconds=delay + rng.uniform(0, max(jitter, 0.0)))
+
+
+def first_check(now: datetime, interval: float, rng: random.Random) -> datetime:
+    """Spread sources that were never checked (or are overdue at start) over a short window.
+
+    At most one interval and at most 10 minutes, so a restart after three days down checks
+    every source once, soon, without a burst at the same second.
+    """
+    return now + timedelta(seconds=rng.uniform(0, min(interval, FIRST_SPREAD_CAP)))
+
+
+def host_next_allowed(
+    finished: datetime, per_host_delay: float, crawl_delay: float | None,
+    retry_after: float | None,
+) -> datetime:
+    """The earliest time the host may be asked again: politeness, Crawl-delay, Retry-After."""
+    gap = max(per_host_delay, crawl_delay or 0.0, retry_after or 0.0)
+    return finished + timedelta(seconds=gap)

@@ -1,0 +1,164 @@
+"""The daemon's life: start order, signals, systemd notify and watchdog, clean stop.
+
+SIGTERM/SIGINT only set an event; the main thread stops claiming work, lets running checks
+finish (up to `shutdown_timeout`) and exits 0. SIGHUP re-reads sources.toml and keeps the old
+config if the new one is invalid. WATCHDOG=1 is sent only while the dispatch job keeps running
+and the database answers, so a wedged scheduler gets restarted by systemd.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+
+from sqlalchemy import func, select
+
+from monitor import config as cfg
+from monitor.errors import ConfigError
+from monitor.models import SourceRow
+from monitor.scheduler import Dispatcher, build_scheduler
+from monitor.sdnotify import Notifier
+from monitor.store import Store
+
+log = logging.getLogger("monitor.service")
+STATUS_EVERY = 10.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Service:
+    """Owns the store, the dispatcher, the APScheduler instance and the signal flags."""
+
+    def __init__(self, config_path: str | os.PathLike[str] | None,
+                 clock: Callable[[], datetime] = _now, notifier: Notifier | None = None) -> None:
+        self.config_path = config_path
+        self.config = cfg.load(config_path)
+        self.clock = clock
+        self.notifier = notifier or Notifier()
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.store = Store.from_settings(self.config.settings)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.rng = random.Random()
+
+    # ---- signals ------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s: stopping", signal.Signals(signum).name)
+            self.stop_event.set()
+
+        def reload(_signum: int, _frame: FrameType | None) -> None:
+            self.reload_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        self.store.require_schema()
+        settings = self.config.settings
+        self.store.sync_sources(self.config.sources, settings.interval)
+        new = self.store.schedule_new(self.clock(), self.rng, settings.interval)
+        log.info("sources=%d newly scheduled=%d owner=%s", len(self.config.sources), new, self.owner)
+
+    def reload(self, dispatcher: Dispatcher) -> None:
+        try:
+            new = cfg.load(self.config_path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused, keeping the old config: %s", problem)
+            return
+        self.store.sync_sources(new.sources, new.settings.interval)
+        scheduled = self.store.schedule_new(self.clock(), self.rng, new.settings.interval)
+        self.config = new
+        dispatcher.config = new
+        log.info("reloaded %s: %d sources, %d newly scheduled", new.path, len(new.sources), scheduled)
+
+    def status_line(self) -> str:
+        with self.store.read() as s:
+            enabled = s.scalar(select(func.count()).select_from(SourceRow)
+                               .where(SourceRow.enabled.is_(True))) or 0
+            failing = s.scalar(select(func.count()).select_from(SourceRow)
+                               .where(SourceRow.enabled.is_(True), SourceRow.failing.is_(True))) or 0
+            upcoming = s.scalar(select(func.min(SourceRow.next_check_at))
+                                .where(SourceRow.enabled.is_(True)))
+        nxt = upcoming.strftime("%H:%M:%S") if upcoming else "-"
+        return f"{enabled} sources, {failing} failing, next check {nxt}"
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; return the exit status."""
+        self.prepare()
+        settings = self.config.settings
+        dispatcher = Dispatcher(self.store, self.config, self.owner, self.clock)
+        scheduler = build_scheduler(dispatcher, self.maintenance)
+        scheduler.start()
+        self.notifier.ready(self.status_line())
+        log.info("running: %d workers, dispatch every %.1fs", settings.workers,
+                 settings.dispatch_interval)
+        watchdog = self.notifier.watchdog_interval
+        tick = min(1.0, watchdog / 2) if watchdog else 1.0
+        last_ping = last_status = 0.0
+        healthy_within = max(3 * settings.dispatch_interval, 5.0)
+        while not self.stop_event.wait(tick):
+            if self.reload_event.is_set():
+                self.reload_event.clear()
+                self.reload(dispatcher)
+            now = time.monotonic()
+            if watchdog and now - last_ping >= watchdog and dispatcher.healthy(healthy_within):
+                self.notifier.watchdog()
+                last_ping = now
+            if now - last_status >= STATUS_EVERY:
+                try:
+                    self.notifier.status(self.status_line())
+                except Exception:
+                    log.exception("status line failed")
+                last_status = now
+
+        self.notifier.stopping()
+        scheduler.shutdown(wait=False)
+        finished = dispatcher.stop(self.config.settings.shutdown_timeout)
+        if not finished:
+            # Unfinished checks have not committed: their transactions die with the process,
+            # so nothing partial is left, and their leases expire for the next run.
+            log.warning("stopping with checks still running after %.0fs; they are discarded",
+                        self.config.settings.shutdown_timeout)
+            logging.shutdown()
+            os._exit(0)
+        self.store.close()
+        log.info("stopped cleanly")
+        return 0
+
+    def maintenance(self) -> None:
+        try:
+            self.store.checkpoint()
+        except Exception:
+            log.exception("maintenance failed")
+
+
+def main(config_path: str | os.PathLike[str] | None) -> int:
+    """Entry point of `policy-monitor run`."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
+                        format="%(levelname)s %(name)s: %(message)s")
+    # One line per event we care about; APScheduler's per-run chatter would drown them.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    service = Service(config_path)
+    service.install_signal_handlers()
+    try:
+        return service.run()
+    finally:
+        service.notifier.close()
+

@@ -1,0 +1,286 @@
+"""The daemon as a real subprocess against a real loopback server, with short intervals."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+FAST = """
+interval = "1s"
+jitter = "0s"
+per_host_delay = "0.4s"
+dispatch_interval = "0.2s"
+shutdown_timeout = "5s"
+failure_threshold = 3
+"""
+
+
+class Recorder:
+    """Serves pages and records, server-side, when each request started and overlapped."""
+
+    def __init__(self, server: HTTPServer, delay: float = 0.05) -> None:
+        self.server = server
+        self.delay = delay
+        self.log: list[tuple[float, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        self.bodies: dict[str, str] = {}
+        self.status: dict[str, int] = {}
+
+    def serve(self, path: str, body: str) -> None:
+        self.bodies[path] = body
+
+        def handler(request: Request) -> Response:
+            with self.lock:
+                self.log.append((time.monotonic(), request.path))
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                time.sleep(self.delay)
+                status = self.status.get(path, 200)
+                return Response(self.bodies[path], status=status, content_type="text/html")
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+
+        self.server.expect_request(path).respond_with_handler(handler)
+
+    def times(self, path: str | None = None) -> list[float]:
+        with self.lock:
+            return [t for t, p in self.log if path is None or p == path]
+
+
+def page(text: str) -> str:
+    return f"<html><body><main><p>{text}</p></main></body></html>"
+
+
+def sources(server: HTTPServer, paths: list[str]) -> str:
+    return "".join(f"""
+        [[source]]
+        name = "local{p}"
+        platform = "Local"
+        url = "{server.url_for(p)}"
+    """ for p in paths)
+
+
+class Daemon:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(config), "run"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})})
+        self.stderr = ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        self.proc.send_signal(sig)
+        _, self.stderr = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.communicate()
+
+
+def wait_for(predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def db_rows(project, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(project.data / "monitor.db")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_checks_every_source_politely_picks_up_changes_and_stops_cleanly(
+    server: HTTPServer, project, daemons
+) -> None:
+    rec = Recorder(server)
+    paths = ["/a", "/b", "/c"]
+    for p in paths:
+        rec.serve(p, page(f"Policy {p}."))
+    project.write(sources(server, paths), settings=FAST)
+    project.cli("init")
+    d = Daemon(project.config)
+    daemons.append(d)
+    wait_for(lambda: all(len(rec.times(p)) >= 2 for p in paths))
+    rec.bodies["/b"] = page("Policy /b. We now train AI models on your posts.")
+    wait_for(lambda: db_rows(project, "SELECT count(*) FROM changes")[0][0] >= 1)
+    assert d.stop() == 0
+    assert "stopped cleanly" in d.stderr
+
+    # Politeness, from the server's own clock: one request at a time on this host, spaced.
+    assert rec.max_in_flight == 1
+    starts = rec.times()
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.4 - 0.05, gaps
+    # Every source was checked, and the change was labelled.
+    assert {p for _, p in rec.log} == set(paths)
+    (labels,) = db_rows(project, "SELECT labels FROM changes")
+    assert "ai_training" in labels[0]
+    # No partial rows: every check points at an existing snapshot or none; leases released.
+    assert db_rows(project, "PRAGMA integrity_check") == [("ok",)]
+    assert db_rows(project, "SELECT count(*) FROM checks c LEFT JOIN snapshots s ON "
+                            "s.id = c.snapshot_id WHERE c.snapshot_id IS NOT NULL AND s.id IS NULL") == [(0,)]
+    assert db_rows(project, "SELECT count(*) FROM sources WHERE lease_token IS NOT NULL") == [(0,)]
+    assert "source=" not in d.stderr or "Traceback" not in d.stderr
+
+
+def test_notify_socket_gets_ready_status_watchdog_and_stopping(
+    server: HTTPServer, project, daemons, tmp_path: Path
+) -> None:
+    rec = Recorder(server)
+    rec.serve("/a", page("A."))
+    project.write(sources(server, ["/a"]), settings=FAST)
+    project.cli("init")
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(0.2)
+    messages: list[tuple[float, str]] = []
+    d = Daemon(project.config, env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"})
+    daemons.append(d)
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            messages.append((time.monotonic(), sock.recv(4096).decode()))
+    assert d.stop() == 0
+    try:
+        while True:
+            messages.append((time.monotonic(), sock.recv(4096).decode()))
+    except TimeoutError:
+        pass
+    sock.close()
+    texts = [m for _, m in messages]
+    assert sum("READY=1" in t for t in texts) == 1
+    assert any(t.startswith("STATUS=") or "\nSTATUS=" in t for t in texts)
+    assert any("1 sources, 0 failing" in t for t in texts)
+    pings = [t for t, m in messages if m == "WATCHDOG=1"]
+    assert len(pings) >= 5
+    assert max(b - a for a, b in itertools.pairwise(pings)) <= 0.75
+    assert texts[-1] == "STOPPING=1"
+
+
+def test_sighup_reloads_sources_and_keeps_old_config_when_broken(
+    server: HTTPServer, project, daemons
+) -> None:
+    rec = Recorder(server)
+    rec.serve("/a", page("A."))
+    rec.serve("/new", page("New."))
+    project.write(sources(server, ["/a"]), settings=FAST)
+    project.cli("init")
+    d = Daemon(project.config)
+    daemons.append(d)
+    wait_for(lambda: len(rec.times("/a")) >= 1)
+    good = project.config.read_text()
+    project.config.write_text(good + '\n[[source]]\nname = "broken"\nurl = "file:///etc/passwd"\n')
+    d.proc.send_signal(signal.SIGHUP)
+    seen = len(rec.times("/a"))
+    wait_for(lambda: len(rec.times("/a")) >= seen + 2)  # still running on the old config
+    project.write(sources(server, ["/a", "/new"]), settings=FAST)
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(rec.times("/new")) >= 1)
+    assert d.stop() == 0
+    assert "reload refused, keeping the old config" in d.stderr
+    assert "only http and https" in d.stderr
+
+
+def test_restart_resumes_without_refetching_recent_checks(server: HTTPServer, project, daemons) -> None:
+    rec = Recorder(server)
+    rec.serve("/a", page("A."))
+    rec.serve("/b", page("B."))
+    project.write(sources(server, ["/a", "/b"]), settings=FAST.replace('interval = "1s"',
+                                                                       'interval = "1h"'))
+    project.cli("init")
+    project.cli("check")  # both checked a moment ago; stored next check: in an hour
+    count = len(rec.log)
+    assert count == 2
+    first = Daemon(project.config)
+    daemons.append(first)
+    time.sleep(2)
+    assert first.stop() == 0
+    second = Daemon(project.config)
+    daemons.append(second)
+    time.sleep(3)
+    assert second.stop() == 0
+    assert len(rec.log) == count  # both were checked moments ago: nothing is due
+
+
+def test_two_daemons_share_the_work_without_double_checks(server: HTTPServer, project, daemons) -> None:
+    rec = Recorder(server, delay=0.1)
+    paths = [f"/p{i}" for i in range(4)]
+    for p in paths:
+        rec.serve(p, page(p))
+    project.write(sources(server, paths), settings=FAST.replace('interval = "1s"', 'interval = "2s"'))
+    project.cli("init")
+    a, b = Daemon(project.config), Daemon(project.config)
+    daemons.extend([a, b])
+    time.sleep(7)
+    assert a.stop() == 0
+    assert b.stop() == 0
+    assert rec.max_in_flight == 1  # one request in flight for the host, across both
+    starts = rec.times()
+    assert min(y - x for x, y in itertools.pairwise(starts)) >= 0.4 - 0.05
+    for p in paths:
+        t = rec.times(p)
+        # Each check of a source is at least its interval after the previous one.
+        assert all(y - x >= 2 - 0.1 for x, y in itertools.pairwise(t)), (p, t)
+    owners = {line.split("owner=")[1].split()[0] for line in (a.stderr + b.stderr).splitlines()
+              if "owner=" in line}
+    assert len(owners) == 2
+
+
+def test_a_failing_source_backs_off_alerts_once_and_recovers(server: HTTPServer, project, daemons) -> None:
+    rec = Recorder(server)
+    rec.serve("/ok", page("Fine."))
+    rec.serve("/bad", page("Bad."))
+    project.write(sources(server, ["/ok", "/bad"]),
+                  settings=FAST.replace('per_host_delay = "0.4s"', 'per_host_delay = "0.1s"'))
+    project.cli("init")
+    d = Daemon(project.config)
+    daemons.append(d)
+    wait_for(lambda: len(rec.times("/bad")) >= 1)
+    rec.status["/bad"] = 503
+    start = time.monotonic()
+    time.sleep(9)
+    bad = [t for t in rec.times("/bad") if t >= start]
+    ok = [t for t in rec.times("/ok") if t >= start]
+    assert len(ok) >= 6
+    assert len(bad) <= len(ok) // 2  # backed off: 1, 2, 4, 8 intervals
+    rec.status["/bad"] = 200
+    wait_for(lambda: db_rows(project, "SELECT count(*) FROM source_alerts WHERE kind='recovered'")[0][0] == 1,
+             timeout=20)
+    assert d.stop() == 0
+    alerts = db_rows(project, "SELECT kind FROM source_alerts ORDER BY id")
+    assert alerts == [("failing",), ("recovered",)]
+    result = project.cli("status", "--json")
+    rows = {r["name"]: r for r in __import__("json").loads(result.output)}
+    assert rows["local/bad"]["consecutive_failures"] == 0
+    assert rows["local/bad"]["failing"] is False
