@@ -55,9 +55,9 @@ class Dispatcher:
         self.in_flight: dict[int, Future[None]] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.dispatching = threading.Lock()  # one dispatch at a time, from any thread
         self.last_dispatch = time.monotonic()
         self.checks_done = 0
-        self.lags: list[float] = []
 
     @property
     def lease_seconds(self) -> float:
@@ -70,10 +70,22 @@ class Dispatcher:
                             failure_threshold=s.failure_threshold, robots=self.robots)
 
     def dispatch(self) -> int:
-        """One scheduling step: claim what is due and free, and start it."""
+        """One scheduling step: claim what is due and free, and start it.
+
+        Runs from the APScheduler heartbeat and again whenever a check finishes, so a free
+        worker picks up due work at once instead of idling until the next tick.
+        """
         self.last_dispatch = time.monotonic()
         if self.stopping.is_set():
             return 0
+        if not self.dispatching.acquire(blocking=False):
+            return 0  # another thread is dispatching right now
+        try:
+            return self._dispatch()
+        finally:
+            self.dispatching.release()
+
+    def _dispatch(self) -> int:
         with self.lock:
             free = self.workers - len(self.in_flight)
         if free <= 0:
@@ -85,20 +97,19 @@ class Dispatcher:
             if source is None or not source.enabled:
                 self.store.release(claim)
                 continue
-            if claim.due_at is not None:
-                self.lags.append((now - claim.due_at).total_seconds())
+            lag = (now - claim.due_at).total_seconds() if claim.due_at is not None else 0.0
             with self.lock:
-                self.in_flight[claim.source_id] = self.pool.submit(self._run, claim, source)
+                self.in_flight[claim.source_id] = self.pool.submit(self._run, claim, source, lag)
         return len(claims)
 
-    def _run(self, claim: Claim, source: cfg.Source) -> None:
+    def _run(self, claim: Claim, source: cfg.Source, lag: float) -> None:
         try:
             result = check_source(self.store, self.fetcher, source, ctx=self.context(),
                                   claim=claim)
             if not result.recorded:
                 self.store.release(claim)
             level = logging.WARNING if result.outcome == "failed" else logging.INFO
-            log.log(level, "check %s", result.line())
+            log.log(level, "check %s (lag=%.3fs)", result.line(), lag)
             self.checks_done += 1
             if self.on_result is not None:
                 self.on_result(result)
@@ -107,6 +118,11 @@ class Dispatcher:
         finally:
             with self.lock:
                 self.in_flight.pop(claim.source_id, None)
+        if not self.stopping.is_set():
+            try:
+                self.dispatch()
+            except Exception:
+                log.exception("dispatch after a check failed")
 
     def healthy(self, max_age: float) -> bool:
         """The dispatch job ran recently and the database answers."""

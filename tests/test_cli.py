@@ -72,3 +72,28 @@ def test_listings_have_json(server: HTTPServer, project) -> None:
     assert raw == "<main><p>Hello.</p></main>"
     assert json.loads(project.cli("check", "--json").output)["outcome"] == "unchanged"
     assert "database at revision" in project.cli("db", "upgrade").output
+
+
+def test_status_exits_1_when_a_source_fails_too_often(server: HTTPServer, project) -> None:
+    server.expect_request("/ok").respond_with_data("<p>Fine.</p>", content_type="text/html")
+    server.expect_request("/down").respond_with_data("oops", status=500)
+    project.write(f"""
+        [[source]]
+        name = "acme/ok"
+        platform = "Acme"
+        url = "{server.url_for('/ok')}"
+
+        [[source]]
+        name = "acme/down"
+        platform = "Acme"
+        url = "{server.url_for('/down')}"
+    """)
+    project.cli("init")
+    project.cli("check")
+    assert project.cli("status").exit_code == 0  # 1 failure, not more than the default 3
+    result = project.cli("status", "--max-failures", "0", "--json", ok=False)
+    assert result.exit_code == 1
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    assert rows["acme/down"]["consecutive_failures"] == 1
+    assert rows["acme/down"]["last_error"].startswith("HTTP 500")
+    assert rows["acme/ok"]["next_check_at"] is not None
