@@ -212,12 +212,13 @@ def run_checks(
     selected: Sequence[cfg.Source],
     on_result: Callable[[CheckResult], None],
     workers: int = 8,
+    subscriptions: tuple[cfg.Subscription, ...] = (),
 ) -> list[CheckResult]:
     """Check sources in parallel across hosts, one at a time per host with a polite delay."""
     fetcher = Fetcher(settings)
     robots = RobotsCache(fetcher, settings.user_agent) if settings.respect_robots else None
     ctx = CheckContext(policy=settings.policy, failure_threshold=settings.failure_threshold,
-                       robots=robots)
+                       robots=robots, subscriptions=subscriptions)
     by_host: dict[str, list[cfg.Source]] = defaultdict(list)
     for src in selected:
         by_host[_host(src.url)].append(src)
@@ -270,7 +271,7 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, fail_on_error: bo
         else:
             click.echo(result.line())
 
-    results = run_checks(store, conf.settings, selected, show)
+    results = run_checks(store, conf.settings, selected, show, subscriptions=conf.subscriptions)
     if fail_on_error and any(r.outcome == "failed" for r in results):
         click.get_current_context().exit(1)
 
@@ -308,6 +309,109 @@ def status(ctx: Context, as_json: bool, max_failures: int | None) -> None:
         )
     if any(r.enabled and r.consecutive_failures > limit for r in rows):
         click.get_current_context().exit(1)
+
+
+@main.group("subscriptions")
+def subscriptions_group() -> None:
+    """Who gets alerts."""
+
+
+@subscriptions_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@handle_errors
+def subscriptions_list(ctx: Context, as_json: bool) -> None:
+    """Subscriptions with their filters; secrets in URLs are masked."""
+    rows: list[dict[str, Any]] = [
+            {"name": s.name, "mode": str(s.mode), "url": list(s.masked()), "labels": list(s.labels),
+             "platforms": list(s.platforms), "sources": list(s.sources),
+             "min_severity": s.min_severity, "include_cosmetic": s.include_cosmetic}
+            for s in ctx.config.subscriptions]
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("no subscriptions (add [[subscription]] tables to sources.toml)")
+        return
+    _table(["NAME", "MODE", "MIN", "LABELS", "PLATFORMS", "TARGETS"],
+           [[r["name"], r["mode"], r["min_severity"], ",".join(r["labels"]) or "any",
+             ",".join(r["platforms"]) or "any", " ".join(r["url"])] for r in rows])
+
+
+@main.group("notify")
+def notify_group() -> None:
+    """Send alerts."""
+
+
+@notify_group.command("test")
+@click.argument("name", metavar="SUBSCRIPTION")
+@pass_context
+@handle_errors
+def notify_test(ctx: Context, name: str) -> None:
+    """Send a sample alert to every target of SUBSCRIPTION and report each result."""
+    from monitor import notify
+
+    sub = ctx.config.subscription(name)
+    if sub is None:
+        raise MonitorError(f"no subscription named {name!r} (see `subscriptions list`)")
+    failed = False
+    for target, ok, error in notify.send_test(ctx.config, sub):
+        click.echo(f"{target}: {'sent' if ok else 'failed: ' + error}")
+        failed = failed or not ok
+    if failed:
+        click.get_current_context().exit(1)
+
+
+@notify_group.command("flush")
+@pass_context
+@handle_errors
+def notify_flush(ctx: Context) -> None:
+    """Send every due delivery once (what the daemon does every notify_interval)."""
+    from monitor import notify
+
+    result = notify.flush(ctx.store(), ctx.config)
+    click.echo(f"sent {result.sent}, will retry {result.retrying}, failed {result.failed}")
+
+
+@notify_group.command("retry")
+@click.argument("ids", nargs=-1, type=int, metavar="[DELIVERY_ID]...")
+@pass_context
+@handle_errors
+def notify_retry(ctx: Context, ids: tuple[int, ...]) -> None:
+    """Put failed deliveries (all, or the given ones) back in the queue."""
+    count = ctx.store().retry_failed(ids, datetime.now(UTC))
+    click.echo(f"{count} deliveries queued again")
+
+
+@notify_group.command("digest")
+@pass_context
+@handle_errors
+def notify_digest(ctx: Context) -> None:
+    """Queue the daily/weekly digests now (the daemon does it at digest_time)."""
+    from monitor import notify
+
+    click.echo(f"{notify.queue_digests(ctx.store(), ctx.config)} digest deliveries queued")
+
+
+@main.command()
+@click.option("--failed", "failed_only", is_flag=True, help="Only deliveries that gave up.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@handle_errors
+def deliveries(ctx: Context, failed_only: bool, as_json: bool) -> None:
+    """The alert outbox: what was sent, what is pending, what failed and why."""
+    rows: list[dict[str, Any]] = [
+        {"id": d.id, "kind": d.kind, "change_id": d.change_id, "subscription": d.subscription,
+             "target": d.target, "status": d.status, "attempts": d.attempts,
+             "next_attempt_at": d.next_attempt_at.isoformat(), "sent_at":
+             d.sent_at.isoformat() if d.sent_at else None, "error": d.last_error}
+            for d in ctx.store().deliveries(failed_only)]
+    if as_json:
+        _echo_json(rows)
+        return
+    _table(["ID", "KIND", "CHANGE", "SUBSCRIPTION", "STATUS", "ATTEMPTS", "ERROR"],
+           [[r["id"], r["kind"], r["change_id"] or "-", f"{r['subscription']}#{r['target']}",
+             r["status"], r["attempts"], (r["error"] or "")[:60]] for r in rows])
 
 
 @main.command("history")

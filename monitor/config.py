@@ -66,6 +66,12 @@ class Settings:
     shutdown_timeout: float = 30.0
     failure_threshold: int = 3
     dispatch_interval: float = 1.0
+    base_url: str = "http://127.0.0.1:8080"
+    notify_interval: float = 10.0
+    delivery_max_attempts: int = 10
+    delivery_retry_base: float = 30.0
+    digest_time: str = "08:00"
+    templates_dir: Path | None = None
 
     @property
     def policy(self) -> Policy:
@@ -102,6 +108,51 @@ class Source:
         return repr((self.select, self.remove, self.ignore))
 
 
+class Mode(enum.StrEnum):
+    INSTANT = "instant"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Who hears about which changes, and how. URLs may hold ${ENV_VAR} secrets."""
+
+    name: str
+    url: tuple[str, ...]
+    labels: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    min_severity: str = "low"
+    include_cosmetic: bool = False
+    mode: Mode = Mode.INSTANT
+    source_failures: bool | None = None  # None: only when no label filter is set
+
+    def targets(self, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+        """The apprise URLs with ${ENV_VAR} filled in at send time (never stored)."""
+        env = os.environ if env is None else env
+        return tuple(_ENV_RE.sub(lambda m: env.get(m.group(1), ""), u) for u in self.url)
+
+    def masked(self) -> tuple[str, ...]:
+        return tuple(mask_url(u) for u in self.url)
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def mask_url(url: str) -> str:
+    """A notification URL safe to print: passwords, tokens and ${VARS} hidden."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    path = "/".join("***" if len(seg) > 12 or "${" in seg else seg for seg in parts.path.split("/"))
+    query = "***" if parts.query else ""
+    return f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole parsed file."""
@@ -109,9 +160,13 @@ class Config:
     path: Path
     settings: Settings
     sources: tuple[Source, ...] = field(default=())
+    subscriptions: tuple[Subscription, ...] = field(default=())
 
     def source(self, name: str) -> Source | None:
         return next((s for s in self.sources if s.name == name), None)
+
+    def subscription(self, name: str) -> Subscription | None:
+        return next((s for s in self.subscriptions if s.name == name), None)
 
 
 def parse_duration(value: object) -> float:
@@ -242,6 +297,22 @@ def _as_positive_int(value: object) -> int:
     return value
 
 
+def _check_clock(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+        raise ValueError("expected a UTC time of day like '08:00'")
+    return value.strip()
+
+
+def _apprise_urls(value: object) -> tuple[str, ...]:
+    urls = _str_list(value)
+    if not urls:
+        raise ValueError("at least one apprise URL is needed")
+    for url in urls:
+        if "://" not in url:
+            raise ValueError(f"not an apprise URL: {mask_url(url)!r} (e.g. mailtos://…, slack://…)")
+    return urls
+
+
 def _headers(value: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -267,6 +338,12 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "shutdown_timeout": parse_duration,
     "failure_threshold": _as_positive_int,
     "dispatch_interval": parse_duration,
+    "base_url": lambda v: _check_url(v).rstrip("/"),
+    "notify_interval": parse_duration,
+    "delivery_max_attempts": _as_positive_int,
+    "delivery_retry_base": parse_duration,
+    "digest_time": lambda v: _check_clock(v),
+    "templates_dir": lambda v: Path(_as_str(v)),
 }
 
 _SOURCE: dict[str, Callable[[Any], Any]] = {
@@ -284,7 +361,46 @@ _SOURCE: dict[str, Callable[[Any], Any]] = {
     "title": _as_str,
 }
 _REQUIRED_SOURCE = ("name", "platform", "url")
-_KNOWN_TABLES = {"settings", "source"}
+_SEVERITIES = ("none", "low", "medium", "high")
+_LABELS = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_scope",
+           "third_party_ai", "retroactivity", "cosmetic")
+
+
+def _choices(allowed: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
+    def check(value: object) -> tuple[str, ...]:
+        items = _str_list(value)
+        bad = [v for v in items if v not in allowed]
+        if bad:
+            raise ValueError(f"unknown {', '.join(map(repr, bad))} (one of: {', '.join(allowed)})")
+        return items
+    return check
+
+
+def _enum(kind: type[enum.StrEnum], value: object) -> Any:
+    try:
+        return kind(str(value))
+    except ValueError:
+        raise ValueError(f"unknown value {value!r} (one of: {', '.join(k.value for k in kind)})") from None
+
+
+def _severity(value: object) -> str:
+    if value not in _SEVERITIES:
+        raise ValueError(f"unknown severity {value!r} (one of: {', '.join(_SEVERITIES)})")
+    return str(value)
+
+
+_SUBSCRIPTION: dict[str, Callable[[Any], Any]] = {
+    "name": _as_str,
+    "url": _apprise_urls,
+    "labels": _choices(_LABELS),
+    "platforms": _str_list,
+    "sources": _str_list,
+    "min_severity": _severity,
+    "include_cosmetic": _as_bool,
+    "mode": lambda v: _enum(Mode, v),
+    "source_failures": _as_bool,
+}
+_KNOWN_TABLES = {"settings", "source", "subscription"}
 
 
 def _parse_table(
@@ -369,9 +485,28 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config
         if not missing and len(values) == len(raw):
             sources.append(Source(**values))
 
+    raw_subs = data.get("subscription", [])
+    if not isinstance(raw_subs, list):
+        errors.add("subscription", 0, None, "subscription", "use [[subscription]] (an array of tables)")
+        raw_subs = []
+    subscriptions: list[Subscription] = []
+    sub_names: set[str] = set()
+    for i, raw in enumerate(raw_subs):
+        label = f"subscription[{raw.get('name', i)}]"
+        values = _parse_table(raw, _SUBSCRIPTION, errors, "subscription", i, label)
+        missing = [k for k in ("name", "url") if k not in raw]
+        for key in missing:
+            errors.add("subscription", i, None, f"{label}.{key}", "required key is missing")
+        if values.get("name") in sub_names:
+            errors.add("subscription", i, "name", f"{label}.name", "duplicate subscription name")
+        if not missing and len(values) == len(raw):
+            sub_names.add(values["name"])
+            subscriptions.append(Subscription(**values))
+
     if errors.problems:
         raise ConfigError(errors.problems)
-    return Config(path=path, settings=settings, sources=tuple(sources))
+    return Config(path=path, settings=settings, sources=tuple(sources),
+                  subscriptions=tuple(subscriptions))
 
 
 def resolve_path(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -260,3 +260,30 @@ class Reextraction(Base):
     extraction_key: Mapped[str] = mapped_column(Text)
     versions: Mapped[int] = mapped_column(Integer)
     skipped: Mapped[int] = mapped_column(Integer)
+
+
+class Delivery(Base):
+    """The outbox: one row per alert, subscription and target URL, written with the change.
+
+    `dedupe_key` is unique, so the same alert can never be queued twice for one target;
+    `attempts` is recorded before sending, so a crash between send and mark is visible.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # change | alert | digest
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("changes.id"), index=True)
+    source_alert_id: Mapped[int | None] = mapped_column(ForeignKey("source_alerts.id"))
+    subscription: Mapped[str] = mapped_column(String(200))
+    target: Mapped[int] = mapped_column(Integer)  # index into the subscription's url list
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None]  # digests: the change ids they cover

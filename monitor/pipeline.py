@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from monitor import diff as difflib
-from monitor import schedule
+from monitor import routing, schedule
 from monitor.blobstore import sha256
 from monitor.classify import Classification, classify, document_title
-from monitor.config import Source
+from monitor.config import Source, Subscription
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract, fingerprint
 from monitor.fetch import Fetcher
@@ -65,6 +65,7 @@ class CheckContext:
     rng: random.Random = field(default_factory=random.Random)
     failure_threshold: int = 3
     robots: RobotsCache | None = None  # set when respect_robots = true
+    subscriptions: tuple[Subscription, ...] = ()  # instant alerts are queued with the change
 
 
 def check_source(
@@ -112,7 +113,8 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             next_at = max(next_at, finished + timedelta(seconds=retry_after))
         host_at = schedule.host_next_allowed(finished, ctx.policy.per_host_delay,
                                              crawl_delay, retry_after)
-        return Completion(next_at, host_at, claim.token if claim else None, ctx.failure_threshold)
+        return Completion(next_at, host_at, claim.token if claim else None, ctx.failure_threshold,
+                          routing.alert_outbox(ctx.subscriptions, source.platform, source.name))
 
     try:
         if ctx.robots is not None:
@@ -167,6 +169,9 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             charset=result.charset, url=result.url, etag=result.etag,
             last_modified=result.last_modified, fingerprint=fp, diff=change,
             classification=classification,
+            outbox=routing.instant_outbox(
+                ctx.subscriptions, source.platform, source.name, classification.labels,
+                classification.severity) if classification is not None else (),
         )
         stored = store.record_version(state, started, elapsed_ms(), result.status, version,
                                       done=done(True))

@@ -67,7 +67,8 @@ class Dispatcher:
     def context(self) -> CheckContext:
         s = self.config.settings
         return CheckContext(policy=s.policy, clock=self.clock,
-                            failure_threshold=s.failure_threshold, robots=self.robots)
+                            failure_threshold=s.failure_threshold, robots=self.robots,
+                            subscriptions=self.config.subscriptions)
 
     def dispatch(self) -> int:
         """One scheduling step: claim what is due and free, and start it.

@@ -20,6 +20,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 
 from monitor import config as cfg
@@ -105,6 +108,7 @@ class Service:
         settings = self.config.settings
         dispatcher = Dispatcher(self.store, self.config, self.owner, self.clock)
         scheduler = build_scheduler(dispatcher, self.maintenance)
+        self.add_notification_jobs(scheduler)
         scheduler.start()
         self.notifier.ready(self.status_line())
         log.info("running: %d workers, dispatch every %.1fs", settings.workers,
@@ -141,6 +145,38 @@ class Service:
         self.store.close()
         log.info("stopped cleanly")
         return 0
+
+    def add_notification_jobs(self, scheduler: BackgroundScheduler) -> None:
+        """Outbox delivery every notify_interval; digests at digest_time (UTC)."""
+        settings = self.config.settings
+        hour, minute = (int(x) for x in settings.digest_time.split(":"))
+        scheduler.add_job(self.flush, IntervalTrigger(seconds=settings.notify_interval),
+                          id="notify", name="notify", next_run_time=datetime.now(UTC))
+        scheduler.add_job(self.digests, CronTrigger(hour=hour, minute=minute, timezone=UTC),
+                          args=[cfg.Mode.DAILY], id="digest-daily", name="digest-daily")
+        scheduler.add_job(self.digests, CronTrigger(day_of_week="mon", hour=hour, minute=minute,
+                                                    timezone=UTC),
+                          args=[cfg.Mode.WEEKLY], id="digest-weekly", name="digest-weekly")
+
+    def flush(self) -> None:
+        from monitor import notify
+
+        try:
+            result = notify.flush(self.store, self.config, self.clock)
+            if result.sent or result.failed:
+                log.info("notifications: sent %d, retrying %d, failed %d", result.sent,
+                         result.retrying, result.failed)
+        except Exception:
+            log.exception("notification delivery failed")
+
+    def digests(self, mode: cfg.Mode) -> None:
+        from monitor import notify
+
+        try:
+            queued = notify.queue_digests(self.store, self.config, self.clock(), mode)
+            log.info("%s digests queued: %d", mode, queued)
+        except Exception:
+            log.exception("digest failed")
 
     def maintenance(self) -> None:
         try:

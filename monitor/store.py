@@ -44,6 +44,7 @@ from monitor.errors import FailureKind, NotFoundError, StoreError
 from monitor.models import (
     Change,
     Check,
+    Delivery,
     Event,
     Host,
     Reextraction,
@@ -51,6 +52,7 @@ from monitor.models import (
     SourceAlert,
     SourceRow,
 )
+from monitor.routing import Outgoing
 
 ALEMBIC_DIRS = (
     Path(__file__).parent / "_alembic",  # installed wheel
@@ -168,6 +170,7 @@ class Completion:
     host_next_allowed_at: datetime
     token: str | None = None  # None for a one-shot `check` that holds no lease
     failure_threshold: int = 3
+    alert_outbox: tuple[Outgoing, ...] = ()  # who hears about "failing"/"recovered"
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ class NewVersion:
     fingerprint: str
     diff: Diff | None
     classification: Classification | None = None
+    outbox: tuple[Outgoing, ...] = ()  # instant alerts to queue with the change
 
 
 @dataclass(frozen=True)
@@ -525,6 +529,8 @@ class Store:
                 change.event_id = _assign_event(s, row.platform, change)
                 s.add(change)
                 s.flush()
+                _queue(s.connection(), "change", change.id, version.outbox, started,
+                       change_id=change.id)
                 change_id = change.id
                 row.last_change_at = started
             row.current_snapshot_id = snap.id
@@ -596,6 +602,80 @@ class Store:
             row.current_snapshot_id = previous.id if previous else None
             row.fingerprint = None  # the next check must extract with the new selectors
             return new_gen
+
+    # ---- the outbox ------------------------------------------------------------------------
+
+    def queue(self, kind: str, ref: str, outbox: Sequence[Outgoing], at: datetime,
+              payload: dict[str, Any] | None = None) -> int:
+        """Queue rows that belong to no change (digests, tests)."""
+        with self.write_conn() as conn:
+            return _queue(conn, kind, ref, outbox, at, payload=payload)
+
+    def due_deliveries(self, now: datetime, stale_before: datetime, limit: int = 100) -> list[Delivery]:
+        """Pending rows whose time has come, and rows stuck in 'sending' by a crashed sender."""
+        with self.read() as s:
+            return list(s.scalars(select(Delivery).where(
+                ((Delivery.status == "pending") & (Delivery.next_attempt_at <= now))
+                | ((Delivery.status == "sending") & (Delivery.claimed_at < stale_before)))
+                .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)))
+
+    def begin_attempt(self, delivery: Delivery, now: datetime, stale_before: datetime) -> bool:
+        """Record the attempt before sending (at-least-once); False if another sender has it."""
+        with self.write_conn() as conn:
+            result = conn.execute(update(Delivery).where(
+                Delivery.id == delivery.id,
+                (Delivery.status == "pending")
+                | ((Delivery.status == "sending") & (Delivery.claimed_at < stale_before)))
+                .values(status="sending", claimed_at=now, attempts=Delivery.attempts + 1))
+            return result.rowcount == 1
+
+    def finish_attempt(self, delivery_id: int, now: datetime, *, ok: bool, error: str | None = None,
+                       retry_at: datetime | None = None) -> None:
+        values: dict[str, Any]
+        if ok:
+            values = {"status": "sent", "sent_at": now, "last_error": None}
+        elif retry_at is not None:
+            values = {"status": "pending", "next_attempt_at": retry_at, "last_error": error}
+        else:
+            values = {"status": "failed", "last_error": error}
+        with self.write_conn() as conn:
+            conn.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+
+    def retry_failed(self, ids: Sequence[int], now: datetime) -> int:
+        q = update(Delivery).where(Delivery.status == "failed")
+        if ids:
+            q = q.where(Delivery.id.in_(ids))
+        with self.write_conn() as conn:
+            return conn.execute(q.values(status="pending", attempts=0, next_attempt_at=now)).rowcount
+
+    def deliveries(self, failed_only: bool = False, limit: int = 200) -> list[Delivery]:
+        q = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
+        if failed_only:
+            q = q.where(Delivery.status == "failed")
+        with self.read() as s:
+            return list(s.scalars(q))
+
+    def source_alert(self, alert_id: int) -> tuple[SourceAlert, SourceRow]:
+        with self.read() as s:
+            alert = s.get(SourceAlert, alert_id)
+            if alert is None:
+                raise NotFoundError(f"no source alert {alert_id}")
+            row = s.get(SourceRow, alert.source_id)
+            assert row is not None
+            return alert, row
+
+    def changes_between(
+        self, start: datetime, end: datetime
+    ) -> list[tuple[int, str, str, list[str], str | None]]:
+        """(change id, platform, source, labels, severity) detected in [start, end), not rebuilt."""
+        with self.read() as s:
+            rows = s.execute(select(Change.id, SourceRow.platform, SourceRow.name, Change.labels,
+                                    Change.severity)
+                             .join(SourceRow, SourceRow.id == Change.source_id)
+                             .where(Change.detected_at >= start, Change.detected_at < end,
+                                    Change.reextracted.is_(False))
+                             .order_by(Change.detected_at)).all()
+        return [(r[0], r[1], r[2], list(r[3] or []), r[4]) for r in rows]
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -731,7 +811,26 @@ def _complete(
             next_allowed_at=done.host_next_allowed_at, lease_owner=None, lease_token=None,
             lease_expires_at=None))
     if opened or closed:
-        conn.execute(insert(SourceAlert).values(
+        alert_id = conn.execute(insert(SourceAlert).values(
             source_id=state.id, kind="failing" if opened else "recovered", at=at,
             failures=failures if opened else state.consecutive_failures,
-            error=(error or "")[:2000] if opened else None))
+            error=(error or "")[:2000] if opened else None).returning(SourceAlert.id)).scalar_one()
+        _queue(conn, "alert", alert_id, done.alert_outbox, at, source_alert_id=alert_id)
+
+
+def _queue(conn: Connection, kind: str, ref: int | str, outbox: Sequence[Outgoing], at: datetime,
+           *, change_id: int | None = None, source_alert_id: int | None = None,
+           payload: dict[str, Any] | None = None) -> int:
+    """Write outbox rows in the caller's transaction; a repeated dedupe key is skipped."""
+    queued = 0
+    for out in outbox:
+        key = f"{kind}:{ref}:{out.subscription}:{out.target}"
+        exists = conn.execute(select(Delivery.id).where(Delivery.dedupe_key == key)).first()
+        if exists:
+            continue
+        conn.execute(insert(Delivery).values(
+            kind=kind, change_id=change_id, source_alert_id=source_alert_id,
+            subscription=out.subscription, target=out.target, dedupe_key=key, status="pending",
+            attempts=0, next_attempt_at=at, created_at=at, payload=payload))
+        queued += 1
+    return queued

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from tests.conftest import Daemon, wait_for
 
 FAST = """
 interval = "1s"
@@ -76,39 +73,6 @@ def sources(server: HTTPServer, paths: list[str]) -> str:
         platform = "Local"
         url = "{server.url_for(p)}"
     """ for p in paths)
-
-
-class Daemon:
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "--config", str(config), "run"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **(env or {})})
-        self.stderr = ""
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        self.proc.send_signal(sig)
-        _, self.stderr = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.communicate()
-
-
-def wait_for(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def db_rows(project, sql: str) -> list[tuple]:

@@ -1,0 +1,174 @@
+"""Drain the outbox through apprise, one target at a time, with retries and no lost alerts.
+
+An attempt is recorded before sending and the result after, so a crash in between leaves the
+row in 'sending'; after a grace period it is sent again (at-least-once, with the same dedupe
+key). apprise's combined result hides which target failed, so each row holds one target; a
+result of None (nothing sent) counts as a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import apprise
+
+from monitor import config as cfg
+from monitor import history, messages, routing
+from monitor.models import Delivery
+from monitor.store import Store
+
+log = logging.getLogger("monitor.notify")
+STALE_SENDING = timedelta(minutes=5)  # longer than any single apprise send
+RETRY_CAP = timedelta(hours=1)
+_HTML_SCHEMES = ("mailto", "mailtos", "email")
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def channel_format(url: str) -> messages.Format:
+    """E-mail gets HTML (apprise adds the plain-text alternative); chat channels Markdown."""
+    return "html" if url.split(":", 1)[0].lower() in _HTML_SCHEMES else "markdown"
+
+
+def send(url: str, message: messages.Message) -> tuple[bool, str]:
+    """Send one message to one apprise URL; (success, error text)."""
+    target = apprise.Apprise()
+    if not target.add(url):
+        return False, f"apprise cannot use this URL ({cfg.mask_url(url)})"
+    limit = getattr(target[0], "body_maxlen", 30_000) or 30_000
+    body = messages.trim(message.body, limit)
+    fmt = apprise.NotifyFormat.HTML if message.format == "html" else apprise.NotifyFormat.MARKDOWN
+    with apprise.LogCapture(level=apprise.logging.WARNING) as captured:
+        result = target.notify(title=message.title, body=body, body_format=fmt)
+        errors = captured.getvalue().strip()
+    if result is None or not bool(result):
+        detail = errors.splitlines()[-1] if errors else "apprise reported failure"
+        return False, detail[:500]
+    return True, ""
+
+
+def _view(store: Store, change_id: int) -> messages.ChangeView:
+    d = history.change_detail(store, change_id)
+    return messages.ChangeView(
+        id=d.id, platform=d.platform, title=d.title or d.source, url=d.url, kind=d.kind,
+        labels=d.labels, severity=d.severity, summary=d.summary, evidence=d.evidence,
+        opt_out=d.opt_out, diff=d.diff)
+
+
+def render(store: Store, config: cfg.Config, row: Delivery, url: str) -> messages.Message:
+    fmt = channel_format(url)
+    settings = config.settings
+    if row.kind == "change" and row.change_id is not None:
+        return messages.render_change(_view(store, row.change_id), fmt, settings.base_url,
+                                      templates_dir=settings.templates_dir)
+    if row.kind == "alert" and row.source_alert_id is not None:
+        alert, source = store.source_alert(row.source_alert_id)
+        return messages.render_source_alert(alert.kind, source.platform, source.name,
+                                            alert.failures, alert.error, fmt,
+                                            templates_dir=settings.templates_dir)
+    if row.kind == "digest" and row.payload:
+        views = [_view(store, cid) for cid in row.payload.get("changes", [])]
+        return messages.render_digest(views, str(row.payload.get("period", "")), fmt,
+                                      settings.base_url, templates_dir=settings.templates_dir)
+    raise ValueError(f"delivery {row.id} has nothing to render ({row.kind})")
+
+
+def retry_delay(attempts: int, base: float, rng: random.Random) -> timedelta:
+    """Exponential backoff with full jitter (AWS Architecture Blog), capped at one hour."""
+    ceiling = min(RETRY_CAP.total_seconds(), base * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
+
+
+def flush(store: Store, config: cfg.Config, clock: Callable[[], datetime] = _now,
+          rng: random.Random | None = None, limit: int = 200) -> FlushResult:
+    """One pass over due deliveries."""
+    rng = rng or random.Random()
+    now = clock()
+    stale = now - STALE_SENDING
+    sent = retrying = failed = 0
+    for row in store.due_deliveries(now, stale, limit):
+        sub = config.subscription(row.subscription)
+        if not store.begin_attempt(row, clock(), stale):
+            continue  # another sender took it
+        attempts = row.attempts + 1
+        if sub is None or row.target >= len(sub.url):
+            store.finish_attempt(row.id, clock(), ok=False,
+                                 error=f"subscription {row.subscription!r} no longer in the config")
+            failed += 1
+            continue
+        url = sub.targets()[row.target]
+        try:
+            ok, error = send(url, render(store, config, row, url))
+        except Exception as exc:  # a broken template or plugin must not stop the queue
+            log.exception("delivery %s could not be rendered or sent", row.id)
+            ok, error = False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            store.finish_attempt(row.id, clock(), ok=True)
+            log.info("delivery %s sent to %s (%s)", row.id, row.subscription, cfg.mask_url(url))
+            sent += 1
+        elif attempts >= config.settings.delivery_max_attempts:
+            store.finish_attempt(row.id, clock(), ok=False, error=error)
+            log.warning("delivery %s failed for good after %d attempts: %s", row.id, attempts, error)
+            failed += 1
+        else:
+            retry_at = clock() + retry_delay(attempts, config.settings.delivery_retry_base, rng)
+            store.finish_attempt(row.id, clock(), ok=False, error=error, retry_at=retry_at)
+            log.info("delivery %s attempt %d failed (%s); retry at %s", row.id, attempts, error,
+                     retry_at.isoformat(timespec="seconds"))
+            retrying += 1
+    return FlushResult(sent, retrying, failed)
+
+
+def queue_digests(store: Store, config: cfg.Config, now: datetime | None = None,
+                  mode: cfg.Mode | None = None) -> int:
+    """Queue one digest per daily (or weekly) subscription with the period's matching changes."""
+    now = now or _now()
+    queued = 0
+    for sub in config.subscriptions:
+        if sub.mode is cfg.Mode.INSTANT or (mode is not None and sub.mode is not mode):
+            continue
+        span = timedelta(days=1 if sub.mode is cfg.Mode.DAILY else 7)
+        period = (now.strftime("%Y-%m-%d") if sub.mode is cfg.Mode.DAILY
+                  else f"week {now.strftime('%G-W%V')}")
+        ids = [cid for cid, platform, source, labels, severity in store.changes_between(now - span, now)
+               if routing.wants_change(sub, platform, source, labels, severity)]
+        if not ids:
+            continue
+        outbox = [routing.Outgoing(sub.name, i) for i in range(len(sub.url))]
+        queued += store.queue("digest", f"{sub.name}:{period}", outbox, now,
+                              payload={"changes": ids, "period": period})
+    return queued
+
+
+def send_test(config: cfg.Config, sub: cfg.Subscription) -> list[tuple[str, bool, str]]:
+    """A sample alert to every target of a subscription; (masked URL, ok, error) each."""
+    from monitor.diff import compute
+
+    sample = messages.ChangeView(
+        id=0, platform="Example", title="Privacy Policy (test alert)", url="https://example.com/",
+        kind="privacy_policy", labels=["ai_training", "opt_out"], severity="high",
+        summary="AI training added, opt-out added",
+        evidence=[{"label": "ai_training", "direction": "added", "severity": "high", "old": None,
+                   "new": "We may use your posts to train generative AI models."}],
+        opt_out=[{"type": "setting_path", "text": "Settings > Data privacy > AI training"}],
+        diff=compute("We use data.\n", "We use data.\nWe may use your posts to train AI models.\n"))
+    results = []
+    for raw, url in zip(sub.url, sub.targets(), strict=True):
+        message = messages.render_change(sample, channel_format(url), config.settings.base_url,
+                                         templates_dir=config.settings.templates_dir)
+        ok, error = send(url, message)
+        results.append((cfg.mask_url(raw), ok, error))
+    return results

@@ -1,0 +1,348 @@
+"""Alerts through real receivers on loopback: an SMTP server (aiosmtpd) and a JSON webhook."""
+
+from __future__ import annotations
+
+import email
+import email.header
+import json
+import signal
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from monitor import config as cfg
+from monitor import notify
+from monitor.store import Store
+from tests.conftest import Daemon, wait_for
+
+POLICY = "<h2>Data</h2><p>We use your data to provide the services.</p>"
+AI = ("<h2>Generative AI</h2><p>We may use your posts to train generative AI models. This "
+      "setting is on by default. To opt out, go to Settings &gt; Data privacy &gt; Data for "
+      "Generative AI Improvement.</p>")
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+class Hook:
+    """A JSON webhook receiver that can be down for its first N requests."""
+
+    def __init__(self, server: HTTPServer, down_for: int = 0) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.calls = 0
+        self.down_for = down_for
+        self.lock = threading.Lock()
+        server.expect_request("/hook", method="POST").respond_with_handler(self.handle)
+        self.url = "json://" + server.url_for("/hook").split("://", 1)[1]
+
+    def handle(self, request: Request) -> Response:
+        with self.lock:
+            self.calls += 1
+            if self.calls <= self.down_for:
+                return Response("busy", status=503)
+            self.received.append(json.loads(request.data))
+        return Response("ok")
+
+
+def pages(server: HTTPServer, bodies: dict[str, str]) -> None:
+    for path in list(bodies):
+        def handler(_: Request, path: str = path) -> Response:
+            return Response(f"<html><body><main>{bodies[path]}</main></body></html>",
+                            content_type="text/html; charset=utf-8")
+        server.expect_request(path).respond_with_handler(handler)
+
+
+def write(project, server: HTTPServer, subscriptions: str, extra: str = "",
+          paths: tuple[tuple[str, str, str], ...] = (("/li", "linkedin/privacy-policy", "LinkedIn"),)
+          ) -> None:
+    srcs = "".join(f"""
+        [[source]]
+        name = "{name}"
+        title = "Privacy Policy"
+        platform = "{platform}"
+        kind = "privacy_policy"
+        url = "{server.url_for(path)}"
+        select = "main"
+    """ for path, name, platform in paths)
+    project.write(srcs + subscriptions, settings=f'base_url = "https://monitor.example.org"\n{extra}')
+    project.cli("init")
+
+
+def parts(msg: Message) -> dict[str, str]:
+    return {p.get_content_type(): p.get_payload(decode=True).decode() for p in msg.walk()
+            if p.get_content_type().startswith("text/")}
+
+
+def test_high_ai_change_reaches_email_and_webhook(server: HTTPServer, project, smtp) -> None:
+    box, port = smtp
+    hook = Hook(server)
+    bodies = {"/li": POLICY}
+    pages(server, bodies)
+    write(project, server, f"""
+        [[subscription]]
+        name = "privacy-team"
+        url = ["mailto://127.0.0.1:{port}?from=monitor@example.org&to=team@example.org&mode=insecure",
+               "{hook.url}"]
+        labels = ["ai_training"]
+        min_severity = "high"
+    """)
+    project.check()
+    bodies["/li"] = POLICY + AI
+    project.check()
+    assert "sent 2, will retry 0, failed 0" in project.cli("notify", "flush").output
+
+    (mail,) = box.messages
+    subject = str(email.header.make_header(email.header.decode_header(mail["Subject"])))
+    assert subject == "[LinkedIn] Privacy Policy: AI training added — high"
+    body = parts(mail)
+    assert set(body) == {"text/plain", "text/html"}
+    for text in body.values():
+        assert "We may use your posts to train generative AI models." in text
+        assert "Data privacy" in text and "Data for Generative AI Improvement" in text
+        assert "https://monitor.example.org/changes/" in text
+    (posted,) = hook.received
+    assert posted["title"] == "[LinkedIn] Privacy Policy: AI training added — high"
+    assert "train generative AI models" in posted["message"]
+    assert "Settings \\> Data privacy \\> Data for Generative AI Improvement" in posted["message"]
+    # Nothing is sent twice.
+    assert "sent 0" in project.cli("notify", "flush").output
+    assert len(box.messages) == 1
+
+
+def test_filters_route_changes(server: HTTPServer, project) -> None:
+    li, acme = Hook(server), None
+    bodies = {"/li": POLICY, "/acme": POLICY}
+    pages(server, bodies)
+    server.expect_request("/acme-hook", method="POST").respond_with_data("ok")
+    acme = "json://" + server.url_for("/acme-hook").split("://", 1)[1]
+    write(project, server, f"""
+        [[subscription]]
+        name = "linkedin"
+        url = "{li.url}"
+        platforms = ["LinkedIn"]
+
+        [[subscription]]
+        name = "acme"
+        url = "{acme}"
+        platforms = ["Acme"]
+    """, paths=(("/li", "linkedin/privacy-policy", "LinkedIn"), ("/acme", "acme/privacy", "Acme")))
+    project.check()
+    bodies["/li"] = POLICY.replace("We use", "We  use").replace("services.", "services!")
+    project.check()  # a cosmetic change
+    assert project.json("deliveries") == []
+    bodies["/li"] = POLICY + AI
+    project.check()
+    queued = project.json("deliveries")
+    assert [(d["subscription"], d["kind"]) for d in queued] == [("linkedin", "change")]
+    project.cli("notify", "flush")
+    assert len(li.received) == 1
+    assert [req.path for req, _ in server.log].count("/acme-hook") == 0
+
+
+def test_receiver_down_three_times_then_delivered_once(server: HTTPServer, project) -> None:
+    hook = Hook(server, down_for=3)
+    bodies = {"/li": POLICY}
+    pages(server, bodies)
+    write(project, server, f"""
+        [[subscription]]
+        name = "hook"
+        url = "{hook.url}"
+    """, extra='delivery_retry_base = "1s"')
+    project.check()
+    bodies["/li"] = POLICY + AI
+    project.check()
+    conf = cfg.load(project.config)
+    store = Store(conf.settings.database)
+    now = [datetime.now(UTC)]
+    try:
+        for _ in range(6):
+            notify.flush(store, conf, clock=lambda: now[0])
+            now[0] += timedelta(minutes=5)  # past any retry time
+        (row,) = store.deliveries()
+    finally:
+        store.close()
+    assert hook.calls == 4
+    assert len(hook.received) == 1
+    assert (row.status, row.attempts, row.last_error) == ("sent", 4, None)
+
+
+def test_failing_delivery_gives_up_visibly_and_can_be_retried(server: HTTPServer, project) -> None:
+    server.expect_request("/gone", method="POST").respond_with_data("no", status=404)
+    bodies = {"/li": POLICY}
+    pages(server, bodies)
+    url = "json://" + server.url_for("/gone").split("://", 1)[1]
+    write(project, server, f"""
+        [[subscription]]
+        name = "dead"
+        url = "{url}"
+    """, extra="delivery_max_attempts = 2")
+    project.check()
+    bodies["/li"] = POLICY + AI
+    project.check()
+    conf = cfg.load(project.config)
+    store = Store(conf.settings.database)
+    now = [datetime.now(UTC)]
+    try:
+        for _ in range(3):
+            notify.flush(store, conf, clock=lambda: now[0])
+            now[0] += timedelta(hours=2)
+    finally:
+        store.close()
+    (failed,) = project.json("deliveries", "--failed")
+    assert failed["status"] == "failed"
+    assert failed["attempts"] == 2
+    assert "404" in failed["error"]
+    assert "1 deliveries queued again" in project.cli("notify", "retry").output
+    assert project.json("deliveries", "--failed") == []
+
+
+def test_alert_survives_sigkill_between_store_and_delivery(server: HTTPServer, project, daemons) -> None:
+    hook = Hook(server)
+    bodies = {"/li": POLICY}
+    pages(server, bodies)
+    subscription = f"""
+        [[subscription]]
+        name = "hook"
+        url = "{hook.url}"
+    """
+    fast = 'interval = "1s"\njitter = "0s"\ndispatch_interval = "0.2s"\n'
+    write(project, server, subscription, extra=fast + 'notify_interval = "1h"')
+    project.check()
+    bodies["/li"] = POLICY + AI
+    first = Daemon(project.config)
+    daemons.append(first)
+    db = project.data / "monitor.db"
+
+    def queued() -> bool:
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 1
+        finally:
+            conn.close()
+
+    wait_for(queued)
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(timeout=10)
+    assert hook.received == []  # stored, not yet delivered, then killed
+    write(project, server, subscription, extra=fast + 'notify_interval = "0.5s"')
+    second = Daemon(project.config)
+    daemons.append(second)
+    wait_for(lambda: len(hook.received) == 1)
+    time.sleep(1.5)
+    assert second.stop() == 0
+    assert len(hook.received) == 1
+
+
+def test_page_text_arrives_inert(server: HTTPServer, project, smtp) -> None:
+    box, port = smtp
+    hook = Hook(server)
+    bodies = {"/li": POLICY}
+    pages(server, bodies)
+    write(project, server, f"""
+        [[subscription]]
+        name = "both"
+        url = ["mailto://127.0.0.1:{port}?from=m@example.org&to=t@example.org&mode=insecure",
+               "{hook.url}"]
+    """)
+    project.check()
+    evil = ("<p>We train AI models on {{ 7*7 }} ${link} $headline posts &lt;script&gt;alert(1)"
+            "&lt;/script&gt; [click](javascript:alert(1)) **now** &lt;img src=x onerror=alert(1)&gt;.</p>")
+    bodies["/li"] = POLICY + evil
+    project.check()
+    project.cli("notify", "flush")
+    html_part = parts(box.messages[0])["text/html"]
+    assert "{{ 7*7 }}" in html_part and "49" not in html_part
+    assert "${link}" in html_part and "$headline" in html_part
+    assert "<script>" not in html_part and "&lt;script&gt;" in html_part
+    assert "<img" not in html_part
+    assert 'href="javascript' not in html_part
+    message = hook.received[0]["message"]
+    assert "\\[click\\]\\(javascript:alert\\(1\\)\\)" in message
+    assert "\\*\\*now\\*\\*" in message
+    assert "\\{\\{ 7\\*7 \\}\\}" in message
+
+
+def test_daily_digest_groups_three_changes_into_one_message(server: HTTPServer, project) -> None:
+    hook = Hook(server)
+    bodies = {"/li": POLICY, "/acme": POLICY}
+    pages(server, bodies)
+    write(project, server, f"""
+        [[subscription]]
+        name = "morning"
+        url = "{hook.url}"
+        mode = "daily"
+    """, paths=(("/li", "linkedin/privacy-policy", "LinkedIn"), ("/acme", "acme/privacy", "Acme")))
+    project.check()
+    bodies["/li"] = POLICY + AI
+    bodies["/acme"] = POLICY + "<p>We keep data for a year.</p>"
+    project.check()
+    bodies["/li"] = POLICY + AI + "<p>We share your content with Microsoft to train its AI.</p>"
+    project.check()
+    assert project.json("deliveries") == []  # daily: nothing instant
+    assert "1 digest deliveries queued" in project.cli("notify", "digest").output
+    assert "0 digest deliveries queued" in project.cli("notify", "digest").output  # once a day
+    project.cli("notify", "flush")
+    (digest,) = hook.received
+    assert digest["title"].endswith("3 changes")
+    text = digest["message"]
+    assert text.index("LinkedIn") < text.index("Acme")  # the most severe platform first
+    assert text.count("/changes/") == 3
+
+
+def test_subscriptions_list_masks_secrets(project, monkeypatch) -> None:
+    project.write("""
+        [[subscription]]
+        name = "slack"
+        url = ["slack://T000/B000/${SLACK_TOKEN}", "mailtos://alerts:hunter2@smtp.example.org?to=a@b.c"]
+        labels = ["ai_training", "opt_out"]
+    """)
+    out = project.cli("subscriptions", "list").output
+    assert "hunter2" not in out and "SLACK_TOKEN" not in out
+    assert "slack://T000/B000/***" in out
+    (row,) = project.json("subscriptions", "list")
+    assert row["url"][1] == "mailtos://***@smtp.example.org?***"
+
+
+def test_subscription_errors_name_line_and_field(project) -> None:
+    project.write("""
+        [[subscription]]
+        name = "x"
+        url = "not a url"
+        labels = ["ai_trainin"]
+        mode = "hourly"
+        min_severity = "urgent"
+    """)
+    result = project.cli("sources", "validate", ok=False)
+    assert result.exit_code == 78
+    text = result.output
+    for field in ("subscription[x].url", "subscription[x].labels", "subscription[x].mode",
+                  "subscription[x].min_severity"):
+        assert field in text
