@@ -11,6 +11,11 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def include_object(obj, name, type_, reflected, compare_to):
+    """The FTS5 search index is created by hand (SQLite virtual tables have no model)."""
+    return not (type_ == "table" and name and name.startswith("snapshot_fts"))
+
+
 def _url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
@@ -34,7 +39,7 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         # render_as_batch: SQLite has almost no ALTER TABLE; batch mode copies and moves.
         context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=True, compare_type=True)
+                          render_as_batch=True, compare_type=True, include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
 

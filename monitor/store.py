@@ -585,6 +585,7 @@ class Store:
                         last_seen_at=old.last_seen_at)
                     s.add(snap)
                     s.flush()
+                    _index_text(s, snap.id, text)
                 else:
                     snap.last_seen_at = max(snap.last_seen_at, old.last_seen_at)
                 if previous is not None and diff is not None and previous.id != snap.id:
@@ -728,7 +729,15 @@ def _upsert_snapshot(
     )
     s.add(snap)
     s.flush()
+    _index_text(s, snap.id, version.text)
     return snap
+
+
+def _index_text(s: Session, snapshot_id: int, text_value: str) -> None:
+    """Add a new version to the full-text index (SQLite FTS5), in the same transaction."""
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(text("INSERT INTO snapshot_fts(rowid, text) VALUES (:id, :text)"),
+                  {"id": snapshot_id, "text": text_value})
 
 
 EVENT_WINDOW = timedelta(hours=72)

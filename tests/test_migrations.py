@@ -16,8 +16,15 @@ def test_upgrade_head_on_empty_database_matches_models(tmp_path: Path) -> None:
     try:
         store.upgrade()
         with store.engine.connect() as conn:
-            diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
-                                     Base.metadata)
+            from monitor.store import alembic_dir
+
+            env = {}
+            exec((alembic_dir() / "env.py").read_text().split("def _url")[0]  # noqa: S102
+                 .replace("from alembic import context", "").replace("config = context.config", ""),
+                 env)
+            diffs = compare_metadata(MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_object": env["include_object"]}),
+                Base.metadata)
         assert diffs == []
         assert set(store.table_names()) >= {"sources", "snapshots", "checks", "changes", "blobs"}
         assert store.current_revision() == store.head_revision()
