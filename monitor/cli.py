@@ -414,6 +414,31 @@ def deliveries(ctx: Context, failed_only: bool, as_json: bool) -> None:
              r["status"], r["attempts"], (r["error"] or "")[:60]] for r in rows])
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to bind.")
+@pass_context
+@handle_errors
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Serve the read-only web UI, Atom feeds and JSON API (loopback unless a token is set)."""
+    import ipaddress
+
+    import uvicorn
+
+    from monitor.web.app import create_app
+
+    conf = ctx.config
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not conf.settings.web_token:
+        raise MonitorError(f"refusing to serve on {host} without web_token: anyone who can reach "
+                           "it would read your monitoring data (set web_token in [settings])")
+    ctx.store()  # the schema must exist
+    uvicorn.run(create_app(conf), host=host, port=port, log_level="warning", access_log=False)
+
+
 @main.command("history")
 @click.argument("name", metavar="SOURCE")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

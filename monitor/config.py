@@ -72,6 +72,7 @@ class Settings:
     delivery_retry_base: float = 30.0
     digest_time: str = "08:00"
     templates_dir: Path | None = None
+    web_token: str | None = None
 
     @property
     def policy(self) -> Policy:
@@ -344,6 +345,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "delivery_retry_base": parse_duration,
     "digest_time": lambda v: _check_clock(v),
     "templates_dir": lambda v: Path(_as_str(v)),
+    "web_token": _as_str,
 }
 
 _SOURCE: dict[str, Callable[[Any], Any]] = {

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from monitor import diff as difflib
 from monitor.blobstore import DatabaseBlobStore
@@ -322,3 +322,170 @@ def diff_between(
         assert from_id is not None
         assert to_id is not None
         return from_id, to_id, difflib.compute(texts[0], texts[1])
+
+
+# ---- views for the web UI -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DashboardRow:
+    name: str
+    platform: str
+    title: str
+    kind: str
+    enabled: bool
+    last_check_at: datetime | None
+    last_outcome: str | None
+    last_change_at: datetime | None
+    recent_severity: str | None
+    failing: bool
+    consecutive_failures: int
+    versions: int
+
+
+def dashboard(store: Store, since: datetime) -> list[DashboardRow]:
+    """Every source, with the most severe change since `since`."""
+    with store.read() as s:
+        severities: dict[int, str] = {}
+        for source_id, severity in s.execute(
+                select(Change.source_id, Change.severity)
+                .where(Change.detected_at >= since, Change.reextracted.is_(False))):
+            if severity is not None and severity_rank(severity) > severity_rank(
+                    severities.get(source_id)):
+                severities[source_id] = severity
+        counts = dict(s.execute(
+            select(Snapshot.source_id, func.count()).join(
+                SourceRow, (SourceRow.id == Snapshot.source_id)
+                & (SourceRow.generation == Snapshot.generation))
+            .group_by(Snapshot.source_id)).all())
+        rows = s.scalars(select(SourceRow).order_by(SourceRow.platform, SourceRow.name)).all()
+        return [DashboardRow(
+            name=r.name, platform=r.platform, title=r.title or r.name, kind=r.kind,
+            enabled=r.enabled, last_check_at=r.last_check_at, last_outcome=r.last_outcome,
+            last_change_at=r.last_change_at, recent_severity=severities.get(r.id),
+            failing=r.failing, consecutive_failures=r.consecutive_failures,
+            versions=counts.get(r.id, 0)) for r in rows]
+
+
+def timeline(store: Store) -> list[tuple[str, str, int]]:
+    """(platform, YYYY-MM, number of non-cosmetic changes), for the dashboard chart."""
+    with store.read() as s:
+        rows = s.execute(select(SourceRow.platform, Change.detected_at, Change.severity)
+                         .join(SourceRow, SourceRow.id == Change.source_id)
+                         .where(Change.reextracted.is_(False))).all()
+    counts: dict[tuple[str, str], int] = {}
+    for platform, at, severity in rows:
+        if severity == "none":
+            continue
+        key = (platform, at.strftime("%Y-%m"))
+        counts[key] = counts.get(key, 0) + 1
+    return sorted((p, m, n) for (p, m), n in counts.items())
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    started_at: datetime
+    outcome: str
+    http_status: int | None
+    duration_ms: int
+    error: str | None
+
+
+def checks(store: Store, name: str, limit: int = 50, offset: int = 0) -> list[CheckRow]:
+    with store.read() as s:
+        row = store.source_row(s, name)
+        return [CheckRow(c.started_at, c.outcome, c.http_status, c.duration_ms, c.error)
+                for c in s.scalars(select(Check).where(Check.source_id == row.id)
+                                   .order_by(Check.started_at.desc()).limit(limit).offset(offset))]
+
+
+def neighbours(store: Store, change_id: int) -> tuple[int | None, int | None]:
+    """The previous and next change of the same source."""
+    with store.read() as s:
+        ch = s.get(Change, change_id)
+        if ch is None:
+            raise NotFoundError(f"no change with id {change_id}")
+        base = select(Change.id).where(Change.source_id == ch.source_id,
+                                       Change.generation == ch.generation)
+        prev = s.scalars(base.where((Change.detected_at < ch.detected_at)
+                                    | ((Change.detected_at == ch.detected_at) & (Change.id < ch.id)))
+                         .order_by(Change.detected_at.desc(), Change.id.desc()).limit(1)).first()
+        nxt = s.scalars(base.where((Change.detected_at > ch.detected_at)
+                                   | ((Change.detected_at == ch.detected_at) & (Change.id > ch.id)))
+                        .order_by(Change.detected_at, Change.id).limit(1)).first()
+        return prev, nxt
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    platform: str
+    first_at: datetime
+    last_at: datetime
+    severity: str
+    labels: list[str]
+    changes: list[ChangeSummary]
+
+
+def event(store: Store, event_id: int) -> EventView:
+    from monitor.models import Event
+
+    with store.read() as s:
+        ev = s.get(Event, event_id)
+        if ev is None:
+            raise NotFoundError(f"no event with id {event_id}")
+        ids = list(s.scalars(select(Change.id).where(Change.event_id == event_id)))
+        head = (ev.id, ev.platform, ev.first_at, ev.last_at, ev.severity, list(ev.labels))
+    members = [c for c in changes(store) if c.id in set(ids)]
+    return EventView(*head, changes=members)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    source: str
+    platform: str
+    first_snapshot_id: int
+    first_seen_at: datetime
+    latest_snapshot_id: int
+    versions: int
+    snippet: str
+
+
+def search(store: Store, query: str, limit: int = 50) -> list[SearchHit]:
+    """Sources whose versions contain the words, with the date the text first appeared."""
+    terms = [t for t in query.replace('"', " ").split() if t.strip()]
+    if not terms:
+        return []
+    with store.read() as s:
+        if store.is_sqlite:
+            match = " ".join(f'"{t}"' for t in terms)  # each term quoted: no FTS syntax injection
+            ids = [r[0] for r in s.execute(text("SELECT rowid FROM snapshot_fts WHERE snapshot_fts "
+                                                "MATCH :q LIMIT 5000"), {"q": match})]
+        else:
+            ids = []
+        if not ids:
+            return []
+        snaps = s.execute(select(Snapshot.id, Snapshot.source_id, Snapshot.first_seen_at,
+                                 Snapshot.text_blob, SourceRow.name, SourceRow.platform)
+                          .join(SourceRow, SourceRow.id == Snapshot.source_id)
+                          .where(Snapshot.id.in_(ids), Snapshot.generation == SourceRow.generation)
+                          .order_by(Snapshot.first_seen_at)).all()
+        grouped: dict[int, list[Any]] = {}
+        for row in snaps:
+            grouped.setdefault(row.source_id, []).append(row)
+        blobs = DatabaseBlobStore(s)
+        hits = []
+        for rows in grouped.values():
+            first, latest = rows[0], rows[-1]
+            body = blobs.get(latest.text_blob).decode("utf-8")
+            hits.append(SearchHit(first.name, first.platform, first.id, first.first_seen_at,
+                                  latest.id, len(rows), _snippet(body, terms)))
+        hits.sort(key=lambda h: h.first_seen_at)
+        return hits[:limit]
+
+
+def _snippet(body: str, terms: Sequence[str], width: int = 160) -> str:
+    lowered = body.lower()
+    pos = min((p for p in (lowered.find(t.lower()) for t in terms) if p >= 0), default=0)
+    start = max(0, pos - width // 2)
+    return ("…" if start else "") + " ".join(body[start:start + width].split()) + "…"

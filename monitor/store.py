@@ -202,11 +202,16 @@ class StoredCheck:
 class Store:
     """Owns the engines; hands out write and read sessions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite:
+        if self.is_sqlite and read_only and parsed.database:
+            # The web UI opens the file read-only at the SQLite level: it cannot write even by bug.
+            ro = f"sqlite:///file:{Path(parsed.database).resolve()}?mode=ro&uri=true"
+            self.read_engine = _sqlite_engine(ro, writer=False)
+            self.engine = self.read_engine
+        elif self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(url, writer=True)
@@ -278,7 +283,13 @@ class Store:
                 raw.driver_connection.execute("VACUUM INTO ?", (str(target),))  # type: ignore[union-attr]
             finally:
                 raw.close()
-        command.upgrade(self.alembic_config(), "head")
+        try:
+            command.upgrade(self.alembic_config(), "head")
+        finally:
+            # Migrations switch SQLite pragmas (foreign keys) on their connection; start afresh.
+            self.engine.dispose()
+            if self.read_engine is not self.engine:
+                self.read_engine.dispose()
         return head
 
     def require_schema(self) -> None:

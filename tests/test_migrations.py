@@ -70,10 +70,26 @@ def test_upgrading_a_database_with_history_backs_it_up_and_keeps_rows(tmp_path: 
     try:
         command.upgrade(store.alembic_config(), "0002")
         conn = sqlite3.connect(db)
+        conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("INSERT INTO sources (name, platform, url, kind, enabled, in_config, "
                      "extraction_key, generation, consecutive_failures, created_at, updated_at) "
                      "VALUES ('a/b', 'A', 'https://a.example/', 'other', 1, 1, '', 0, 0, "
                      "'2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+        # Rows that reference sources: a table rebuild must not break or drop them.
+        import hashlib
+
+        import zstandard
+
+        text = b"We train AI models on your posts."
+        key = hashlib.sha256(text).hexdigest()
+        conn.execute("INSERT INTO blobs (sha256, codec, size, depth, data) VALUES (?, 'zstd', ?, 0, ?)",
+                     (key, len(text), zstandard.ZstdCompressor().compress(text)))
+        conn.execute("INSERT INTO snapshots (source_id, generation, sha256, text_blob, text_size, "
+                     "first_seen_at, last_seen_at) VALUES (1, 0, 's', ?, 0, '2026-01-01 00:00:00', "
+                     "'2026-01-01 00:00:00')", (key,))
+        conn.execute("UPDATE sources SET current_snapshot_id = 1")
+        conn.execute("INSERT INTO checks (source_id, started_at, duration_ms, outcome, snapshot_id) "
+                     "VALUES (1, '2026-01-01 00:00:00', 5, 'baseline', 1)")
         conn.commit()
         conn.close()
         store.upgrade(backup_dir=tmp_path / "backups")
@@ -84,5 +100,10 @@ def test_upgrading_a_database_with_history_backs_it_up_and_keeps_rows(tmp_path: 
         assert old.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
         new = sqlite3.connect(db)
         assert new.execute("SELECT name, failing FROM sources").fetchall() == [("a/b", 0)]
+        assert new.execute("SELECT count(*) FROM checks").fetchall() == [(1,)]
+        assert new.execute("PRAGMA foreign_key_check").fetchall() == []
+        # The search index was backfilled with the existing version.
+        assert new.execute("SELECT rowid FROM snapshot_fts WHERE snapshot_fts MATCH 'train'"
+                           ).fetchall() == [(1,)]
     finally:
         store.close()

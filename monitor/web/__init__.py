@@ -1,0 +1,1 @@
+"""The read-only web UI and JSON API over the same database."""
