@@ -22,10 +22,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench alembic
 	$(BIN)/mypy
 
-# The deploy tests run `systemd-analyze verify`; a clean Debian machine may lack it.
+# The deploy tests run `systemd-analyze verify` and the web tests drive Debian's chromium;
+# a clean Debian machine may lack either, so install them (never a downloaded browser).
 test: lint
-	@command -v systemd-analyze >/dev/null 2>&1 || { apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd; }
+	@missing=""; command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	    command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	    if [ -n "$$missing" ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -90,6 +90,13 @@ class DiffOut(BaseModel):
     stats: dict[str, int]
 
 
+class ErrorOut(BaseModel):
+    detail: str
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "Not found"}}
+
+
 class SecurityHeaders(BaseHTTPMiddleware):
     """CSP and friends on every response; authentication for every route when configured."""
 
@@ -274,15 +281,15 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
 
     @app.get("/api/sources", response_model=list[SourceOut], tags=["sources"])
     def api_sources() -> list[SourceOut]:
-        return [SourceOut(**{**s.to_dict(), "enabled": s.enabled}) for s in history.sources(store)
-                if True]
+        return [SourceOut(**s.to_dict()) for s in history.sources(store)]
 
-    @app.get("/api/sources/{name:path}/versions", response_model=list[VersionOut], tags=["sources"])
+    @app.get("/api/sources/{name:path}/versions", response_model=list[VersionOut], tags=["sources"],
+             responses=NOT_FOUND)
     def api_versions(name: str) -> list[VersionOut]:
         return [VersionOut(**{k: v for k, v in ver.to_dict().items() if k in VersionOut.model_fields})
                 for ver in history.versions(store, name)]
 
-    @app.get("/api/changes", response_model=list[ChangeOut], tags=["changes"])
+    @app.get("/api/changes", response_model=list[ChangeOut], tags=["changes"], responses=NOT_FOUND)
     def api_changes(source: str | None = None, label: str | None = None,
                     min_severity: str | None = Query(None, pattern="^(none|low|medium|high)$"),
                     limit: int = Query(PAGE, ge=1, le=500)) -> list[ChangeOut]:
@@ -290,7 +297,7 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
                                min_severity=min_severity, limit=limit)
         return [_change_out(c) for c in rows]
 
-    @app.get("/api/changes/{change_id}", response_model=ChangeDetailOut, tags=["changes"])
+    @app.get("/api/changes/{change_id}", response_model=ChangeDetailOut, tags=["changes"], responses=NOT_FOUND)
     def api_change(change_id: int) -> ChangeDetailOut:
         d = history.change_detail(store, change_id)
         return ChangeDetailOut(
@@ -300,7 +307,7 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
             labels=d.labels, severity=d.severity, summary=d.summary, event_id=d.event_id,
             evidence=d.evidence, opt_out=d.opt_out, directions=d.directions)
 
-    @app.get("/api/changes/{change_id}/diff", response_model=DiffOut, tags=["changes"])
+    @app.get("/api/changes/{change_id}/diff", response_model=DiffOut, tags=["changes"], responses=NOT_FOUND)
     def api_diff(change_id: int) -> DiffOut:
         d = history.change_detail(store, change_id)
         data = d.diff.to_dict()
