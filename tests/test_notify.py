@@ -167,6 +167,19 @@ def test_filters_route_changes(server: HTTPServer, project) -> None:
     assert [req.path for req, _ in server.log].count("/acme-hook") == 0
 
 
+def flush_over_time(project, rounds: int, step: timedelta) -> None:
+    """Run the delivery worker `rounds` times, moving an injected clock on by `step` each time."""
+    conf = cfg.load(project.config)
+    store = Store(conf.settings.database)
+    now = [datetime.now(UTC)]
+    try:
+        for _ in range(rounds):
+            notify.flush(store, conf, clock=lambda: now[0])
+            now[0] += step
+    finally:
+        store.close()
+
+
 def test_receiver_down_three_times_then_delivered_once(server: HTTPServer, project) -> None:
     hook = Hook(server, down_for=3)
     bodies = {"/li": POLICY}
@@ -179,19 +192,11 @@ def test_receiver_down_three_times_then_delivered_once(server: HTTPServer, proje
     project.check()
     bodies["/li"] = POLICY + AI
     project.check()
-    conf = cfg.load(project.config)
-    store = Store(conf.settings.database)
-    now = [datetime.now(UTC)]
-    try:
-        for _ in range(6):
-            notify.flush(store, conf, clock=lambda: now[0])
-            now[0] += timedelta(minutes=5)  # past any retry time
-        (row,) = store.deliveries()
-    finally:
-        store.close()
+    flush_over_time(project, 6, timedelta(minutes=5))  # each step is past any retry time
     assert hook.calls == 4
     assert len(hook.received) == 1
-    assert (row.status, row.attempts, row.last_error) == ("sent", 4, None)
+    (row,) = project.json("deliveries")
+    assert (row["status"], row["attempts"], row["error"]) == ("sent", 4, None)
 
 
 def test_failing_delivery_gives_up_visibly_and_can_be_retried(server: HTTPServer, project) -> None:
@@ -207,15 +212,7 @@ def test_failing_delivery_gives_up_visibly_and_can_be_retried(server: HTTPServer
     project.check()
     bodies["/li"] = POLICY + AI
     project.check()
-    conf = cfg.load(project.config)
-    store = Store(conf.settings.database)
-    now = [datetime.now(UTC)]
-    try:
-        for _ in range(3):
-            notify.flush(store, conf, clock=lambda: now[0])
-            now[0] += timedelta(hours=2)
-    finally:
-        store.close()
+    flush_over_time(project, 3, timedelta(hours=2))
     (failed,) = project.json("deliveries", "--failed")
     assert failed["status"] == "failed"
     assert failed["attempts"] == 2

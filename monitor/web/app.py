@@ -175,7 +175,7 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
             platforms.setdefault(r.platform, []).append(r)
         return page(request, "dashboard.html", rows=rows, platforms=platforms, days=days,
                     failing=[r for r in rows if r.failing or r.last_outcome == "failed"],
-                    recent=history.changes(store, limit=PAGE),
+                    recent=history.changes(store, limit=PAGE, with_sentences=False),
                     chart=Markup(timeline_svg(history.timeline(store))))  # noqa: S704
 
     @app.get("/sources/{name:path}", response_class=HTMLResponse, include_in_schema=False)
@@ -186,7 +186,7 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
             source = {"name": row.name, "platform": row.platform, "title": row.title,
                       "kind": row.kind, "url": row.url}
         versions = list(reversed(history.versions(store, name)))
-        changes = {c.id: c for c in history.changes(store, source=name)}
+        changes = {c.id: c for c in history.changes(store, source=name, with_sentences=False)}
         if label:
             versions = [v for v in versions if v.change_id in changes
                         and label in (changes[v.change_id].labels or [])]
@@ -294,7 +294,7 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
                     min_severity: str | None = Query(None, pattern="^(none|low|medium|high)$"),
                     limit: int = Query(PAGE, ge=1, le=500)) -> list[ChangeOut]:
         rows = history.changes(store, source=source, labels=[label] if label else (),
-                               min_severity=min_severity, limit=limit)
+                               min_severity=min_severity, limit=limit, with_sentences=False)
         return [_change_out(c) for c in rows]
 
     @app.get("/api/changes/{change_id}", response_model=ChangeDetailOut, tags=["changes"], responses=NOT_FOUND)
