@@ -255,3 +255,31 @@ def test_ui_has_no_mutating_routes(project) -> None:
     app = create_app(cfg.load(project.config))
     methods = {m for r in app.routes if isinstance(r, APIRoute) for m in r.methods}
     assert methods <= {"GET", "HEAD"}
+
+
+def test_every_page_is_reachable_from_the_dashboard(site: str) -> None:
+    """Follow same-site links breadth-first from / and check every kind of page is reached."""
+    import re
+    from collections import deque
+
+    seen: set[str] = set()
+    queue = deque(["/"])
+    while queue and len(seen) < 300:
+        path = queue.popleft()
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            with urllib.request.urlopen(site + path) as r:  # noqa: S310
+                if not r.headers["Content-Type"].startswith("text/html"):
+                    continue
+                body = r.read().decode()
+        except urllib.error.HTTPError as err:
+            raise AssertionError(f"{path} answered {err.code}") from None
+        for href in re.findall(r'href="(/[^"#]*)"', body):
+            href = href.replace("&amp;", "&")
+            if href not in seen:
+                queue.append(href)
+    kinds = {p.strip("/").split("/")[0].split("?")[0] or "/" for p in seen}
+    assert {"/", "sources", "changes", "versions", "events", "feeds", "static",
+            "openapi.json"} <= kinds, kinds

@@ -147,7 +147,8 @@ def _iso(value: datetime | None) -> str | None:
 def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
     store = store or Store(config.settings.database, read_only=True)
     settings = config.settings
-    app = FastAPI(title="Policy Monitor API", version="1", docs_url="/docs", redoc_url=None,
+    # No Swagger UI: it needs inline and CDN scripts, which the CSP (and offline hosts) refuse.
+    app = FastAPI(title="Policy Monitor API", version="1", docs_url=None, redoc_url=None,
                   description="Read-only access to watched sources, their versions and changes.")
     app.add_middleware(SecurityHeaders, token=settings.web_token)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
