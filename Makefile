@@ -1,5 +1,5 @@
 # The two commands of the quick start. Both build their own virtualenv from a fresh clone.
-#   make run   - set up, initialise the database, run the main job
+#   make run   - set up, initialise the database, check every page once, then keep watching
 #   make test  - set up with the test extras, run lint, types and the whole test suite
 VENV ?= .venv
 PYTHON ?= python3
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/policy-monitor init
 	$(BIN)/policy-monitor check
+	$(BIN)/policy-monitor run
 
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench alembic
