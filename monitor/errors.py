@@ -40,6 +40,7 @@ class FailureKind(enum.StrEnum):
     TRANSIENT = "transient"  # try again next cycle: timeouts, 5xx, 429, resets
     PERMANENT = "permanent"  # the page or URL is wrong: 404, redirect loop, unsupported type
     BLOCKED = "blocked"  # we were refused: bot protection (403), URL gate
+    ANOMALOUS = "anomalous"  # a 200 that looks like a block page or a partial load
 
 
 class FetchError(MonitorError):

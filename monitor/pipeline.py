@@ -161,6 +161,20 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             return CheckResult(source.name, "unchanged", snapshot_id=stored.snapshot_id)
 
         if state.current_text_blob is not None:
+            previous_size = store.current_text_size(state)
+            new_size = len(text.encode("utf-8"))
+            if schedule.looks_truncated(previous_size, new_size):
+                marker = f"(text {digest[:12]})"
+                kind, error = store.last_failure(state)
+                if not (kind == FailureKind.ANOMALOUS and error and marker in error):
+                    reason = (f"page text shrank to {new_size} bytes from {previous_size}: probably "
+                              f"a block page or a partial load; kept the previous version {marker}")
+                    store.record_failure(state, started, elapsed_ms(), FailureKind.ANOMALOUS,
+                                         reason, result.status, done=done(False))
+                    log.info("source=%s outcome=failed kind=anomalous %s", source.name, reason)
+                    return CheckResult(source.name, "failed", reason,
+                                       failure_kind=FailureKind.ANOMALOUS)
+                # The same small text twice in a row: the page really changed.
             change = difflib.compute(store.text_of(state.current_text_blob), text)
             classification = classify(change, title=document_title(text),
                                       restores=store.last_seen(state, digest), at=started)

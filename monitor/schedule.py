@@ -52,3 +52,18 @@ def host_next_allowed(
     """The earliest time the host may be asked again: politeness, Crawl-delay, Retry-After."""
     gap = max(per_host_delay, crawl_delay or 0.0, retry_after or 0.0)
     return finished + timedelta(seconds=gap)
+
+
+SHRINK_RATIO = 0.2  # a new text under 20% of the previous one is suspect (reliability.md F10)
+TINY_TEXT = 200  # …and so is one under 200 characters replacing a real page
+
+
+def looks_truncated(previous_size: int, new_size: int) -> bool:
+    """A 200 response whose text collapsed: a captcha, a block page or a page that half-loaded.
+
+    Such a text is not stored as a version (it would alert "everything was removed") unless
+    the same text comes back on the next check, which makes it real.
+    """
+    if previous_size < 1000:
+        return False
+    return new_size < previous_size * SHRINK_RATIO or new_size < TINY_TEXT

@@ -423,6 +423,23 @@ class Store:
             raise NotFoundError(f"no source named {name!r} in the database")
         return SourceState(*row)
 
+    def last_failure(self, state: SourceState) -> tuple[str | None, str | None]:
+        """(failure kind, error) of the source's latest check, if it failed."""
+        q = (select(Check.outcome, Check.failure_kind, Check.error)
+             .where(Check.source_id == state.id).order_by(Check.id.desc()).limit(1))
+        with self.read_engine.connect() as conn:
+            row = conn.execute(q).first()
+        if row is None or row[0] != "failed":
+            return None, None
+        return row[1], row[2]
+
+    def current_text_size(self, state: SourceState) -> int:
+        if state.current_snapshot_id is None:
+            return 0
+        with self.read_engine.connect() as conn:
+            return int(conn.execute(select(Snapshot.text_size).where(
+                Snapshot.id == state.current_snapshot_id)).scalar() or 0)
+
     def last_seen(self, state: SourceState, sha: str) -> datetime | None:
         """When this exact text was last current for the source, if ever (to spot flapping pages).
 

@@ -386,3 +386,32 @@ def test_diff_formats_escape_page_text(server: HTTPServer, project, page, fmt: s
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
     else:
         assert "<script>alert(1)</script> is text here." in out
+
+
+def test_a_collapsed_page_is_held_back_until_it_repeats(server: HTTPServer, project, page) -> None:
+    """A captcha or half-loaded page must not alert 'everything was removed' (reliability F10)."""
+    long_policy = POLICY * 8
+    content = {"body": page(long_policy)}
+    serve(server, "/p", content)
+    project.write(f"""
+        [[source]]
+        name = "acme/p"
+        platform = "Acme"
+        url = "{server.url_for('/p')}"
+        select = "#content"
+    """)
+    project.cli("init")
+    project.check()
+    content["body"] = page("<p>Please verify you are human.</p>")
+    first = project.check()["acme/p"]
+    assert first["outcome"] == "failed"
+    assert first["failure_kind"] == "anomalous"
+    assert "block page or a partial load" in first["detail"]
+    content["body"] = page(long_policy)  # the next fetch is fine again: nothing happened
+    assert project.check()["acme/p"]["outcome"] == "unchanged"
+    assert project.json("changes") == []
+    # A page that really shrank (the same short text twice in a row) is accepted.
+    content["body"] = page("<p>This policy has moved.</p>")
+    assert project.check()["acme/p"]["failure_kind"] == "anomalous"
+    assert project.check()["acme/p"]["outcome"] == "changed"
+    assert len(project.json("changes")) == 1
