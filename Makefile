@@ -23,11 +23,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench alembic
 	$(BIN)/mypy
 
-# The deploy tests run `systemd-analyze verify` and the web tests drive Debian's chromium;
-# a clean Debian machine may lack either, so install them (never a downloaded browser).
+# The deploy tests run `systemd-analyze verify`, the web tests drive Debian's chromium and the
+# PostgreSQL tests start a throwaway server; a clean Debian machine may lack any of them, so
+# install them from Debian (never a downloaded browser or database).
 test: lint
 	@missing=""; command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	    command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	    if [ -n "$$missing" ]; then apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	$(BIN)/pytest
