@@ -85,7 +85,8 @@ def handle_errors(func: F) -> F:
         except Exception as exc:
             if verbose:
                 raise
-            click.echo(f"error: internal error: {type(exc).__name__}: {exc} (run with -v for "
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            click.echo(f"error: internal error: {type(exc).__name__}: {first} (run with -v for "
                        "details)", err=True)
             ctx.exit(70)
 

@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 
 from monitor import config as cfg
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StoreError
 from monitor.models import SourceRow
 from monitor.scheduler import Dispatcher, build_scheduler
 from monitor.sdnotify import Notifier
@@ -73,6 +73,10 @@ class Service:
 
     def prepare(self) -> None:
         self.store.require_schema()
+        if not self.store.integrity_ok():
+            # Never write into a damaged file: stop, say so, and leave it for `sqlite3 .recover`.
+            raise StoreError(f"the database failed PRAGMA quick_check; not starting "
+                             f"({self.store.url})")
         settings = self.config.settings
         self.store.sync_sources(self.config.sources, settings.interval)
         new = self.store.schedule_new(self.clock(), self.rng, settings.interval)
@@ -191,6 +195,7 @@ def main(config_path: str | os.PathLike[str] | None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     # One line per event we care about; APScheduler's per-run chatter would drown them.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     service = Service(config_path)
     service.install_signal_handlers()
     try:

@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import config as cfg
@@ -295,8 +295,8 @@ class Store:
     def require_schema(self) -> None:
         try:
             current = self.current_revision()
-        except OperationalError as exc:
-            raise StoreError(f"cannot open the database: {exc.orig}") from None
+        except DatabaseError as exc:  # includes OperationalError; e.g. "disk image is malformed"
+            raise StoreError(f"cannot open the database {self.url}: {exc.orig}") from None
         if current is None:
             raise StoreError("the database is not initialised; run `policy-monitor init`")
         if current != self.head_revision():

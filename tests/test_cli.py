@@ -97,3 +97,19 @@ def test_status_exits_1_when_a_source_fails_too_often(server: HTTPServer, projec
     assert rows["acme/down"]["consecutive_failures"] == 1
     assert rows["acme/down"]["last_error"].startswith("HTTP 500")
     assert rows["acme/ok"]["next_check_at"] is not None
+
+
+def test_daemon_refuses_a_damaged_database_and_leaves_it_alone(project) -> None:
+    project.write("")
+    project.cli("init")
+    db = project.data / "monitor.db"
+    damaged = db.read_bytes()[:2048]  # a truncated copy: the header survives, the rest is gone
+    db.write_bytes(damaged)
+    for suffix in ("-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "monitor", "--config", str(project.config), "run"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "database" in proc.stderr.splitlines()[-1]
+    assert db.read_bytes() == damaged  # never overwritten
