@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor import config as cfg
 from monitor import schedule
 from monitor.blobstore import DatabaseBlobStore, sha256
-from monitor.classify import Classification, max_severity
+from monitor.classify import Classification, max_severity, severity_rank
 from monitor.diff import Diff
 from monitor.errors import FailureKind, NotFoundError, StoreError
 from monitor.models import (
@@ -554,11 +554,12 @@ class Store:
                 change = _new_change(row, state.current_snapshot_id, snap.id, version.diff, started,
                                      version.classification)
                 change.check_id = check.id
-                change.event_id = _assign_event(s, row.platform, change)
+                change.event_id, news = _assign_event(s, row.platform, change)
                 s.add(change)
                 s.flush()
-                _queue(s.connection(), "change", change.id, version.outbox, started,
-                       change_id=change.id)
+                if news:  # a repeat of an announcement already alerted is in the UI and digests
+                    _queue(s.connection(), "change", change.id, version.outbox, started,
+                           change_id=change.id)
                 change_id = change.id
                 row.last_change_at = started
             row.current_snapshot_id = snap.id
@@ -792,29 +793,36 @@ def _new_change(
     return change
 
 
-def _assign_event(s: Session, platform: str, change: Change) -> int | None:
+def _assign_event(s: Session, platform: str, change: Change) -> tuple[int | None, bool]:
     """Join the platform's event within 72 hours of this change, or start one.
 
     One announcement (policy, FAQ and help article updated together) becomes one event with
-    the highest severity of its changes. Cosmetic and unclassified changes join none.
+    the highest severity of its changes. Cosmetic and unclassified changes join none. Returns
+    the event and whether this change is news for it: a new event, a higher severity or a new
+    label. Only news is alerted, so one announcement yields one alert unless it escalates.
     """
     if change.severity in (None, "none"):
-        return None
+        return None, True
     at = change.detected_at
     event = s.scalars(
         select(Event).where(Event.platform == platform,
                             Event.last_at >= at - EVENT_WINDOW, Event.first_at <= at + EVENT_WINDOW)
         .order_by(Event.last_at.desc()).limit(1)).first()
+    news = True
     if event is None:
         event = Event(platform=platform, first_at=at, last_at=at, severity=change.severity,
                       labels=[], changes=0)
         s.add(event)
+    else:
+        labels = set(change.labels or []) - {"cosmetic"}
+        news = (severity_rank(change.severity) > severity_rank(event.severity)
+                or not labels <= set(event.labels))
     event.first_at, event.last_at = min(event.first_at, at), max(event.last_at, at)
     event.severity = max_severity([event.severity, change.severity])
     event.labels = sorted(set(event.labels) | set(change.labels or []))
     event.changes = (event.changes or 0) + 1
     s.flush()
-    return event.id
+    return event.id, news
 
 
 def _complete(
