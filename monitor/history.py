@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, select, text
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import Session, defer
 
 from monitor import diff as difflib
 from monitor.blobstore import DatabaseBlobStore
@@ -125,13 +125,18 @@ class ChangeDetail:
         return d
 
 
+def _version_counts(s: Session) -> dict[int, int]:
+    """Versions per source id, in each source's current extraction generation."""
+    return dict(s.execute(
+        select(Snapshot.source_id, func.count()).join(
+            SourceRow, (SourceRow.id == Snapshot.source_id)
+            & (SourceRow.generation == Snapshot.generation))
+        .group_by(Snapshot.source_id)).all())
+
+
 def sources(store: Store) -> list[SourceSummary]:
     with store.read() as s:
-        versions = dict(s.execute(
-            select(Snapshot.source_id, func.count()).join(
-                SourceRow, (SourceRow.id == Snapshot.source_id)
-                & (SourceRow.generation == Snapshot.generation))
-            .group_by(Snapshot.source_id)).all())
+        versions = _version_counts(s)
         checks = dict(s.execute(
             select(Check.source_id, func.count()).group_by(Check.source_id)).all())
         rows = s.scalars(select(SourceRow).order_by(SourceRow.platform, SourceRow.name)).all()
@@ -233,6 +238,7 @@ def changes(
     labels: Sequence[str] = (),
     min_severity: str | None = None,
     with_sentences: bool = True,
+    event_id: int | None = None,
 ) -> list[ChangeSummary]:
     """Changes newest first; `labels` keeps changes with any of them.
 
@@ -257,6 +263,8 @@ def changes(
             q = q.where(SourceRow.name == source)
         if since:
             q = q.where(Change.detected_at >= since)
+        if event_id is not None:
+            q = q.where(Change.event_id == event_id)
         if not include_reextracted:
             q = q.where(Change.reextracted.is_(False))
         if min_severity:
@@ -369,11 +377,7 @@ def dashboard(store: Store, since: datetime) -> list[DashboardRow]:
             if severity is not None and severity_rank(severity) > severity_rank(
                     severities.get(source_id)):
                 severities[source_id] = severity
-        counts = dict(s.execute(
-            select(Snapshot.source_id, func.count()).join(
-                SourceRow, (SourceRow.id == Snapshot.source_id)
-                & (SourceRow.generation == Snapshot.generation))
-            .group_by(Snapshot.source_id)).all())
+        counts = _version_counts(s)
         rows = s.scalars(select(SourceRow).order_by(SourceRow.platform, SourceRow.name)).all()
         return [DashboardRow(
             name=r.name, platform=r.platform, title=r.title or r.name, kind=r.kind,
@@ -455,10 +459,8 @@ def event(store: Store, event_id: int) -> EventView:
         ev = s.get(Event, event_id)
         if ev is None:
             raise NotFoundError(f"no event with id {event_id}")
-        ids = list(s.scalars(select(Change.id).where(Change.event_id == event_id)))
         head = (ev.id, ev.platform, ev.first_at, ev.last_at, ev.severity, list(ev.labels))
-    members = [c for c in changes(store) if c.id in set(ids)]
-    return EventView(*head, changes=members)
+    return EventView(*head, changes=changes(store, event_id=event_id))
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             return CheckResult(source.name, "unchanged", snapshot_id=stored.snapshot_id)
 
         if state.current_text_blob is not None:
-            previous_size = store.current_text_size(state)
+            previous_size = state.current_text_size or 0
             new_size = len(text.encode("utf-8"))
             if schedule.looks_truncated(previous_size, new_size):
                 marker = f"(text {digest[:12]})"

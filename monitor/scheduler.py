@@ -57,7 +57,6 @@ class Dispatcher:
         self.stopping = threading.Event()
         self.dispatching = threading.Lock()  # one dispatch at a time, from any thread
         self.last_dispatch = time.monotonic()
-        self.checks_done = 0
 
     @property
     def lease_seconds(self) -> float:
@@ -111,7 +110,6 @@ class Dispatcher:
                 self.store.release(claim)
             level = logging.WARNING if result.outcome == "failed" else logging.INFO
             log.log(level, "check %s (lag=%.3fs)", result.line(), lag)
-            self.checks_done += 1
             if self.on_result is not None:
                 self.on_result(result)
         except Exception:  # never let one check take the pool down

@@ -66,7 +66,7 @@ _STATE = (
     select(SourceRow.id, SourceRow.etag, SourceRow.last_modified, SourceRow.fingerprint,
            SourceRow.current_snapshot_id, Snapshot.sha256, Snapshot.text_blob, Snapshot.raw_blob,
            SourceRow.generation, SourceRow.consecutive_failures, SourceRow.failing,
-           SourceRow.host_id, Host.crawl_delay, SourceRow.interval_seconds)
+           SourceRow.host_id, Host.crawl_delay, SourceRow.interval_seconds, Snapshot.text_size)
     .outerjoin(Snapshot, Snapshot.id == SourceRow.current_snapshot_id)
     .outerjoin(Host, Host.id == SourceRow.host_id)
     .where(SourceRow.name == bindparam("name"))
@@ -145,6 +145,7 @@ class SourceState:
     host_id: int | None = None
     crawl_delay: float | None = None
     interval: float | None = None
+    current_text_size: int | None = None  # bytes of the current version's text
 
 
 class LeaseLost(StoreError):
@@ -432,13 +433,6 @@ class Store:
         if row is None or row[0] != "failed":
             return None, None
         return row[1], row[2]
-
-    def current_text_size(self, state: SourceState) -> int:
-        if state.current_snapshot_id is None:
-            return 0
-        with self.read_engine.connect() as conn:
-            return int(conn.execute(select(Snapshot.text_size).where(
-                Snapshot.id == state.current_snapshot_id)).scalar() or 0)
 
     def last_seen(self, state: SourceState, sha: str) -> datetime | None:
         """When this exact text was last current for the source, if ever (to spot flapping pages).
