@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor import classify as classify_mod  # noqa: E402
-from monitor import history, importer  # noqa: E402
+from monitor import history, importer, reading  # noqa: E402
 from monitor.diff import compute  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
@@ -150,10 +150,10 @@ def main() -> None:
             for k, p in enumerate(paragraphs)) + "\n"
         diff = compute(old, new)
         for cached in (classify_mod.plain, classify_mod._cosmetic_key, classify_mod._match_label,
-                       classify_mod._mentions_ai):
+                       classify_mod._mentions_ai, classify_mod._facets, reading.read):
             cached.cache_clear()  # measure a cold classification, as in the daemon
         start = time.perf_counter()
-        real_classify(diff)
+        real_classify(diff, old_text=old, new_text=new)
         per_runs.append((time.perf_counter() - start) * 1000)
     per = statistics.median(per_runs)
     print(f"classify one change between two {len(old) // 1024} KB versions (10% of paragraphs "

@@ -21,7 +21,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from monitor import optout, reading
 from monitor.diff import Diff, split_sentences
+from monitor.optout import OptOut
+from monitor.reading import BR_RE as _BR_RE
+from monitor.reading import EMPHASIS_RE as _EMPHASIS_RE
+from monitor.reading import LINK_RE as _LINK_RE
+from monitor.reading import Anomaly, Recent, Text, document_title
+
+__all__ = ["Anomaly", "OptOut", "Recent", "classify", "document_title", "recent_versions"]
 
 RULES_PATH = Path(__file__).with_name("rules.toml")
 SEVERITIES = ("none", "low", "medium", "high")
@@ -32,9 +40,6 @@ PAIR_SIMILARITY = 0.45
 PAIR_WINDOW = 40
 
 ItemKind = Literal["added", "removed", "modified"]
-_LINK_RE = re.compile(r"!?\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
-_EMPHASIS_RE = re.compile(r"\*\*|__|(?<!\w)[*_](?!\s)|`")
-_BR_RE = re.compile(r"<br\s*/?>", re.I)
 _PUNCT_RE = re.compile(r"[^\w\s]", re.UNICODE)
 _ENUM_RE = re.compile(r"^\s*(?:\(?[0-9ivxlc]+[.)]|\(?[a-z][.)]|[-*•])\s+", re.I)
 _WS_RE = re.compile(r"\s+")
@@ -75,23 +80,12 @@ class Evidence:
     new: str | None
     matched: tuple[str, ...]
     why: str
+    ai_context: bool = True  # AI is talked about in or around the sentence
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["matched"] = list(self.matched)
         return d
-
-
-@dataclass(frozen=True)
-class OptOut:
-    """One way to opt out, found in the new text near the evidence."""
-
-    type: str  # setting_path | setting | form | link | email | region
-    text: str
-    url: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -104,6 +98,7 @@ class Classification:
     rules_version: int = 0
     summary: str = ""
     reverted_to: str | None = None  # ISO time the restored version was last seen, for flaps
+    anomaly: dict[str, str] | None = None  # {"kind", "why"}: a page artefact, damped to low
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,7 +106,7 @@ class Classification:
             "evidence": [e.to_dict() for e in self.evidence],
             "opt_out": [o.to_dict() for o in self.opt_out],
             "directions": dict(self.directions), "rules_version": self.rules_version,
-            "summary": self.summary, "reverted_to": self.reverted_to,
+            "summary": self.summary, "reverted_to": self.reverted_to, "anomaly": self.anomaly,
         }
 
     @classmethod
@@ -123,7 +118,7 @@ class Classification:
             opt_out=tuple(OptOut(**o) for o in data.get("opt_out", ())),
             directions=dict(data.get("directions", {})),
             rules_version=int(data.get("rules_version", 0)), summary=data.get("summary", ""),
-            reverted_to=data.get("reverted_to"),
+            reverted_to=data.get("reverted_to"), anomaly=data.get("anomaly"),
         )
 
 
@@ -264,22 +259,45 @@ def changed_blocks(diff: Diff) -> list[Block]:
     return blocks
 
 
-def changed_items(diff: Diff, rules: Rules | None = None) -> tuple[list[Item], int]:
-    """Sentence-level items of a diff, and how many sentence pairs were only cosmetic."""
+@dataclass(frozen=True)
+class Reading:
+    """What reading both versions whole found, beyond the items."""
+
+    added: int = 0  # sentences new to the whole document (modified pairs included)
+    removed: int = 0  # sentences gone from the whole document
+    restored: int = 0  # additions that stood in a version shown within the flap window
+    restored_when: str | None = None
+    moved: int = 0  # sentences that only moved, were re-wrapped, or still stand elsewhere
+
+
+def sides(diff: Diff) -> tuple[str, str]:
+    """The two texts as far as the diff shows them (its hunks), when the full texts are not known."""
+    old = "\n".join(ln.text for h in diff.hunks for ln in h.lines if ln.tag != "+")
+    new = "\n".join(ln.text for h in diff.hunks for ln in h.lines if ln.tag != "-")
+    return old, new
+
+
+def changed_items(
+    diff: Diff, rules: Rules | None = None, old: Text | None = None, new: Text | None = None,
+    recent: Recent | None = None,
+) -> tuple[list[Item], int, Reading]:
+    """Sentence-level items of a diff, how many changed sentences were only cosmetic, and counts.
+
+    Every sentence is judged against the whole other version: one that stands anywhere in the
+    old text is not added (it moved, or the page shows it twice); one that still stands in the
+    new text is not removed; a re-wrapped or split sentence stands as a run of text.
+    """
     rules = rules or load_rules()
-    old_everywhere: Counter[str] = Counter()
-    new_everywhere: Counter[str] = Counter()
-    blocks = changed_blocks(diff)
-    per_block = []
-    for block in blocks:
-        olds, news = _sentences(block.removed), _sentences(block.added)
-        per_block.append((olds, news))
-        old_everywhere.update(plain(s) for s in olds)
-        new_everywhere.update(plain(s) for s in news)
+    if old is None or new is None:
+        old_side, new_side = sides(diff)
+        old, new = old or reading.read(old_side), new or reading.read(new_side)
+    recent = recent or Recent()
     items: list[Item] = []
-    cosmetic = 0
-    for index, (olds, news) in enumerate(per_block):
-        block = blocks[index]
+    cosmetic = added = removed = restored = moved = 0
+    restored_when: str | None = None
+    twins: list[frozenset[str]] | None = None
+    for index, block in enumerate(changed_blocks(diff)):
+        all_olds, all_news = _sentences(block.removed), _sentences(block.added)
 
         def around(sentence: str | None, side: list[str], block: Block = block) -> list[str]:
             if sentence is None or sentence not in side:
@@ -292,32 +310,72 @@ def changed_items(diff: Diff, rules: Rules | None = None) -> tuple[list[Item], i
                 out.append(block.nearby[-1])
             return out
 
-        all_olds, all_news = olds, news
-        common = Counter(plain(s) for s in olds) & Counter(plain(s) for s in news)
-        olds = _drop(olds, common)
-        news = _drop(news, common)
-        # A sentence that moved between blocks is not a change of meaning.
-        moved = Counter(plain(s) for s in olds) & new_everywhere
-        moved_in = Counter(plain(s) for s in news) & old_everywhere
-        olds, news = _drop(olds, moved), _drop(news, moved_in)
-        pairs, lone_old, lone_new = _pair(olds, news, rules)
-        for old, new in pairs:
-            if is_cosmetic_pair(old, new, rules):
+        common = Counter(plain(s) for s in all_olds) & Counter(plain(s) for s in all_news)
+        olds = _drop(all_olds, common)
+        news = _drop(all_news, common)
+        # A sentence standing whole anywhere in the other version only moved (or repeats).
+        kept_olds = [s for s in olds if not new.has(reading.key(s), loose=False)]
+        kept_news = [s for s in news if not old.has(reading.key(s), loose=False)]
+        moved += len(olds) - len(kept_olds) + len(news) - len(kept_news)
+        pairs, lone_old, lone_new = _pair(kept_olds, kept_news, rules)
+        for o, n in pairs:
+            if is_cosmetic_pair(o, n, rules):
                 cosmetic += 1
+            elif new.has(reading.key(o)) and old.has(reading.key(n)):
+                moved += 1  # re-wrapped: both halves still stand as runs of text
             else:
-                items.append(Item("modified", old, new, index,
-                                  (*around(old, all_olds), *around(new, all_news))))
-        for old in lone_old:
-            if _cosmetic_key(old, rules) in ("", "date"):
+                added += 1
+                items.append(Item("modified", o, n, index,
+                                  (*around(o, all_olds), *around(n, all_news))))
+        for o in lone_old:
+            if _cosmetic_key(o, rules) in ("", "date"):
                 cosmetic += 1
-            else:
-                items.append(Item("removed", old, None, index, tuple(around(old, all_olds))))
-        for new in lone_new:
-            if _cosmetic_key(new, rules) in ("", "date"):
+                continue
+            k = reading.key(o)
+            if new.has(k):
+                moved += 1
+                continue
+            if _mentions_ai(o, rules):
+                if twins is None:  # sentences both versions share, as word sets
+                    twins = [frozenset(t.split()) for t in new.keys & old.keys]
+                if _has_twin(frozenset(k.split()), twins):
+                    moved += 1  # an older wording of a sentence the page already showed
+                    continue
+            removed += 1
+            items.append(Item("removed", o, None, index, tuple(around(o, all_olds))))
+        for n in lone_new:
+            if _cosmetic_key(n, rules) in ("", "date"):
                 cosmetic += 1
-            else:
-                items.append(Item("added", None, new, index, tuple(around(new, all_news))))
-    return items, cosmetic
+                continue
+            k = reading.key(n)
+            if old.has(k):
+                moved += 1
+                continue
+            when = recent.restored_from(k)
+            if when is not None:
+                restored += 1
+                restored_when = max(restored_when or when, when)
+                continue
+            added += 1
+            items.append(Item("added", None, n, index, tuple(around(n, all_news))))
+    return items, cosmetic, Reading(added, removed, restored, restored_when, moved)
+
+
+TWIN_SIMILARITY = 0.6
+
+
+def _has_twin(words: frozenset[str], twins: Sequence[frozenset[str]]) -> bool:
+    """A close variant among sentences both versions share (the current and upcoming copies)."""
+    if not words:
+        return False
+    size = len(words)
+    for other in twins:
+        small, large = sorted((size, len(other)))
+        if small < TWIN_SIMILARITY * large:
+            continue
+        if len(words & other) / len(words | other) >= TWIN_SIMILARITY:
+            return True
+    return False
 
 
 def _drop(sentences: list[str], remove: Counter[str]) -> list[str]:
@@ -502,57 +560,18 @@ def _why(label: str, direction: str, rules: Rules, ai_context: bool) -> str:
 
 # ---- opt-out instructions -------------------------------------------------------------------
 
-_PATH_SEP = r"\s*(?:>|›|→|»|->|&gt;)\s*"
-_PATH_RE = re.compile(
-    r"((?:Settings|Preferences|Settings & Privacy|Settings and Privacy|Me|Account|Privacy|"
-    r"Data privacy)(?:" + _PATH_SEP + r"[A-Z][^.>›→»\n|;:()\[\]]{1,60}?){1,6})"
-    r"(?=[.,;:)\n]|\s+(?:and|or|to|then)\s|$)")
-_QUOTED_SETTING_RE = re.compile(
-    r"[“\"'‘]([^”\"'’]{4,80})[”\"'’]\s+(?:setting|toggle|option|control)"
-    r"|(?:setting|toggle|option|control)\s+(?:called|named|labell?ed|titled)\s+[“\"'‘]?([A-Z][^”\"'’.,;]{3,80})")
-_FORM_NAME_RE = re.compile(r"\b((?:[A-Z][\w-]*\s){1,6}(?:Objection|Opt[- ]Out|Request|Consent)\s+Form)\b")
-_EMAIL_RE = re.compile(r"(?<![\w.@/])([\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?![\w@])")
-_OPT_WORDS = re.compile(r"opt|object|form|setting|preference|consent|privacy|request|ai[-_]?improvement|"
-                        r"data-for|mypreferences|choices|control", re.I)
-_KNOWN_SETTING_RE = re.compile(r"\b(Data for Generative AI Improvement|Use my data for training[\w ]*|"
-                               r"Improve the model for everyone|Model improvement)\b", re.I)
-
 
 def extract_opt_out(texts: Iterable[str], rules: Rules | None = None) -> tuple[OptOut, ...]:
     """Settings paths and names, forms, links, e-mail addresses and region notes."""
     rules = rules or load_rules()
-    found: dict[tuple[str, str], OptOut] = {}
 
-    def add(kind: str, text: str, url: str | None = None) -> None:
-        text = _WS_RE.sub(" ", text).strip(" *_")
-        key = (kind, (url or text).lower())
-        if text and key not in found:
-            found[key] = OptOut(kind, text, url)
+    def region_note(sentence: str) -> bool:
+        """A sentence on who is exempt or included: a region, and an opt-out or AI training."""
+        return bool(rules.vocab["region"].search(plain(sentence))) and (
+            match_label("opt_out", sentence, rules) is not None
+            or match_label("ai_training", sentence, rules) is not None)
 
-    for raw in texts:
-        for link in _LINK_RE.finditer(raw):
-            text, url = link.group(1).strip(), link.group(2)
-            if url.startswith("mailto:"):
-                add("email", url.removeprefix("mailto:").split("?")[0])
-            elif url.startswith(("http://", "https://")) and (_OPT_WORDS.search(text)
-                                                               or _OPT_WORDS.search(url)):
-                kind = "form" if re.search(r"form|/ask/|objection", text + url, re.I) else "link"
-                add(kind, text or url, url)
-        flat = plain(raw)
-        for m in _PATH_RE.finditer(flat):
-            add("setting_path", re.sub(_PATH_SEP, " > ", m.group(1)).strip())
-        for m in _QUOTED_SETTING_RE.finditer(flat):
-            add("setting", m.group(1) or m.group(2))
-        for m in _KNOWN_SETTING_RE.finditer(flat):
-            add("setting", m.group(1))
-        for m in _FORM_NAME_RE.finditer(flat):
-            add("form", m.group(1))
-        for m in _EMAIL_RE.finditer(flat):
-            add("email", m.group(1))
-        for sentence in split_sentences(raw):
-            if rules.vocab["region"].search(plain(sentence)) and _OPT_WORDS.search(sentence):
-                add("region", plain(sentence))
-    return tuple(found.values())
+    return optout.extract(texts, region_note=region_note)
 
 
 # ---- the classifier ------------------------------------------------------------------------
@@ -562,6 +581,10 @@ _SUMMARY = {
     "ai_training": {"added": "AI training added", "expanded": "AI training expanded",
                     "narrowed": "AI training narrowed", "removed": "AI training statement removed",
                     "changed": "AI training terms changed"},
+    "ai_feature_data": {"added": "AI feature data use added", "expanded": "AI feature data use expanded",
+                        "narrowed": "AI feature data use narrowed",
+                        "removed": "AI feature data statement removed",
+                        "changed": "AI feature data terms changed"},
     "opt_out": {"added": "opt-out added", "removed": "opt-out removed", "changed": "opt-out changed",
                 "narrowed": "opt-out restricted", "expanded": "opt-out widened"},
     "default_on": {"added": "on by default", "removed": "default-on removed",
@@ -579,16 +602,9 @@ _SUMMARY = {
 }
 
 
-def document_title(text: str) -> str:
-    """The first non-empty line, without heading marks: what the page says it is."""
-    for line in text.split("\n"):
-        line = line.strip().lstrip("#").strip()
-        if line and not set(line) <= set("=-_*"):
-            return plain(line)
-    return ""
-
-
 FLAP_WINDOW = timedelta(days=30)
+# Page artefacts that are not a change of the policy: recorded and browsable, never alerted.
+DAMPED_ANOMALIES = ("older_copy", "switched", "joined", "partial", "restored", "repeated")
 
 
 def classify(
@@ -598,39 +614,59 @@ def classify(
     title: str | None = None,
     restores: datetime | None = None,
     at: datetime | None = None,
+    old_text: str | None = None,
+    new_text: str | None = None,
+    recent: Recent | None = None,
 ) -> Classification:
-    """Labels, severity and evidence of one change, with flaps damped.
+    """Labels, severity and evidence of one change, with flaps and page artefacts damped.
 
-    `title` is the document's own title: an AI-training statement added to "LinkedIn European
-    Regional Privacy Notice" extends training to that region even if the sentence never says so.
-    `restores` is when the new text was last seen before, if it is an earlier version coming
-    back. Pages that alternate between two versions (A/B tests, sections that fail to load)
-    would otherwise alert on every swing; a return within 30 days counts as low.
+    `old_text`/`new_text` are the two whole versions: sentences are judged against the whole
+    other version, not only the diff hunk (without them, only the hunks are read). `recent`
+    holds versions the page showed within the flap window, so sections that come back are not
+    news. `title` is the document's own title: an AI-training statement added to "LinkedIn
+    European Regional Privacy Notice" extends training to that region even if the sentence
+    never says so. `restores` is when the new text was last seen before, if it is an earlier
+    version coming back: a return within 30 days counts as low.
     """
-    result = _classify(diff, rules or load_rules(), title)
-    if restores is None or at is None or at - restores > FLAP_WINDOW or result.severity == "none":
+    rules = rules or load_rules()
+    old = reading.read(old_text) if old_text is not None else None
+    new = reading.read(new_text) if new_text is not None else None
+    if title is None and new_text is not None:
+        title = document_title(new_text)
+    result = _classify(diff, rules, title, old, new, recent)
+    if result.severity == "none":
         return result
-    when = restores.date().isoformat()
-    return replace(
-        result,
-        severity=min(result.severity, "low", key=severity_rank),
-        summary=f"back to the version last seen {when} (the page alternates): {result.summary}",
-        reverted_to=restores.isoformat(),
-    )
+    if restores is not None and at is not None and at - restores <= FLAP_WINDOW:
+        when = restores.date().isoformat()
+        return replace(
+            result,
+            severity=min(result.severity, "low", key=severity_rank),
+            summary=f"back to the version last seen {when} (the page alternates): {result.summary}",
+            reverted_to=restores.isoformat(),
+            anomaly={"kind": "reverted", "why": f"an exact return to the version last seen {when}"},
+        )
+    return result
 
 
-def _classify(diff: Diff, rules: Rules, title: str | None) -> Classification:
+def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new: Text | None,
+              recent: Recent | None) -> Classification:
     title_region = rules.vocab["region"].search(title or "")
     if not diff.hunks:
         return Classification((), "none", (), (), {}, rules.version, "no change")
-    items, _ = changed_items(diff, rules)
+    items, _, read = changed_items(diff, rules, old, new, recent)
+    anomaly = (reading.judge(old, new, added=read.added, removed=read.removed,
+                             restored=read.restored, restored_when=read.restored_when)
+               if old is not None and new is not None else None)
     if not items:
-        return Classification(("cosmetic",), "none", (), (), {}, rules.version,
-                              "only dates, punctuation, formatting or typos changed")
-    blocks = changed_blocks(diff)
+        summary = "only dates, punctuation, formatting or typos changed"
+        if read.moved or read.restored:
+            summary = "no sentence of substance is new or gone (text moved, repeated or came back)"
+        if anomaly is not None:
+            summary = anomaly.why
+        return Classification(("cosmetic",), "none", (), (), {}, rules.version, summary,
+                              anomaly=_anomaly_dict(anomaly))
 
     evidence: list[Evidence] = []
-    relevant_blocks: set[int] = set()  # where to look for opt-out instructions
     for item in items:
         block_ai = _ai_context((item.old, item.new, *item.context), rules)
         prohibition = any(text and rules.vocab["user_prohibition"].search(plain(text))
@@ -648,18 +684,24 @@ def _classify(diff: Diff, rules: Rules, title: str | None) -> Classification:
                 continue  # a region named in passing, nothing about AI nearby
             if label in ("ai_training", "third_party_ai") and prohibition:
                 continue  # "you may not use our content to train models" binds the user
+            if label == "third_party_ai" and any(
+                    text and rules.vocab["user_action"].search(plain(text))
+                    for text in (item.old, item.new)):
+                continue  # "you may share conversations with other users": the user shares
             direction = _direction(old_hit, new_hit)
             if label == "ai_training":
                 training = direction
-            if label in ("ai_training", "opt_out", "default_on", "region_scope") and block_ai:
-                relevant_blocks.add(item.block)
             severity = _severity(label, direction, block_ai)
-            if direction == "changed" and reworded:
+            why = _why(label, direction, rules, block_ai)
+            if direction == "changed" and (reworded or _same_meaning(item, rules,
+                                                                     (old_hit, new_hit))):
                 severity = "low"
+                why = f"reworded without a change of actor, data, purpose, negation, region or " \
+                      f"default: {rules.descriptions[label]}"
             matched = tuple(dict.fromkeys((*(old_hit.matched if old_hit else ()),
                                            *(new_hit.matched if new_hit else ()))))
-            evidence.append(Evidence(label, direction, severity, item.old, item.new, matched,
-                                     _why(label, direction, rules, block_ai)))
+            evidence.append(Evidence(label, direction, severity, item.old, item.new, matched, why,
+                                     block_ai))
             if (label == "ai_training" and title_region and direction in ("added", "expanded")
                     and match_label("region_scope", item.new, rules) is None):
                 evidence.append(Evidence(
@@ -667,14 +709,182 @@ def _classify(diff: Diff, rules: Rules, title: str | None) -> Classification:
                     f"AI training {direction} in a document for {title_region.group(0)} "
                     f"(“{title}”): it now applies there"))
 
+    directions = _net_directions(evidence)
+    evidence = [_agree(e, directions[e.label], rules) for e in evidence]
     evidence = _trim(evidence)
     labels = tuple(sorted({e.label for e in evidence}, key=_LABEL_ORDER.__getitem__))
     severity = max_severity([e.severity for e in evidence] + ["low"])
-    directions = _directions(evidence)
-    near = ["\n".join(blocks[i].new_side) for i in sorted(relevant_blocks)]
-    opt_out = extract_opt_out(near, rules) if near else ()
+    summary = _summary(labels, directions, items, evidence)
+    if anomaly is not None and anomaly.kind in DAMPED_ANOMALIES:
+        severity = min(severity, "low", key=severity_rank)
+        summary = f"{anomaly.why}; {summary}"
+    near = _near_evidence(evidence, new) if new is not None else \
+        ["\n".join(b.new_side) for b in changed_blocks(diff)]
+    opt_out = extract_opt_out(near, rules) if near and _alerting(evidence) else ()
     return Classification(labels, severity, tuple(evidence), opt_out, directions, rules.version,
-                          _summary(labels, directions, items))
+                          summary, anomaly=_anomaly_dict(anomaly))
+
+
+def recent_versions(texts: Sequence[tuple[str, datetime]]) -> Recent:
+    """Recent earlier versions (text, last time current) in the form `classify` reads them."""
+    return Recent(tuple(reading.read(t) for t, _ in texts),
+                  tuple(when.date().isoformat() for _, when in texts))
+
+
+def _anomaly_dict(anomaly: Anomaly | None) -> dict[str, str] | None:
+    return {"kind": anomaly.kind, "why": anomaly.why} if anomaly is not None else None
+
+
+_RELEVANT = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_scope")
+
+
+def _alerting(evidence: Sequence[Evidence]) -> bool:
+    """Opt-out steps are only worth listing beside AI evidence."""
+    return any(e.label in ("ai_training", "ai_feature_data")
+               or (e.label in _RELEVANT and e.ai_context) for e in evidence)
+
+
+def _near_evidence(evidence: Sequence[Evidence], new: Text) -> list[str]:
+    """The new text around each piece of AI evidence: its paragraph and the list that follows.
+
+    Opt-out steps sit next to the sentence that announces the use ("To opt out: 1. …"); links
+    elsewhere in a long hunk (the effective date, the policy index, ads settings) are not steps.
+    """
+    raw = new.raw
+    lines: list[str] | None = None
+    spans: list[tuple[int, int]] = []
+    for e in evidence:
+        if not e.new or e.label not in _RELEVANT or not e.ai_context:
+            continue
+        at = raw.find(e.new.strip()[:80])
+        if at < 0:
+            continue
+        i = raw.count("\n", 0, at)
+        lines = lines or raw.split("\n")
+        end = i + 1
+        while end < len(lines) and end - i <= 12:
+            line = lines[end].strip()
+            if line.startswith("#") or (not line and end + 1 < len(lines)
+                                        and not _LIST_LINE_RE.match(lines[end + 1])):
+                break
+            end += 1
+        spans.append((max(0, i - 1), end))
+    merged: list[list[int]] = []
+    for lo, hi in sorted(spans):  # overlapping windows are one passage (a list is not cut in two)
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return ["\n".join(lines[lo:hi]) for lo, hi in merged] if lines else []
+
+
+_LIST_LINE_RE = re.compile(r"^\s*(?:\d+[.)]|[-*•]|\(?[a-z]\))\s+")
+
+
+def _same_meaning(item: Item, rules: Rules, hits: Sequence[Hit | None]) -> bool:
+    """A reworded sentence that keeps its meaning: the same actor, data, purpose, negation,
+    region and default, and its words changed only a little or only outside the phrases the
+    rule matched ("including through generative AI features" → "including through our AI
+    features"; "see this help center article" → "see our FAQs")."""
+    if item.old is None or item.new is None:
+        return False
+    if _facets(plain(item.old), rules) != _facets(plain(item.new), rules):
+        return False
+    a = {_stem(w) for w in _cosmetic_key(item.old, rules).split() if _content_word(w, rules)}
+    b = {_stem(w) for w in _cosmetic_key(item.new, rules).split() if _content_word(w, rules)}
+    changed = a ^ b
+    if len(changed) <= REWORD_MAX_CONTENT_WORDS:
+        return True
+    core = set()
+    for sentence, hit in zip((item.old, item.new), hits, strict=True):
+        core |= _core_words(plain(sentence), hit, rules)
+    return len(changed) <= rules.reword_max_words and not changed & core
+
+
+def _content_word(word: str, rules: Rules) -> bool:
+    return (word not in _STOPWORDS and not rules.vocab["ai"].fullmatch(word)
+            and not rules.vocab["ai_cs"].fullmatch(word.upper()))
+
+
+def _core_words(text: str, hit: Hit | None, rules: Rules) -> set[str]:
+    """Stems of the words from the first to the last phrase a rule matched in the sentence."""
+    if hit is None:
+        return set()
+    lowered = text.lower()
+    spans = [(i, i + len(p)) for p in hit.matched if (i := lowered.find(p.lower())) >= 0]
+    if not spans:
+        return set()
+    core = text[min(s for s, _ in spans): max(e for _, e in spans)]
+    return {_stem(w) for w in _cosmetic_key(core, rules).split() if _content_word(w, rules)}
+
+
+REWORD_MAX_CONTENT_WORDS = 3
+_STOPWORDS = frozenset({
+    "a", "an", "the", "and", "or", "of", "to", "for", "in", "on", "at", "by", "with", "from", "as",
+    "is", "are", "be", "been", "was", "were", "this", "that", "these", "those", "it", "its", "our",
+    "your", "their", "we", "you", "they", "us", "them", "his", "her", "such", "any", "all", "some",
+    "which", "who", "whom", "will", "would", "can", "could", "may", "might", "must", "shall",
+    "should", "also", "more", "most", "other",
+})
+
+
+@lru_cache(maxsize=8192)
+def _facets(text: str, rules: Rules) -> tuple[object, ...]:
+    def found(name: str) -> frozenset[str]:
+        return frozenset(_stem(m.group(0)) for m in rules.vocab[name].finditer(text))
+
+    return (found("actor"), found("user_data"), found("train") | found("build"), found("region"),
+            found("scope"),
+            bool(rules.vocab["negation"].search(text)),
+            _match_label("default_on", text, rules) is not None)
+
+
+def _stem(phrase: str) -> str:
+    """'your personal data' → 'data', 'Training' → 'train': the part a rule cares about."""
+    word = phrase.lower().split()[-1]
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+_POSITIVE = ("added", "expanded")
+_NEGATIVE = ("removed", "narrowed")
+
+
+def _net_directions(evidence: Sequence[Evidence]) -> dict[str, str]:
+    """Per label, the net effect of all its evidence: more opt-out sentences after than before
+    is never "opt-out removed", whatever single sentence went away."""
+    out: dict[str, str] = {}
+    by_label: dict[str, list[Evidence]] = {}
+    for e in evidence:
+        by_label.setdefault(e.label, []).append(e)
+    for label, group in by_label.items():
+        score = sum(1 if e.direction in _POSITIVE else -1 if e.direction in _NEGATIVE else 0
+                    for e in group if e.severity != "low" or all(g.severity == "low" for g in group))
+        kinds = {e.direction for e in group}
+        if score > 0:
+            out[label] = "expanded" if "expanded" in kinds else "added"
+        elif score < 0:
+            out[label] = "narrowed" if "narrowed" in kinds and "removed" not in kinds else "removed"
+        elif len(kinds) == 1:
+            out[label] = group[0].direction
+        else:
+            out[label] = "changed"
+    return out
+
+
+def _agree(e: Evidence, net: str, rules: Rules) -> Evidence:
+    """Evidence against the label's net direction cannot make the change more severe than the
+    net effect does (one old opt-out sentence gone while steps were added is not "high")."""
+    against = (e.direction in _NEGATIVE and net in _POSITIVE) or \
+              (e.direction in _POSITIVE and net in _NEGATIVE)
+    if not against:
+        return e
+    ceiling = _severity(e.label, net, e.ai_context)
+    if severity_rank(e.severity) <= severity_rank(ceiling):
+        return e
+    return replace(e, severity=ceiling)
 
 
 def _trim(evidence: list[Evidence]) -> list[Evidence]:
@@ -689,21 +899,24 @@ def _trim(evidence: list[Evidence]) -> list[Evidence]:
     return out
 
 
-def _directions(evidence: Sequence[Evidence]) -> dict[str, str]:
-    """Per label, the direction of its most severe evidence."""
-    out: dict[str, str] = {}
-    for e in sorted(evidence, key=lambda e: -severity_rank(e.severity)):
-        out.setdefault(e.label, e.direction)
-    return out
-
-
-def _summary(labels: Sequence[str], directions: dict[str, str], items: Sequence[Item]) -> str:
-    parts = [_SUMMARY[label][directions[label]] for label in labels
+def _summary(labels: Sequence[str], directions: dict[str, str], items: Sequence[Item],
+             evidence: Sequence[Evidence] = ()) -> str:
+    """The headline: the labels that matter most first; labels seen only far from any AI talk
+    are left out when something about AI changed."""
+    best = {label: max((severity_rank(e.severity) for e in evidence if e.label == label),
+                       default=0) for label in labels}
+    about_ai = {e.label for e in evidence if e.ai_context or e.label in _AI_LABELS}
+    shown = [label for label in labels if label in about_ai] or list(labels)
+    shown.sort(key=lambda label: (-best.get(label, 0), _LABEL_ORDER[label]))
+    parts = [_SUMMARY[label][directions[label]] for label in shown
              if label in _SUMMARY and label in directions]
     if not parts:
         kinds = Counter(i.kind for i in items)
         return ", ".join(f"{n} sentence{'s' if n > 1 else ''} {k}" for k, n in sorted(kinds.items()))
     return ", ".join(parts)
+
+
+_AI_LABELS = ("ai_training", "ai_feature_data")
 
 
 def mark(sentence: str | None, phrases: Sequence[str], left: str = "«", right: str = "»") -> str:

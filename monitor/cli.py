@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -219,7 +219,8 @@ def run_checks(
     fetcher = Fetcher(settings)
     robots = RobotsCache(fetcher, settings.user_agent) if settings.respect_robots else None
     ctx = CheckContext(policy=settings.policy, failure_threshold=settings.failure_threshold,
-                       robots=robots, subscriptions=subscriptions)
+                       robots=robots, subscriptions=subscriptions,
+                       event_window=timedelta(seconds=settings.event_window))
     by_host: dict[str, list[cfg.Source]] = defaultdict(list)
     for src in selected:
         by_host[_host(src.url)].append(src)

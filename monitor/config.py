@@ -71,6 +71,7 @@ class Settings:
     delivery_max_attempts: int = 10
     delivery_retry_base: float = 30.0
     digest_time: str = "08:00"
+    event_window: float = 900.0  # hold an event's first alert this long to gather sibling pages
     templates_dir: Path | None = None
     web_token: str | None = None
 
@@ -344,6 +345,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "delivery_max_attempts": _as_positive_int,
     "delivery_retry_base": parse_duration,
     "digest_time": lambda v: _check_clock(v),
+    "event_window": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
     "templates_dir": lambda v: Path(_as_str(v)),
     "web_token": _as_str,
 }

@@ -20,11 +20,24 @@ Op = Literal["=", "-", "+"]
 CONTEXT_LINES = 3
 # Beyond this many tokens per side, word refinement is skipped: Myers is O(N·D) and a full
 # rewrite of a long page would otherwise take seconds; whole lines are still exact.
-MAX_WORD_TOKENS = 3_000
+MAX_WORD_TOKENS = 1_500
 
 _TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
-_SENTENCE_END_RE = re.compile(r"(?<=[.!?。।])[\"'”’)\]]*\s+")
+# A sentence ends at . ! ? and the like, except after abbreviations: "e.g.", "i.e.", "No. 5" and
+# "cf." never end one; "etc.", "Inc.", "U.S." and other initials only when a capital follows.
+_AFTER_END = (
+    r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bE\.g\.)(?<!\bI\.e\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bviz\.)"
+    r"(?<!\bNo\.)(?<!\bno\.)(?<!\bNos\.)(?<!\bArt\.)(?<!\bSec\.)(?<!\bpara\.)(?<!\bpp\.)"
+    r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bProf\.)"
+    r"(?:(?<!\b[A-Za-z]\.)(?<!\betc\.)(?<!\bInc\.)(?<!\bLtd\.)(?<!\bLLC\.)(?<!\bCorp\.)(?<!\bCo\.)"
+    r"(?<!\bSt\.)(?<!\bJr\.)(?<!\bapprox\.)"
+    r"|(?=[\"'”’)\]]*\s+[\"'“‘(\[]?[A-Z]))"
+    r"[\"'”’)\]]*\s+"
+)
+SENTENCE_END_RE = re.compile(r"(?<=[.!?。।])" + _AFTER_END)
+# The same boundary with its punctuation consumed: much faster to scan a whole document with.
+SENTENCE_BREAK_RE = re.compile(r"[.!?。।]" + _AFTER_END)
 _MARKUP_RE = re.compile(r"^\s*(?:#{1,6}\s+|[-*]\s+|\d+\.\s+|\|\s*)")
 
 
@@ -165,7 +178,7 @@ def split_sentences(text: str) -> list[str]:
         line = _MARKUP_RE.sub("", line).strip()
         if not line:
             continue
-        out.extend(s.strip() for s in _SENTENCE_END_RE.split(line) if s.strip())
+        out.extend(s.strip() for s in SENTENCE_END_RE.split(line) if s.strip())
     return out
 
 

@@ -117,6 +117,7 @@ class ChangeDetail:
     event_id: int | None
     rules_version: int | None
     diff: difflib.Diff
+    anomaly: dict[str, str] | None = None  # a page artefact: why the change was damped
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "diff"}
@@ -310,7 +311,7 @@ def change_detail(store: Store, change_id: int) -> ChangeDetail:
             summary=findings.get("summary", ""), directions=dict(findings.get("directions", {})),
             evidence=list(findings.get("evidence", [])), opt_out=list(ch.opt_out or []),
             event_id=ch.event_id, rules_version=ch.rules_version,
-            diff=difflib.Diff.from_dict(ch.diff),
+            diff=difflib.Diff.from_dict(ch.diff), anomaly=findings.get("anomaly"),
         )
 
 

@@ -4,6 +4,11 @@ Layout: every folder that holds version files is one document, named by its path
 the root (`linkedin/privacy-policy`). Each file is one version, dated by its stem
 (`2024-09-18`, `2024-09-18T12:00:00Z`, `2024-09-18T120000Z`; a `-2` or `--page` suffix is
 allowed). `.html` goes through extraction, `.md` and `.txt` through normalisation only.
+
+Files that share one stamp in a folder are one version, never versions of each other: a `.md`
+(or `.txt`) text wins over `.html` pages of the same stamp (it is the curated text of those
+pages), and several `<stamp>--<page-id>.html` pages are joined in page-id order, as a document
+built from several pages is.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor import diff as difflib
+from monitor import routing
 from monitor.blobstore import sha256
-from monitor.classify import classify, document_title
-from monitor.config import Kind, Source
+from monitor.classify import FLAP_WINDOW, classify, recent_versions
+from monitor.config import Kind, Source, Subscription
 from monitor.errors import ExtractError, MonitorError
 from monitor.extract import extract, normalize_text
 from monitor.store import NewVersion, Store
@@ -29,6 +35,8 @@ _STEM_RE = re.compile(
     r"(?:T(?P<h>\d{2}):?(?P<m>\d{2})(?::?(?P<s>\d{2})(?:\.\d+)?)?(?P<tz>Z|[+-]\d{2}:?\d{2})?)?"
     r"(?:-\d+)?(?:--.+)?$"
 )
+_PAGE_SUFFIX_RE = re.compile(r"--(?P<page>.+)$")
+PAGE_JOINER = "\n\n- - -\n\n"  # how Open Terms Archive joins the pages of one document
 _NOT_VERSIONS = {"README", "LICENSE", "LICENCE", "CHANGELOG", "MANIFEST", "NOTICE"}
 _KIND_WORDS = (("cookie", Kind.COOKIE_POLICY), ("privacy", Kind.PRIVACY_POLICY),
                ("terms", Kind.TERMS), ("agreement", Kind.TERMS), ("faq", Kind.FAQ),
@@ -41,9 +49,16 @@ class ImportFailed(MonitorError):
 
 @dataclass(frozen=True)
 class VersionFile:
+    """One version: a single file, or the pages of one stamp in page-id order."""
+
     path: Path
-    stem: str
+    stem: str  # the stamp without any page id: how the version is named in replays
     at: datetime
+    pages: tuple[Path, ...] = ()  # more pages of the same stamp, joined after `path`
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return (self.path, *self.pages)
 
 
 @dataclass(frozen=True)
@@ -104,22 +119,55 @@ def discover(root: Path, extensions: Sequence[str] | None = None) -> list[Docume
     if not folders:
         raise ImportFailed(f"{root} holds no version files ({', '.join(sorted(allowed))})")
     documents = []
-    problems = []
+    problems: list[str] = []
     for folder, files in sorted(folders.items()):
         rel = folder.relative_to(root)
         parts = rel.parts or (root.name,)
         versions = []
-        for f in files:
+        for stamp, group in _by_stamp(files).items():
             try:
-                versions.append(VersionFile(f, f.stem, parse_stem(f.stem)))
+                at = parse_stem(stamp)
             except ValueError as exc:
-                problems.append(f"{f}: {exc}")
+                problems.extend(f"{f}: {exc}" for f in group)
+                continue
+            versions.append(VersionFile(group[0], stamp, at, tuple(group[1:])))
         versions.sort(key=lambda v: (v.at, v.stem))
         documents.append(Document("/".join(_slug(p) for p in parts), parts[0], tuple(versions)))
     if problems:
         raise ImportFailed("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)"
                                                       if len(problems) > 5 else ""))
     return documents
+
+
+def _by_stamp(files: Sequence[Path]) -> dict[str, list[Path]]:
+    """Files of one folder grouped by stamp: the text file alone, else the pages by page id."""
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(_PAGE_SUFFIX_RE.sub("", f.stem), []).append(f)
+    out = {}
+    for stamp, group in groups.items():
+        texts = sorted((f for f in group if EXTENSIONS[f.suffix.lower()] != "text/html"),
+                       key=lambda f: (f.suffix.lower() != ".md", f.name))
+        out[stamp] = texts[:1] or sorted(group, key=lambda f: f.stem)
+    return out
+
+
+def read_version(version: VersionFile, source: Source) -> tuple[str, bytes, str]:
+    """(text, raw body, content type) of one version, its pages extracted and joined."""
+    texts, bodies = [], []
+    for path in version.paths:
+        body = path.read_bytes()
+        ctype = EXTENSIONS[path.suffix.lower()]
+        try:
+            text = (extract(body, ctype, None, source) if ctype == "text/html"
+                    else normalize_text(body.decode("utf-8", errors="replace")))
+        except ExtractError as exc:
+            raise ImportFailed(f"{path}: {exc}") from None
+        texts.append(text.strip("\n"))
+        bodies.append(body)
+    ctype = EXTENSIONS[version.path.suffix.lower()]
+    text = PAGE_JOINER.join(t for t in texts if t.strip())
+    return (text + "\n" if text else ""), b"\n".join(bodies), ctype
 
 
 def _kind(name: str) -> Kind:
@@ -131,8 +179,12 @@ def import_documents(
     store: Store,
     documents: Sequence[Document],
     on_change: Callable[[ImportedChange], None] | None = None,
+    subscriptions: Sequence[Subscription] = (),
 ) -> list[ImportedChange]:
-    """Store each document's versions in order; versions not newer than its history are skipped."""
+    """Store each document's versions in order; versions not newer than its history are skipped.
+
+    With subscriptions, each change queues its alerts exactly as a live check would.
+    """
     sources = [Source(name=d.name, platform=d.platform, url=f"import:{d.name}", kind=_kind(d.name),
                       enabled=False) for d in documents]
     store.ensure_sources(sources, enabled=False)
@@ -143,16 +195,12 @@ def import_documents(
             last = store.source_row(s, doc.name).last_check_at
         previous_stem: str | None = None
         previous_text = store.text_of(state.current_text_blob) if state.current_text_blob else None
+        shown: list[tuple[str, datetime]] = []  # earlier texts and when each stopped being current
+        before_partial: tuple[str, datetime] | None = None  # the text before a partial load
         for version in doc.versions:
             if last is not None and version.at <= last:
                 continue
-            body = version.path.read_bytes()
-            ctype = EXTENSIONS[version.path.suffix.lower()]
-            try:
-                text = (extract(body, ctype, None, source) if ctype == "text/html"
-                        else normalize_text(body.decode("utf-8", errors="replace")))
-            except ExtractError as exc:
-                raise ImportFailed(f"{version.path}: {exc}") from None
+            text, body, ctype = read_version(version, source)
             if not text.strip():
                 continue
             state = store.state(doc.name)
@@ -162,14 +210,27 @@ def import_documents(
                 previous_stem = version.stem
                 continue
             change = difflib.compute(previous_text, text) if previous_text is not None else None
+            recent = [(t, until) for t, until in shown if version.at - until <= FLAP_WINDOW
+                      and t != previous_text][-5:][::-1]
+            if before_partial is not None and before_partial[0] not in {t for t, _ in recent}:
+                recent.append(before_partial)  # lost sections may come back at any time
+            classification = (classify(change, restores=store.last_seen(state, digest),
+                                       at=version.at, old_text=previous_text, new_text=text,
+                                       recent=recent_versions(recent))
+                              if change is not None else None)
             stored = store.record_version(state, version.at, 0, 200, NewVersion(
                 text=text, sha256=digest, raw=body, content_type=ctype, charset="utf-8",
                 url=str(version.path.name), etag=None, last_modified=None, fingerprint="",
-                diff=change,
-                classification=(classify(change, title=document_title(text),
-                                         restores=store.last_seen(state, digest), at=version.at)
-                                if change is not None else None),
+                diff=change, classification=classification,
+                outbox=routing.instant_outbox(subscriptions, source.platform, source.name,
+                                              classification.labels, classification.severity)
+                if classification is not None else (),
             ))
+            if previous_text is not None:
+                shown.append((previous_text, version.at))
+                if classification is not None and (classification.anomaly or {}).get("kind") \
+                        == "partial":
+                    before_partial = (previous_text, version.at)
             if stored.change_id is not None:
                 item = ImportedChange(doc.name, previous_stem or "(stored)", version.stem,
                                       stored.change_id)

@@ -13,6 +13,7 @@ import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,52 +109,123 @@ def _unified_excerpt(view: ChangeView) -> str:
     return "\n".join(lines)
 
 
-def render_change(view: ChangeView, fmt: Format, base_url: str, limit: int = 30_000,
-                  templates_dir: Path | None = None) -> Message:
-    link = f"{base_url.rstrip('/')}/changes/{view.id}"
-    title = change_title(view)
-    evidence = sorted(view.evidence, key=lambda e: -severity_rank(e.get("severity")))[:5]
+def _evidence(view: ChangeView, fmt: Format, most: int = 5) -> str:
+    evidence = sorted(view.evidence, key=lambda e: -severity_rank(e.get("severity")))[:most]
     if fmt == "html":
         esc = html.escape
-        ev = "".join(
+        return "".join(
             f"<p><em>{esc(_LABEL_NAMES.get(e['label'], e['label']))} ({esc(e['direction'])})</em></p>"
             + (f'<blockquote style="color:#b31d28"><del>{esc(e["old"])}</del></blockquote>'
                if e.get("old") else "")
             + (f'<blockquote style="color:#22863a"><ins>{esc(e["new"])}</ins></blockquote>'
                if e.get("new") else "")
             for e in evidence)
-        opt = ""
-        if view.opt_out:
-            items = "".join(
-                f"<li>{esc(o['type'].replace('_', ' '))}: {esc(o['text'])}"
-                + (f" ({esc(o['url'])})" if o.get("url") else "") + "</li>"
-                for o in view.opt_out)
-            opt = f"<p><strong>How to opt out</strong></p><ul>{items}</ul>"
-        values = {"headline": esc(title), "what": esc(_what(view)), "evidence": ev,
-                  "opt_out": opt, "link": esc(link), "source_url": esc(view.url),
+    lines = []
+    for e in evidence:
+        lines.append(f"*{md_escape(_LABEL_NAMES.get(e['label'], e['label']))} "
+                     f"({md_escape(e['direction'])})*")
+        if e.get("old"):
+            lines.append(f"> − {md_escape(e['old'])}")
+        if e.get("new"):
+            lines.append(f"> \\+ {md_escape(e['new'])}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _opt_out_item(o: dict[str, Any]) -> str:
+    """One way out in words: "email: privacy@x.ai (subject “Opt out”)"."""
+    text = f"{o['type'].replace('_', ' ')}: {o['text']}"
+    if o.get("url"):
+        text += f" ({o['url']})"
+    if o.get("subject"):
+        text += f" (subject “{o['subject']}”)"
+    if o.get("detail"):
+        text += f" — {o['detail']}"
+    return text
+
+
+def _opt_out(view: ChangeView, fmt: Format) -> str:
+    if not view.opt_out:
+        return ""
+    if fmt == "html":
+        items = "".join(f"<li>{html.escape(_opt_out_item(o))}</li>" for o in view.opt_out)
+        return f"<p><strong>How to opt out</strong></p><ul>{items}</ul>"
+    return "**How to opt out**\n\n" + "\n".join(
+        f"- {md_escape(_opt_out_item(o))}" for o in view.opt_out) + "\n"
+
+
+def _link(base_url: str, change_id: int) -> str:
+    return f"{base_url.rstrip('/')}/changes/{change_id}"
+
+
+def render_change(view: ChangeView, fmt: Format, base_url: str, limit: int = 30_000,
+                  templates_dir: Path | None = None) -> Message:
+    link = _link(base_url, view.id)
+    title = change_title(view)
+    if fmt == "html":
+        esc = html.escape
+        values = {"headline": esc(title), "what": esc(_what(view)), "evidence": _evidence(view, fmt),
+                  "opt_out": _opt_out(view, fmt), "link": esc(link), "source_url": esc(view.url),
                   "diff": esc(_unified_excerpt(view))}
         body = _load("change.html", templates_dir).safe_substitute(values)
     else:
-        ev_lines = []
-        for e in evidence:
-            ev_lines.append(f"*{md_escape(_LABEL_NAMES.get(e['label'], e['label']))} "
-                            f"({md_escape(e['direction'])})*")
-            if e.get("old"):
-                ev_lines.append(f"> − {md_escape(e['old'])}")
-            if e.get("new"):
-                ev_lines.append(f"> \\+ {md_escape(e['new'])}")
-            ev_lines.append("")
-        opt = ""
-        if view.opt_out:
-            opt = "**How to opt out**\n\n" + "\n".join(
-                f"- {md_escape(o['type'].replace('_', ' '))}: {md_escape(o['text'])}"
-                + (f" ({md_escape(o['url'])})" if o.get("url") else "") for o in view.opt_out) + "\n"
         values = {"headline": md_escape(title), "what": md_escape(_what(view)),
-                  "evidence": "\n".join(ev_lines), "opt_out": opt, "link": link,
+                  "evidence": _evidence(view, fmt), "opt_out": _opt_out(view, fmt), "link": link,
                   "source_url": md_escape(view.url),
                   # Inside a fenced block Markdown is inert; only a fence could escape it.
                   "diff": _unified_excerpt(view).replace("```", "ʼʼʼ")}
         body = _load("change.md", templates_dir).safe_substitute(values)
+    return Message(title, trim(body, limit), fmt)
+
+
+def event_title(views: Sequence[ChangeView], platform: str, update: bool) -> str:
+    """`[LinkedIn] 3 pages changed: AI training added — high`, or `[LinkedIn] Update: …`."""
+    top = max(views, key=lambda v: severity_rank(v.severity))
+    summary = top.summary.split(", ")[0] if top.summary else "changed"
+    severity = top.severity or "unclassified"
+    if update:
+        return f"[{platform}] Update: {top.title}: {summary} — {severity}"
+    if len(views) == 1:
+        return change_title(top)
+    return f"[{platform}] {len(views)} pages changed: {summary} — {severity}"
+
+
+def render_event(views: Sequence[ChangeView], also: Sequence[ChangeView],
+                 earlier: Sequence[ChangeView], platform: str, since: datetime, fmt: Format,
+                 base_url: str, limit: int = 30_000, templates_dir: Path | None = None) -> Message:
+    """One message for the pages of one event: each with its own headline, evidence and way
+    out; for an update, the event's earlier pages are named so the reader can place it."""
+    update = bool(earlier)
+    ordered = sorted(views, key=lambda v: -severity_rank(v.severity))
+    title = event_title(ordered, platform, update)
+    pages = sorted({v.title for v in (*earlier, *views, *also)})
+    what = (f"Pages of {platform} changed together: {', '.join(t for t in (v.title for v in ordered))}."
+            if not update else
+            f"An update to the {platform} event first seen {since:%Y-%m-%d %H:%M} UTC, whose earlier "
+            f"message{'s' if len(earlier) > 1 else ''} covered: "
+            f"{', '.join(sorted({v.title for v in earlier}))}. This message brings new text.")
+    esc = html.escape if fmt == "html" else md_escape
+    sections = []
+    for v in ordered:
+        link = _link(base_url, v.id)
+        head = change_title(v)
+        if fmt == "html":
+            sections.append(f"<h3>{esc(head)}</h3><p>{esc(_what(v))}</p>{_evidence(v, fmt, 3)}"
+                            f"{_opt_out(v, fmt)}<p>View this change: <a href=\"{esc(link)}\">"
+                            f"{esc(link)}</a><br>Page: {esc(v.url)}</p>")
+        else:
+            sections.append(f"**{md_escape(head)}**\n\n{md_escape(_what(v))}\n\n"
+                            f"{_evidence(v, fmt, 3)}\n{_opt_out(v, fmt)}\n"
+                            f"[View this change]({link}) · {md_escape(v.url)}\n")
+    for v in also:
+        link = _link(base_url, v.id)
+        line = f"Also changed, with text an earlier page already showed: {v.title}"
+        sections.append(f"<p>{esc(line)} (<a href=\"{esc(link)}\">{esc(link)}</a>)</p>"
+                        if fmt == "html" else f"{md_escape(line)} ({link})\n")
+    name = "event.html" if fmt == "html" else "event.md"
+    body = _load(name, templates_dir).safe_substitute({
+        "headline": esc(title), "what": esc(what),
+        "pages": esc(", ".join(pages)), "sections": "\n".join(sections)})
     return Message(title, trim(body, limit), fmt)
 
 

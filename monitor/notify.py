@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import apprise
 
 from monitor import config as cfg
-from monitor import history, messages, routing
+from monitor import history, messages, reading, routing
 from monitor.models import Delivery
 from monitor.store import Store
 
@@ -94,42 +94,107 @@ def retry_delay(attempts: int, base: float, rng: random.Random) -> timedelta:
 
 def flush(store: Store, config: cfg.Config, clock: Callable[[], datetime] = _now,
           rng: random.Random | None = None, limit: int = 200) -> FlushResult:
-    """One pass over due deliveries."""
+    """One pass over due deliveries.
+
+    Changes that belong to one event and are due for the same target go out as one message:
+    the pages of an announcement together, each with its headline and evidence. A change of an
+    event that already reached the target goes out as an update naming the event's earlier
+    pages, if it brings a sentence no earlier message quoted; otherwise its row is kept as
+    "merged" (the target was already told). No change is ever left without a row.
+    """
     rng = rng or random.Random()
     now = clock()
     stale = now - STALE_SENDING
-    sent = retrying = failed = 0
-    for row in store.due_deliveries(now, stale, limit):
-        sub = config.subscription(row.subscription)
-        if not store.begin_attempt(row, clock(), stale):
-            continue  # another sender took it
-        attempts = row.attempts + 1
-        if sub is None or row.target >= len(sub.url):
-            store.finish_attempt(row.id, clock(), ok=False,
-                                 error=f"subscription {row.subscription!r} no longer in the config")
-            failed += 1
-            continue
-        url = sub.targets()[row.target]
-        try:
-            ok, error = send(url, render(store, config, row, url))
-        except Exception as exc:  # a broken template or plugin must not stop the queue
-            log.exception("delivery %s could not be rendered or sent", row.id)
-            ok, error = False, f"{type(exc).__name__}: {exc}"
-        if ok:
-            store.finish_attempt(row.id, clock(), ok=True)
-            log.info("delivery %s sent to %s (%s)", row.id, row.subscription, cfg.mask_url(url))
-            sent += 1
-        elif attempts >= config.settings.delivery_max_attempts:
-            store.finish_attempt(row.id, clock(), ok=False, error=error)
-            log.warning("delivery %s failed for good after %d attempts: %s", row.id, attempts, error)
-            failed += 1
+    rows = store.due_deliveries(now, stale, limit)
+    events = store.change_events([r.change_id for r in rows if r.kind == "change" and r.change_id])
+    groups: dict[tuple[int | None, int, str, int], list[Delivery]] = {}
+    for row in rows:
+        event = events.get(row.change_id) if row.kind == "change" and row.change_id else None
+        key = (event, row.id if event is None else 0, row.subscription, row.target)
+        groups.setdefault(key, []).append(row)
+    tally = {"sent": 0, "retrying": 0, "failed": 0}
+    for (event, _, _, _), group in groups.items():
+        claimed = [row for row in group if store.begin_attempt(row, clock(), stale)]
+        if claimed:  # rows another sender took are theirs
+            outcome = _deliver(store, config, claimed, event, clock, rng)
+            tally[outcome] += 1
+    return FlushResult(tally["sent"], tally["retrying"], tally["failed"])
+
+
+def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int | None,
+             clock: Callable[[], datetime], rng: random.Random) -> str:
+    """Send one message for these rows (one target) and record the same outcome on each."""
+    first = rows[0]
+    ids = [row.id for row in rows]
+    sub = config.subscription(first.subscription)
+    if sub is None or first.target >= len(sub.url):
+        for row_id in ids:
+            store.finish_attempt(row_id, clock(), ok=False,
+                                 error=f"subscription {first.subscription!r} no longer in the config")
+        return "failed"
+    url = sub.targets()[first.target]
+    try:
+        message: messages.Message | None
+        if event is None:
+            message = render(store, config, first, url)
         else:
-            retry_at = clock() + retry_delay(attempts, config.settings.delivery_retry_base, rng)
-            store.finish_attempt(row.id, clock(), ok=False, error=error, retry_at=retry_at)
-            log.info("delivery %s attempt %d failed (%s); retry at %s", row.id, attempts, error,
-                     retry_at.isoformat(timespec="seconds"))
-            retrying += 1
-    return FlushResult(sent, retrying, failed)
+            message, merged = _event_message(store, config, event, rows, url)
+            if merged:
+                store.merge_deliveries([r.id for r in merged], clock(),
+                                       "merged: an earlier message of this event quoted the same text")
+                ids = [r.id for r in rows if r not in merged]
+        ok, error = send(url, message) if message is not None else (True, "")
+    except Exception as exc:  # a broken template or plugin must not stop the queue
+        log.exception("delivery %s could not be rendered or sent", first.id)
+        ok, error = False, f"{type(exc).__name__}: {exc}"
+    if not ids:
+        return "sent"
+    attempts = max(row.attempts for row in rows) + 1
+    if ok:
+        for row_id in ids:
+            store.finish_attempt(row_id, clock(), ok=True)
+        log.info("deliveries %s sent to %s (%s)", ids, first.subscription, cfg.mask_url(url))
+        return "sent"
+    if attempts >= config.settings.delivery_max_attempts:
+        for row_id in ids:
+            store.finish_attempt(row_id, clock(), ok=False, error=error)
+        log.warning("deliveries %s failed for good after %d attempts: %s", ids, attempts, error)
+        return "failed"
+    retry_at = clock() + retry_delay(attempts, config.settings.delivery_retry_base, rng)
+    for row_id in ids:
+        store.finish_attempt(row_id, clock(), ok=False, error=error, retry_at=retry_at)
+    log.info("deliveries %s attempt %d failed (%s); retry at %s", ids, attempts, error,
+             retry_at.isoformat(timespec="seconds"))
+    return "retrying"
+
+
+def _evidence_keys(view: messages.ChangeView) -> set[str]:
+    return {reading.key(e[side]) for e in view.evidence for side in ("new", "old") if e.get(side)}
+
+
+def _event_message(store: Store, config: cfg.Config, event_id: int, rows: list[Delivery],
+                   url: str) -> tuple[messages.Message | None, list[Delivery]]:
+    """The message for the due changes of one event, and the rows it need not send."""
+    first = rows[0]
+    earlier_ids = [cid for cid in store.event_sent(event_id, first.subscription, first.target)
+                   if cid not in {r.change_id for r in rows}]
+    earlier = [_view(store, cid) for cid in earlier_ids]
+    told: set[str] = set().union(*(_evidence_keys(v) for v in earlier)) if earlier else set()
+    views = {row.id: _view(store, row.change_id) for row in rows if row.change_id is not None}
+    fresh = [row for row in rows if not earlier or not views[row.id].evidence
+             or _evidence_keys(views[row.id]) - told]
+    if not fresh:
+        return None, rows
+    fmt = channel_format(url)
+    settings = config.settings
+    if len(rows) == 1 and not earlier:
+        return messages.render_change(views[rows[0].id], fmt, settings.base_url,
+                                      templates_dir=settings.templates_dir), []
+    event = store.event_info(event_id)
+    also = [views[row.id] for row in rows if row not in fresh]
+    return messages.render_event(
+        [views[row.id] for row in fresh], also, earlier, event.platform, event.first_at, fmt,
+        settings.base_url, templates_dir=settings.templates_dir), []
 
 
 def queue_digests(store: Store, config: cfg.Config, now: datetime | None = None,

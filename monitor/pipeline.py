@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from monitor import diff as difflib
 from monitor import routing, schedule
 from monitor.blobstore import sha256
-from monitor.classify import Classification, classify, document_title
+from monitor.classify import FLAP_WINDOW, Classification, classify, recent_versions
 from monitor.config import Source, Subscription
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract, fingerprint
@@ -66,6 +66,7 @@ class CheckContext:
     failure_threshold: int = 3
     robots: RobotsCache | None = None  # set when respect_robots = true
     subscriptions: tuple[Subscription, ...] = ()  # instant alerts are queued with the change
+    event_window: timedelta = timedelta(minutes=15)  # an event's first alert waits for siblings
 
 
 def check_source(
@@ -175,9 +176,12 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
                     return CheckResult(source.name, "failed", reason,
                                        failure_kind=FailureKind.ANOMALOUS)
                 # The same small text twice in a row: the page really changed.
-            change = difflib.compute(store.text_of(state.current_text_blob), text)
-            classification = classify(change, title=document_title(text),
-                                      restores=store.last_seen(state, digest), at=started)
+            old_text = store.text_of(state.current_text_blob)
+            change = difflib.compute(old_text, text)
+            recent = store.recent_texts(state, started - FLAP_WINDOW)
+            classification = classify(change, restores=store.last_seen(state, digest), at=started,
+                                      old_text=old_text, new_text=text,
+                                      recent=recent_versions(recent))
         version = NewVersion(
             text=text, sha256=digest, raw=result.body, content_type=result.content_type,
             charset=result.charset, url=result.url, etag=result.etag,
@@ -186,6 +190,7 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             outbox=routing.instant_outbox(
                 ctx.subscriptions, source.platform, source.name, classification.labels,
                 classification.severity) if classification is not None else (),
+            event_window=ctx.event_window,
         )
         stored = store.record_version(state, started, elapsed_ms(), result.status, version,
                                       done=done(True))
@@ -241,7 +246,8 @@ def reextract_source(store: Store, source: Source) -> ReextractResult:
             continue  # the new selectors make this version identical to the one before
         change = difflib.compute(previous_text, text) if previous_text is not None else None
         rebuilt.append((snap, text, change,
-                        classify(change, title=document_title(text)) if change is not None else None))
+                        classify(change, old_text=previous_text, new_text=text)
+                        if change is not None else None))
         previous_text = text
     if not rebuilt:
         raise StoreError(f"no stored raw body of {source.name!r} could be re-extracted")

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -67,7 +67,8 @@ class Dispatcher:
         s = self.config.settings
         return CheckContext(policy=s.policy, clock=self.clock,
                             failure_threshold=s.failure_threshold, robots=self.robots,
-                            subscriptions=self.config.subscriptions)
+                            subscriptions=self.config.subscriptions,
+                            event_window=timedelta(seconds=s.event_window))
 
     def dispatch(self) -> int:
         """One scheduling step: claim what is due and free, and start it.

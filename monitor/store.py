@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor import config as cfg
 from monitor import schedule
 from monitor.blobstore import DatabaseBlobStore, sha256
-from monitor.classify import Classification, max_severity, severity_rank
+from monitor.classify import Classification, max_severity
 from monitor.diff import Diff
 from monitor.errors import FailureKind, NotFoundError, StoreError
 from monitor.models import (
@@ -190,6 +190,7 @@ class NewVersion:
     diff: Diff | None
     classification: Classification | None = None
     outbox: tuple[Outgoing, ...] = ()  # instant alerts to queue with the change
+    event_window: timedelta = timedelta(0)  # an event's first alert waits this long for siblings
 
 
 @dataclass(frozen=True)
@@ -452,6 +453,37 @@ class Store:
         seen: datetime = row[1]
         return max(seen, replaced) if replaced is not None else seen
 
+    def recent_texts(self, state: SourceState, since: datetime, limit: int = 5
+                     ) -> list[tuple[str, datetime]]:
+        """Earlier texts of the source that were current at some point since `since`, newest
+        first, with the last time each was current: what a page that flaps can come back to."""
+        replaced = (select(Change.from_snapshot_id.label("sid"),
+                           func.max(Change.detected_at).label("at"))
+                    .where(Change.source_id == state.id)
+                    .group_by(Change.from_snapshot_id).subquery())
+        q = (select(Snapshot.text_blob, Snapshot.last_seen_at, replaced.c.at)
+             .outerjoin(replaced, replaced.c.sid == Snapshot.id)
+             .where(Snapshot.source_id == state.id, Snapshot.generation == state.generation,
+                    Snapshot.id != (state.current_snapshot_id or -1)))
+        with self.read() as s:
+            rows = [(blob, max(seen, at) if at is not None else seen)
+                    for blob, seen, at in s.execute(q)]
+            rows = sorted((r for r in rows if r[1] >= since), key=lambda r: r[1], reverse=True)
+            rows = rows[:limit]
+            # Sections lost in a partial load may come back much later: the text from before
+            # the latest partial load is remembered whatever its age.
+            for findings, from_id, at in s.execute(
+                    select(Change.findings, Change.from_snapshot_id, Change.detected_at)
+                    .where(Change.source_id == state.id, Change.generation == state.generation)
+                    .order_by(Change.id.desc()).limit(10)):
+                if ((findings or {}).get("anomaly") or {}).get("kind") == "partial":
+                    blob = s.scalar(select(Snapshot.text_blob).where(Snapshot.id == from_id))
+                    if blob is not None and blob not in {r[0] for r in rows}:
+                        rows.append((blob, at))
+                    break
+            blobs = DatabaseBlobStore(s)
+            return [(blobs.get(blob).decode("utf-8"), when) for blob, when in rows]
+
     def text_of(self, blob_key: str) -> str:
         with self.read() as s:
             return DatabaseBlobStore(s).get(blob_key).decode("utf-8")
@@ -548,12 +580,15 @@ class Store:
                 change = _new_change(row, state.current_snapshot_id, snap.id, version.diff, started,
                                      version.classification)
                 change.check_id = check.id
-                change.event_id, news = _assign_event(s, row.platform, change)
+                change.event_id, event_start = _assign_event(s, row.platform, change)
                 s.add(change)
                 s.flush()
-                if news:  # a repeat of an announcement already alerted is in the UI and digests
-                    _queue(s.connection(), "change", change.id, version.outbox, started,
-                           change_id=change.id)
+                # Every change reaches every subscription that wants it. Changes of one event are
+                # held until the event's gathering window ends, so the pages of one announcement
+                # go out in one message; later ones are sent as updates (see notify.flush).
+                due = max(started, event_start + version.event_window) if event_start else started
+                _queue(s.connection(), "change", change.id, version.outbox, due,
+                       change_id=change.id, created=started)
                 change_id = change.id
                 row.last_change_at = started
             row.current_snapshot_id = snap.id
@@ -664,6 +699,38 @@ class Store:
             values = {"status": "failed", "last_error": error}
         with self.write_conn() as conn:
             conn.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+
+    def change_events(self, change_ids: Sequence[int]) -> dict[int, int | None]:
+        """The event of each change (None for changes that belong to none)."""
+        if not change_ids:
+            return {}
+        with self.read() as s:
+            rows = s.execute(select(Change.id, Change.event_id)
+                             .where(Change.id.in_(list(change_ids)))).all()
+            return {change_id: event_id for change_id, event_id in rows}
+
+    def event_sent(self, event_id: int, subscription: str, target: int) -> list[int]:
+        """Changes of an event already sent (or merged) to one target, in order."""
+        with self.read() as s:
+            return list(s.scalars(
+                select(Delivery.change_id).join(Change, Change.id == Delivery.change_id)
+                .where(Change.event_id == event_id, Delivery.subscription == subscription,
+                       Delivery.target == target, Delivery.kind == "change",
+                       Delivery.status.in_(("sent", "merged")))
+                .order_by(Delivery.id)))
+
+    def event_info(self, event_id: int) -> Event:
+        with self.read() as s:
+            event = s.get(Event, event_id)
+            if event is None:
+                raise NotFoundError(f"no event {event_id}")
+            return event
+
+    def merge_deliveries(self, ids: Sequence[int], now: datetime, note: str) -> None:
+        """Mark rows whose change an earlier message of their event already told: kept, not sent."""
+        with self.write_conn() as conn:
+            conn.execute(update(Delivery).where(Delivery.id.in_(list(ids)))
+                         .values(status="merged", sent_at=now, last_error=note))
 
     def retry_failed(self, ids: Sequence[int], now: datetime) -> int:
         q = update(Delivery).where(Delivery.status == "failed")
@@ -781,42 +848,37 @@ def _new_change(
         change.labels = list(classification.labels)
         change.severity = classification.severity
         data = classification.to_dict()
-        change.findings = {k: data[k] for k in ("evidence", "directions", "summary", "reverted_to")}
+        change.findings = {k: data[k] for k in ("evidence", "directions", "summary", "reverted_to",
+                                                "anomaly")}
         change.opt_out = data["opt_out"]
         change.rules_version = classification.rules_version
     return change
 
 
-def _assign_event(s: Session, platform: str, change: Change) -> tuple[int | None, bool]:
+def _assign_event(s: Session, platform: str, change: Change) -> tuple[int | None, datetime | None]:
     """Join the platform's event within 72 hours of this change, or start one.
 
     One announcement (policy, FAQ and help article updated together) becomes one event with
     the highest severity of its changes. Cosmetic and unclassified changes join none. Returns
-    the event and whether this change is news for it: a new event, a higher severity or a new
-    label. Only news is alerted, so one announcement yields one alert unless it escalates.
+    the event and when it started: its alerts are gathered from then on, never dropped.
     """
     if change.severity in (None, "none"):
-        return None, True
+        return None, None
     at = change.detected_at
     event = s.scalars(
         select(Event).where(Event.platform == platform,
                             Event.last_at >= at - EVENT_WINDOW, Event.first_at <= at + EVENT_WINDOW)
         .order_by(Event.last_at.desc()).limit(1)).first()
-    news = True
     if event is None:
         event = Event(platform=platform, first_at=at, last_at=at, severity=change.severity,
                       labels=[], changes=0)
         s.add(event)
-    else:
-        labels = set(change.labels or []) - {"cosmetic"}
-        news = (severity_rank(change.severity) > severity_rank(event.severity)
-                or not labels <= set(event.labels))
     event.first_at, event.last_at = min(event.first_at, at), max(event.last_at, at)
     event.severity = max_severity([event.severity, change.severity])
     event.labels = sorted(set(event.labels) | set(change.labels or []))
     event.changes = (event.changes or 0) + 1
     s.flush()
-    return event.id, news
+    return event.id, event.first_at
 
 
 def _complete(
@@ -859,8 +921,9 @@ def _complete(
 
 def _queue(conn: Connection, kind: str, ref: int | str, outbox: Sequence[Outgoing], at: datetime,
            *, change_id: int | None = None, source_alert_id: int | None = None,
-           payload: dict[str, Any] | None = None) -> int:
-    """Write outbox rows in the caller's transaction; a repeated dedupe key is skipped."""
+           payload: dict[str, Any] | None = None, created: datetime | None = None) -> int:
+    """Write outbox rows, due at `at`, in the caller's transaction; a repeated dedupe key is
+    skipped."""
     queued = 0
     for out in outbox:
         key = f"{kind}:{ref}:{out.subscription}:{out.target}"
@@ -870,6 +933,6 @@ def _queue(conn: Connection, kind: str, ref: int | str, outbox: Sequence[Outgoin
         conn.execute(insert(Delivery).values(
             kind=kind, change_id=change_id, source_alert_id=source_alert_id,
             subscription=out.subscription, target=out.target, dedupe_key=key, status="pending",
-            attempts=0, next_attempt_at=at, created_at=at, payload=payload))
+            attempts=0, next_attempt_at=at, created_at=created or at, payload=payload))
         queued += 1
     return queued

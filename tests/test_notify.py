@@ -92,6 +92,8 @@ def write(project, server: HTTPServer, subscriptions: str, extra: str = "",
         url = "{server.url_for(path)}"
         select = "main"
     """ for path, name, platform in paths)
+    if "event_window" not in extra:  # alerts at once unless a test is about the gathering window
+        extra += '\nevent_window = "0s"'
     project.write(srcs + subscriptions, settings=f'base_url = "https://monitor.example.org"\n{extra}')
     project.cli("init")
 
@@ -344,30 +346,6 @@ def test_subscription_errors_name_line_and_field(project) -> None:
     for field in ("subscription[x].url", "subscription[x].labels", "subscription[x].mode",
                   "subscription[x].min_severity"):
         assert field in text
-
-
-def test_one_announcement_is_one_alert_unless_it_escalates(server: HTTPServer, project) -> None:
-    hook = Hook(server)
-    bodies = {"/li": POLICY, "/faq": POLICY}
-    pages(server, bodies)
-    write(project, server, f"""
-        [[subscription]]
-        name = "hook"
-        url = "{hook.url}"
-    """, paths=(("/li", "linkedin/privacy-policy", "LinkedIn"), ("/faq", "linkedin/ai-faq", "LinkedIn")))
-    project.check()
-    bodies["/li"] = POLICY + AI
-    bodies["/faq"] = POLICY + AI.replace("posts", "articles")
-    project.check()  # the policy and its FAQ announce the same thing: one event
-    changes = project.json("changes")
-    assert len(changes) == 2
-    assert len({c["event_id"] for c in changes}) == 1
-    assert len(project.json("deliveries")) == 1
-    bodies["/faq"] += "<p>We share your content with Microsoft so it can train its AI models.</p>"
-    project.check()  # a new label for the event: that is news
-    assert len(project.json("deliveries")) == 2
-    project.cli("notify", "flush")
-    assert len(hook.received) == 2
 
 
 def test_a_crash_between_send_and_mark_resends_once_later(server: HTTPServer, project) -> None:

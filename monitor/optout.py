@@ -1,0 +1,217 @@
+"""How to opt out, read from the text next to the AI evidence. Pure.
+
+What a reader needs is the way out, not every link on the page: settings paths rebuilt from
+numbered or nested steps, named settings, objection forms, opt-out links and e-mail addresses
+with the subject line they require. Effective dates, links to the policy itself, ads and
+cookie settings, and URLs that do not parse are left out; each way out is listed once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from monitor.diff import split_sentences
+from monitor.reading import EMPHASIS_RE, LINK_RE, parse_date
+
+ORDER = ("setting_path", "setting", "form", "link", "email", "region")
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """One way to opt out, found in the new text near the evidence."""
+
+    type: str  # setting_path | setting | form | link | email | region
+    text: str
+    url: str | None = None
+    subject: str | None = None  # e-mail opt-outs: the subject line they ask for
+    detail: str | None = None  # the sentence saying what to do or include
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+_WS_RE = re.compile(r"\s+")
+_PATH_SEP = r"\s*(?:>|›|→|»|->|&gt;)\s*"
+_PATH_RE = re.compile(
+    r"((?:Settings|Preferences|Settings & Privacy|Settings and Privacy|Me|Account|Privacy|"
+    r"Data privacy)(?:" + _PATH_SEP + r"[A-Z][^.>›→»\n|;:()\[\]]{1,60}?){1,6})"
+    r"(?=[.,;:)\n]|\s+(?:and|or|to|then)\s|$)")
+_QUOTED_SETTING_RE = re.compile(
+    r"[“\"'‘]([^”\"'’]{4,80})[”\"'’]\s+(?:setting|toggle|option|control)"
+    r"|(?:setting|toggle|option|control)\s+(?:called|named|labell?ed|titled)\s+[“\"'‘]?"
+    r"([A-Z][^”\"'’.,;]{3,80})")
+_FORM_NAME_RE = re.compile(
+    r"\b((?:[A-Z][\w-]*\s){1,6}(?:Objection|Opt[- ]Out|Request|Consent)\s+Form)\b")
+_EMAIL_RE = re.compile(r"(?<![\w.@/])([\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?![\w@])")
+_KNOWN_SETTING_RE = re.compile(r"\b(Data for Generative AI Improvement|Use my data for training[\w ]*|"
+                               r"Improve the model for everyone|Model improvement)\b", re.I)
+# A link is a way out when its text or address says so.
+_WAY_OUT_RE = re.compile(
+    r"opt[-_ ]?out|\bobject|objection|\bforms?\b|/form|\bsettings?\b|preferences?|consent|"
+    r"choices|\bcontrols?\b|ai[-_ ]?improvement|data-for|do[-_ ]not[-_ ]train|turn[-_ ]off|/ask/|"
+    r"privacy portal|take-control|withdraw", re.I)
+# Link texts that name the policy, a date or nothing in particular: never a way out by themselves.
+_GENERIC_TEXT_RE = re.compile(
+    r"^(?:(?:the|our|this|these|a|[\w.]+[’']s)\s+)*(?:[\w-]+\s+){0,3}?"
+    r"(?:policy|policies|notice|agreement|statement|terms(?: of (?:service|use))?|guidelines|"
+    r"addendum|faqs?|help(?: center| centre)?(?: article)?|article|page|here|this|link|website|"
+    r"learn more|read more|more information|previous versions?)$", re.I)
+_ADS_RE = re.compile(r"\bads?\b|advertis|marketing|cookie|\bsale\b|\bsell\b|sharing of personal", re.I)
+_STEP_RE = re.compile(r"^(\s*)(?:\d+[.)]|[-*•]|\(?[a-z]\))\s+(.*)$")
+_UI_LABEL_RE = re.compile(r"\*\*([^*]{2,60}?)\*\*|“([^”]{2,60})”|\"([^\"]{2,60})\"|‘([^’]{2,60})’")
+_ACTION_RE = re.compile(r"\b(?:click|tap|select|choose|go to|open|navigate to|visit|toggle|"
+                        r"switch|turn|find|scroll to)\b", re.I)
+_NOT_LABEL_RE = re.compile(r"^(?:on|off|yes|no|save|ok|done|next|here)$", re.I)
+_SUBJECT_RE = re.compile(
+    r"subject(?:\s+line)?(?:\s+(?:of|as|reading|saying|that says))?\s*:?\s*[“\"'‘]([^”\"'’\n]{2,100})[”\"'’]",
+    re.I)
+_INCLUDE_RE = re.compile(r"\bsubject\b|\binclud\w*|\bstate\b|\bspecify\b|\bwith the words\b|"
+                         r"\bin your (?:e-?mail|message|request)\b", re.I)
+
+
+def clean_url(url: str) -> str | None:
+    """A readable, valid http(s) URL, or None: percent-escapes decoded, trailing junk of broken
+    markup cut (`…/solve%22%20/t%20%22_blank` → `…/solve`)."""
+    decoded = unquote(url.strip())
+    decoded = re.split(r"[\s\"'<>]", decoded, maxsplit=1)[0].rstrip(".,;)")
+    parts = urlsplit(decoded)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "." not in parts.hostname:
+        return None
+    return decoded
+
+
+def _plain(text: str) -> str:
+    text = LINK_RE.sub(lambda m: m.group(1), text)
+    return _WS_RE.sub(" ", EMPHASIS_RE.sub("", text)).strip()
+
+
+def _ui_labels(step: str) -> list[str]:
+    """The interface labels a step names, after its action verb ("Under X, click **Y**" → Y)."""
+    found = [(m.start(), next(g for g in m.groups() if g)) for m in _UI_LABEL_RE.finditer(step)]
+    found = [(i, _WS_RE.sub(" ", label).strip(" .,")) for i, label in found
+             if not _NOT_LABEL_RE.match(label.strip(" .,"))]
+    action = _ACTION_RE.search(step)
+    if action is not None:
+        after = [label for i, label in found if i >= action.start()]
+        if after:
+            return after[:1] if len(after) > 1 and ">" not in step else after
+    return [label for _, label in found][-1:]
+
+
+def steps_paths(text: str) -> list[str]:
+    """Settings paths rebuilt from numbered steps ("1. Click **Me**" …) or nested bullets."""
+    paths: list[str] = []
+    run: list[tuple[int, str]] = []
+
+    def close() -> None:
+        if len(run) >= 2:
+            nested = all(run[k + 1][0] > run[k][0] for k in range(len(run) - 1))
+            if nested:
+                labels = [[_plain(t)] if len(_plain(t).split()) <= 6 else _ui_labels(t) for _, t in run]
+            else:
+                labels = [_ui_labels(t) for _, t in run]
+            path = [label for group in labels for label in group]
+            if len(path) >= 2:
+                paths.append(" > ".join(path))
+        run.clear()
+
+    for line in text.split("\n"):
+        m = _STEP_RE.match(line)
+        if m:
+            run.append((len(m.group(1).expandtabs(4)), m.group(2)))
+        elif line.strip():
+            close()
+    close()
+    return paths
+
+
+def extract(texts: Iterable[str], *, region_note: Callable[[str], bool] | None = None
+            ) -> tuple[OptOut, ...]:
+    """Every way out named in these texts, each once, settings paths first."""
+    found: dict[tuple[str, str], OptOut] = {}
+
+    def add(kind: str, text: str, url: str | None = None, **extra: str | None) -> None:
+        text = _WS_RE.sub(" ", text).strip(" *_")
+        key = (kind, (url or text).lower())
+        if text and key not in found:
+            found[key] = OptOut(kind, text, url, **extra)
+
+    for raw in texts:
+        sentences = split_sentences(raw)
+        for path in steps_paths(raw):
+            add("setting_path", path)
+        for link in LINK_RE.finditer(raw):
+            text, target = _plain(link.group(1)), link.group(2)
+            if target.lower().startswith("mailto:"):
+                _add_email(add, target, sentences)
+                continue
+            url = clean_url(target)
+            if url is None or parse_date(text) is not None:
+                continue  # not a web address, or "Effective November 3, 2025"
+            if _ADS_RE.search(text) or _ADS_RE.search(url):
+                continue  # ads and cookie controls are not about AI
+            if not (_WAY_OUT_RE.search(text) or _WAY_OUT_RE.search(url)):
+                continue
+            if _GENERIC_TEXT_RE.match(text) and not _WAY_OUT_RE.search(url):
+                continue  # "Privacy Policy", "here": a link to the policy, not a way out
+            kind = "form" if re.search(r"\bform\b|/form|/ask/|objection", text + " " + url, re.I) \
+                else "link"
+            add(kind, text if not _GENERIC_TEXT_RE.match(text) else url, url)
+        flat = _plain(raw)
+        for m in _PATH_RE.finditer(flat):
+            add("setting_path", re.sub(_PATH_SEP, " > ", m.group(1)).strip())
+        for m in _QUOTED_SETTING_RE.finditer(flat):
+            add("setting", m.group(1) or m.group(2))
+        for m in _KNOWN_SETTING_RE.finditer(flat):
+            add("setting", m.group(1))
+        for m in _FORM_NAME_RE.finditer(flat):
+            add("form", m.group(1))
+        for m in _EMAIL_RE.finditer(flat):
+            _add_email(add, f"mailto:{m.group(1)}", sentences)
+        if region_note is not None:
+            for sentence in sentences:
+                if region_note(sentence):
+                    add("region", _plain(sentence))
+    return _dedupe(list(found.values()))
+
+
+def _add_email(add: Callable[..., None], target: str, sentences: list[str]) -> None:
+    parts = urlsplit(target)
+    address = unquote(parts.path).strip()
+    if not _EMAIL_RE.fullmatch(address):
+        return
+    subject: str | None = (parse_qs(parts.query).get("subject") or [""])[0] or None
+    detail = None
+    for sentence in sentences:
+        if address in sentence:
+            plain = _plain(sentence)
+            if subject is None and (m := _SUBJECT_RE.search(plain)):
+                subject = m.group(1).strip()
+            if _INCLUDE_RE.search(plain):
+                detail = plain[:400]
+            break
+    add("email", address, None, subject=subject, detail=detail)
+
+
+def _dedupe(items: list[OptOut]) -> tuple[OptOut, ...]:
+    """One entry per way out: a named form or setting that a link or path already gives goes."""
+    with_url = {o.text.lower() for o in items if o.url}
+    urls: set[str] = set()
+    paths = " ".join(o.text.lower() for o in items if o.type == "setting_path")
+    out = []
+    for o in sorted(items, key=lambda o: ORDER.index(o.type) if o.type in ORDER else len(ORDER)):
+        if o.url:
+            if o.url.lower() in urls:
+                continue
+            urls.add(o.url.lower())
+        elif o.type in ("form", "setting") and (o.text.lower() in with_url or o.text.lower() in paths):
+            continue
+        elif o.type == "setting_path" and any(
+                p.type == "setting_path" and p is not o and len(p.text) > len(o.text)
+                and p.text.lower().endswith(o.text.lower()) for p in items):
+            continue  # the tail of a longer path
+        out.append(o)
+    return tuple(out)
