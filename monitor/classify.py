@@ -654,10 +654,16 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
     if not diff.hunks:
         return Classification((), "none", (), (), {}, rules.version, "no change")
     items, _, read = changed_items(diff, rules, old, new, recent)
-    anomaly = (reading.judge(old, new, added=read.added, removed=read.removed,
-                             restored=read.restored, restored_when=read.restored_when)
-               if old is not None and new is not None else None)
+
+    def judge(evidence: Sequence[Evidence]) -> Anomaly | None:
+        if old is None or new is None:
+            return None
+        return reading.judge(old, new, added=read.added, removed=read.removed,
+                             restored=read.restored, restored_when=read.restored_when,
+                             added_keys=frozenset(reading.key(e.new) for e in evidence if e.new))
+
     if not items:
+        anomaly = judge(())
         summary = "only dates, punctuation, formatting or typos changed"
         if read.moved or read.restored:
             summary = "no sentence of substance is new or gone (text moved, repeated or came back)"
@@ -709,6 +715,7 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
                     f"AI training {direction} in a document for {title_region.group(0)} "
                     f"(“{title}”): it now applies there"))
 
+    anomaly = judge(evidence)
     directions = _net_directions(evidence)
     evidence = [_agree(e, directions[e.label], rules) for e in evidence]
     evidence = _trim(evidence)
@@ -854,21 +861,24 @@ _NEGATIVE = ("removed", "narrowed")
 
 def _net_directions(evidence: Sequence[Evidence]) -> dict[str, str]:
     """Per label, the net effect of all its evidence: more opt-out sentences after than before
-    is never "opt-out removed", whatever single sentence went away."""
+    is never "opt-out removed", whatever single sentence went away. A new limit ("narrowed")
+    qualifies an addition beside it rather than cancelling it."""
     out: dict[str, str] = {}
     by_label: dict[str, list[Evidence]] = {}
     for e in evidence:
         by_label.setdefault(e.label, []).append(e)
     for label, group in by_label.items():
-        score = sum(1 if e.direction in _POSITIVE else -1 if e.direction in _NEGATIVE else 0
-                    for e in group if e.severity != "low" or all(g.severity == "low" for g in group))
-        kinds = {e.direction for e in group}
-        if score > 0:
-            out[label] = "expanded" if "expanded" in kinds else "added"
-        elif score < 0:
-            out[label] = "narrowed" if "narrowed" in kinds and "removed" not in kinds else "removed"
+        weighty = [e for e in group if e.severity != "low"] or group
+        kinds = Counter(e.direction for e in weighty)
+        pos, neg = kinds["added"] + kinds["expanded"], kinds["removed"]
+        if pos > neg:
+            out[label] = "expanded" if kinds["expanded"] and not kinds["added"] else "added"
+        elif neg > pos:
+            out[label] = "removed"
+        elif pos == 0 and kinds["narrowed"]:
+            out[label] = "narrowed"
         elif len(kinds) == 1:
-            out[label] = group[0].direction
+            out[label] = next(iter(kinds))
         else:
             out[label] = "changed"
     return out

@@ -547,8 +547,12 @@ def explain(ctx: Context, change_id: int, as_json: bool) -> None:
     click.echo(f"summary: {d.summary or '-'}")
     if d.event_id:
         click.echo(f"event: {d.event_id}")
-    if "cosmetic" in d.labels:
-        click.echo("\nOnly dates, punctuation, formatting, link targets or typos changed.")
+    if d.anomaly:
+        click.echo(f"\nDamped to low, not alerted as an AI change: {d.anomaly.get('why', '')} "
+                   f"({d.anomaly.get('kind', '')}).")
+    elif "cosmetic" in d.labels:
+        click.echo("\nNo sentence of substance is new or gone: only moved or repeated text, dates, "
+                   "punctuation, formatting, link targets or typos changed.")
     for e in d.evidence:
         click.echo(f"\n[{e['label']}] {e['direction']}, {e['severity']}: {e['why']}")
         if e.get("old"):
@@ -559,7 +563,9 @@ def explain(ctx: Context, change_id: int, as_json: bool) -> None:
         click.echo("\nHow to opt out:")
         for o in d.opt_out:
             url = f" <{o['url']}>" if o.get("url") else ""
-            click.echo(f"  - {o['type']}: {o['text']}{url}")
+            subject = f" (subject “{o['subject']}”)" if o.get("subject") else ""
+            detail = f"\n      {o['detail']}" if o.get("detail") else ""
+            click.echo(f"  - {o['type']}: {o['text']}{url}{subject}{detail}")
     if d.rules_version is not None:
         click.echo(f"\n(rules version {d.rules_version}; phrases that matched are in «»)")
 

@@ -168,8 +168,11 @@ def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int 
     return "retrying"
 
 
-def _evidence_keys(view: messages.ChangeView) -> set[str]:
-    return {reading.key(e[side]) for e in view.evidence for side in ("new", "old") if e.get(side)}
+def _evidence_keys(view: messages.ChangeView) -> set[tuple[str, str]]:
+    """What a message told: each quoted sentence with the side it was on ("added" and later
+    "removed" are two pieces of news)."""
+    return {(side, reading.key(e[side])) for e in view.evidence for side in ("new", "old")
+            if e.get(side)}
 
 
 def _event_message(store: Store, config: cfg.Config, event_id: int, rows: list[Delivery],
@@ -179,7 +182,7 @@ def _event_message(store: Store, config: cfg.Config, event_id: int, rows: list[D
     earlier_ids = [cid for cid in store.event_sent(event_id, first.subscription, first.target)
                    if cid not in {r.change_id for r in rows}]
     earlier = [_view(store, cid) for cid in earlier_ids]
-    told: set[str] = set().union(*(_evidence_keys(v) for v in earlier)) if earlier else set()
+    told: set[tuple[str, str]] = set().union(*(_evidence_keys(v) for v in earlier))
     views = {row.id: _view(store, row.change_id) for row in rows if row.change_id is not None}
     fresh = [row for row in rows if not earlier or not views[row.id].evidence
              or _evidence_keys(views[row.id]) - told]

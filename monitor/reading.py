@@ -10,6 +10,7 @@ artefacts that are not changes of the policy at all.
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 from dataclasses import dataclass
@@ -126,6 +127,21 @@ class Text:
         return " " + " ".join(self.flat.replace(BOUNDARY, " ").split()) + " "
 
     @cached_property
+    def part_keys(self) -> list[frozenset[str]]:
+        """Sentence keys of each joined page or document (split at page joiners, else at date
+        lines after the first)."""
+        lines = self.raw.split("\n")
+        cuts = [i for i, line in enumerate(lines) if line.strip() == PAGE_JOINER]
+        if not cuts:
+            cuts = [i for i, line in enumerate(lines) if _is_stamp(line)][1:]
+        bounds = [0, *cuts, len(lines)]
+        out = []
+        for lo, hi in itertools.pairwise(bounds):
+            flat = flatten("\n".join(lines[lo:hi]))
+            out.append(frozenset(k for k in (x.strip() for x in flat.split(BOUNDARY)) if k))
+        return out
+
+    @cached_property
     def _sentences(self) -> list[str]:
         return [k for k in (s.strip() for s in self.flat.split(BOUNDARY)) if k]
 
@@ -150,9 +166,7 @@ def read(text: str) -> Text:
     """A version read whole (cached: the old side of a check is the new side of the last one)."""
     lines = text.split("\n")
     joined = sum(1 for line in lines if line.strip() == PAGE_JOINER) + 1
-    stamps = sum(1 for line in lines if len(line) < 300 and _DATE_LINE_RE.match(line.strip("*_#> "))
-                 and parse_date(line) is not None)
-    parts = max(joined, stamps)
+    parts = joined if joined > 1 else max(1, sum(1 for line in lines if _is_stamp(line)))
     return Text(text, f" {BOUNDARY} {flatten(text)} {BOUNDARY} ", document_title(text),
                 stated_date(text), parts)
 
@@ -180,14 +194,32 @@ class Anomaly:
     why: str
 
 
+def _is_stamp(line: str) -> bool:
+    """A date line that heads a document: "Effective March 1, 2025", "Updated: …"."""
+    return len(line) < 300 and bool(_DATE_LINE_RE.match(line.strip("*_#> "))) \
+        and parse_date(line) is not None
+
+
+def _only_new_parts(old: Text, new: Text, added_keys: frozenset[str]) -> bool:
+    """Every sentence that matters (`added_keys`) sits in whole pages or documents that share
+    nothing with the old text."""
+    joined = [keys for keys in new.part_keys if keys and len(keys & old.keys) < 0.5 * len(keys)]
+    if not joined or len(joined) == len(new.part_keys):
+        return False
+    elsewhere = [k for k in added_keys if not any(k in keys for keys in joined)]
+    return len(elsewhere) <= len(added_keys) // 50
+
+
 def _real_title(title: str) -> bool:
     return bool(title) and not _DATE_LINE_RE.match(title) and parse_date(title) is None
 
 
 def judge(old: Text, new: Text, *, added: int, removed: int, restored: int,
-          restored_when: str | None = None) -> Anomaly | None:
+          restored_when: str | None = None, added_keys: frozenset[str] = frozenset()
+          ) -> Anomaly | None:
     """The page artefact this change is, if any. `added`/`removed` count sentences that are new
-    or gone for the whole document; `restored` counts additions seen in a recent version.
+    or gone for the whole document; `restored` counts additions seen in a recent version;
+    `added_keys` are the added sentences that carry evidence.
 
     Each rule names a way a page can change without its policy changing: a cached or variant
     older copy (its stated date goes back), another document served at the URL, another page
@@ -203,7 +235,7 @@ def judge(old: Text, new: Text, *, added: int, removed: int, restored: int,
             and key(old.title) != key(new.title) and overlap < 0.05):
         return Anomaly("switched", f"the page now shows another document (“{old.title}” → "
                                    f"“{new.title}”, {overlap:.0%} of sentences in common)")
-    if new.parts > old.parts and removed <= max(3, old_n // 50):
+    if new.parts > old.parts and removed <= max(3, old_n // 50) and _only_new_parts(old, new, added_keys):
         return Anomaly("joined", f"another page or document was joined to this one ({old.parts} → "
                                  f"{new.parts}); its text is not a change of this document")
     if (removed >= max(30, 0.2 * old_n) and added <= 0.1 * removed) or \

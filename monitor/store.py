@@ -707,7 +707,7 @@ class Store:
         with self.read() as s:
             rows = s.execute(select(Change.id, Change.event_id)
                              .where(Change.id.in_(list(change_ids)))).all()
-            return {change_id: event_id for change_id, event_id in rows}
+            return {row.id: row.event_id for row in rows}
 
     def event_sent(self, event_id: int, subscription: str, target: int) -> list[int]:
         """Changes of an event already sent (or merged) to one target, in order."""
