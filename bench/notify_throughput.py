@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -98,7 +98,9 @@ url = "json://{world.base}/hook"
     for i in range(n + 1):
         new = text + f"Clause {i}: we may use your posts to train AI models.\n"
         diff = compute(text, new) if i else None
-        store.record_version(store.state("bench/policy"), now, 0, 200, NewVersion(
+        # Four days apart: each change is its own event, so each row is its own message.
+        at = now - timedelta(days=4 * (n + 1 - i))
+        store.record_version(store.state("bench/policy"), at, 0, 200, NewVersion(
             text=new, sha256=sha256(new.encode()), raw=new.encode(), content_type="text/plain",
             charset="utf-8", url="u", etag=None, last_modified=None, fingerprint="",
             diff=diff, classification=classify(diff) if diff else None,
@@ -128,6 +130,7 @@ interval = "1s"
 jitter = "0s"
 per_host_delay = "0s"
 dispatch_interval = "0.5s"
+event_window = "0s"
 [[source]]
 name = "bench/policy"
 platform = "Bench"

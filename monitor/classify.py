@@ -16,7 +16,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -660,7 +660,8 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
             return None
         return reading.judge(old, new, added=read.added, removed=read.removed,
                              restored=read.restored, restored_when=read.restored_when,
-                             added_keys=frozenset(reading.key(e.new) for e in evidence if e.new))
+                             added_keys=frozenset(reading.key(e.new) for e in evidence if e.new),
+                             stated_before=recent.stated if recent is not None else frozenset())
 
     if not items:
         anomaly = judge(())
@@ -699,6 +700,10 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
                 training = direction
             severity = _severity(label, direction, block_ai)
             why = _why(label, direction, rules, block_ai)
+            if (label == "ai_feature_data" and direction in _POSITIVE and not prohibition
+                    and item.new and rules.vocab["specific_data"].search(plain(item.new))):
+                severity = "medium"  # an AI feature now takes a named kind of the user's content
+                why += " (it names the user's content an AI feature uses)"
             if direction == "changed" and (reworded or _same_meaning(item, rules,
                                                                      (old_hit, new_hit))):
                 severity = "low"
@@ -732,10 +737,12 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
                           summary, anomaly=_anomaly_dict(anomaly))
 
 
-def recent_versions(texts: Sequence[tuple[str, datetime]]) -> Recent:
-    """Recent earlier versions (text, last time current) in the form `classify` reads them."""
+def recent_versions(texts: Sequence[tuple[str, datetime]],
+                    stated: Iterable[date] = ()) -> Recent:
+    """Recent earlier versions (text, last time current), and the dates any earlier version
+    stated, in the form `classify` reads them."""
     return Recent(tuple(reading.read(t) for t, _ in texts),
-                  tuple(when.date().isoformat() for _, when in texts))
+                  tuple(when.date().isoformat() for _, when in texts), frozenset(stated))
 
 
 def _anomaly_dict(anomaly: Anomaly | None) -> dict[str, str] | None:

@@ -32,8 +32,8 @@ _AFTER_END = (
     r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bProf\.)"
     r"(?:(?<!\b[A-Za-z]\.)(?<!\betc\.)(?<!\bInc\.)(?<!\bLtd\.)(?<!\bLLC\.)(?<!\bCorp\.)(?<!\bCo\.)"
     r"(?<!\bSt\.)(?<!\bJr\.)(?<!\bapprox\.)"
-    r"|(?=[\"'”’)\]]*\s+[\"'“‘(\[]?[A-Z]))"
-    r"[\"'”’)\]]*\s+"
+    r"|(?=[\"'”’)\]*_]*\s+[\"'“‘(\[*_]*[A-Z]))"
+    r"[\"'”’)\]*_]*\s+"  # closing quotes, brackets and emphasis ("**Lead-in.** Text") stay
 )
 SENTENCE_END_RE = re.compile(r"(?<=[.!?。।])" + _AFTER_END)
 # The same boundary with its punctuation consumed: much faster to scan a whole document with.

@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from monitor import diff as difflib
-from monitor import routing
+from monitor import reading, routing
 from monitor.blobstore import sha256
 from monitor.classify import FLAP_WINDOW, classify, recent_versions
 from monitor.config import Kind, Source, Subscription
@@ -197,6 +197,7 @@ def import_documents(
         previous_text = store.text_of(state.current_text_blob) if state.current_text_blob else None
         shown: list[tuple[str, datetime]] = []  # earlier texts and when each stopped being current
         before_partial: tuple[str, datetime] | None = None  # the text before a partial load
+        stated_seen: set[date] = set()  # dates the earlier versions stated
         for version in doc.versions:
             if last is not None and version.at <= last:
                 continue
@@ -214,9 +215,11 @@ def import_documents(
                       and t != previous_text][-5:][::-1]
             if before_partial is not None and before_partial[0] not in {t for t, _ in recent}:
                 recent.append(before_partial)  # lost sections may come back at any time
+            if previous_text is not None and (said := reading.read(previous_text).stated):
+                stated_seen.add(said)
             classification = (classify(change, restores=store.last_seen(state, digest),
                                        at=version.at, old_text=previous_text, new_text=text,
-                                       recent=recent_versions(recent))
+                                       recent=recent_versions(recent, stated_seen))
                               if change is not None else None)
             stored = store.record_version(state, version.at, 0, 200, NewVersion(
                 text=text, sha256=digest, raw=body, content_type=ctype, charset="utf-8",

@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from monitor import diff as difflib
 from monitor import routing, schedule
@@ -22,6 +22,7 @@ from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract, fingerprint
 from monitor.fetch import Fetcher
 from monitor.models import Snapshot
+from monitor.reading import stated_date
 from monitor.robots import RobotsCache, blocked_error
 from monitor.schedule import Policy
 from monitor.store import Claim, Completion, NewVersion, Store
@@ -179,9 +180,13 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             old_text = store.text_of(state.current_text_blob)
             change = difflib.compute(old_text, text)
             recent = store.recent_texts(state, started - FLAP_WINDOW)
+            stated: list[date] = []
+            old_date, new_date = stated_date(old_text), stated_date(text)
+            if old_date and new_date and new_date < old_date:  # rare: is it a copy seen before?
+                stated = store.stated_dates(state, stated_date)
             classification = classify(change, restores=store.last_seen(state, digest), at=started,
                                       old_text=old_text, new_text=text,
-                                      recent=recent_versions(recent))
+                                      recent=recent_versions(recent, stated))
         version = NewVersion(
             text=text, sha256=digest, raw=result.body, content_type=result.content_type,
             charset=result.charset, url=result.url, etag=result.etag,

@@ -177,6 +177,7 @@ class Recent:
 
     texts: tuple[Text, ...] = ()
     until: tuple[str, ...] = ()  # ISO dates, parallel to texts
+    stated: frozenset[date] = frozenset()  # dates earlier versions of the page stated, at any age
 
     def restored_from(self, sentence_key: str) -> str | None:
         """The date of the recent version this sentence comes back from, if any."""
@@ -215,11 +216,12 @@ def _real_title(title: str) -> bool:
 
 
 def judge(old: Text, new: Text, *, added: int, removed: int, restored: int,
-          restored_when: str | None = None, added_keys: frozenset[str] = frozenset()
-          ) -> Anomaly | None:
+          restored_when: str | None = None, added_keys: frozenset[str] = frozenset(),
+          stated_before: frozenset[date] = frozenset()) -> Anomaly | None:
     """The page artefact this change is, if any. `added`/`removed` count sentences that are new
     or gone for the whole document; `restored` counts additions seen in a recent version;
-    `added_keys` are the added sentences that carry evidence.
+    `added_keys` are the added sentences that carry evidence; `stated_before` the dates earlier
+    versions of the page stated.
 
     Each rule names a way a page can change without its policy changing: a cached or variant
     older copy (its stated date goes back), another document served at the URL, another page
@@ -228,7 +230,8 @@ def judge(old: Text, new: Text, *, added: int, removed: int, restored: int,
     """
     old_n, new_n = old.sentence_count, new.sentence_count
     overlap = (len(old.keys & new.keys) / len(old.keys | new.keys)) if old.keys and new.keys else 1.0
-    if old.stated and new.stated and new.stated < old.stated and overlap < 0.5:
+    if (old.stated and new.stated and new.stated < old.stated and new.stated in stated_before
+            and overlap < 0.5):  # a version the page showed before, not a document new to us
         return Anomaly("older_copy", f"the page shows an older copy (it says {new.stated:%B %-d, %Y}; "
                                      f"the previous text said {old.stated:%B %-d, %Y})")
     if (_real_title(old.title) and _real_title(new.title)

@@ -11,9 +11,9 @@ import contextlib
 import random
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -483,6 +483,17 @@ class Store:
                     break
             blobs = DatabaseBlobStore(s)
             return [(blobs.get(blob).decode("utf-8"), when) for blob, when in rows]
+
+    def stated_dates(self, state: SourceState, read_date: Callable[[str], date | None],
+                     limit: int = 100) -> list[date]:
+        """The dates the source's earlier versions stated (newest `limit` versions)."""
+        with self.read() as s:
+            blobs = DatabaseBlobStore(s)
+            keys = s.scalars(select(Snapshot.text_blob).where(
+                Snapshot.source_id == state.id, Snapshot.generation == state.generation)
+                .order_by(Snapshot.id.desc()).limit(limit)).all()
+            found = (read_date(blobs.get(k).decode("utf-8")) for k in keys)
+            return [d for d in found if d is not None]
 
     def text_of(self, blob_key: str) -> str:
         with self.read() as s:

@@ -415,3 +415,32 @@ def test_a_collapsed_page_is_held_back_until_it_repeats(server: HTTPServer, proj
     assert project.check()["acme/p"]["failure_kind"] == "anomalous"
     assert project.check()["acme/p"]["outcome"] == "changed"
     assert len(project.json("changes")) == 1
+
+
+def test_a_page_flipping_back_to_an_older_copy_is_recorded_not_alerted(
+        server: HTTPServer, project, page) -> None:
+    """A cache or page variant serving last year's policy is not "AI training added"."""
+    old_policy = "<p>Effective January 1, 2024</p>" + "".join(
+        f"<p>Clause {i}: we may use your posts to train generative AI models for purpose {i}.</p>"
+        for i in range(25))
+    new_policy = "<p>Effective March 1, 2025</p>" + "".join(
+        f"<p>Article {i}: we process account data only to provide feature {i}.</p>" for i in range(25))
+    content = {"body": page(old_policy)}
+    serve(server, "/p", content)
+    project.write(f"""
+        [[source]]
+        name = "acme/privacy"
+        platform = "Acme"
+        url = "{server.url_for('/p')}"
+        select = "main"
+    """)
+    project.cli("init")
+    project.check()
+    content["body"] = page(new_policy)
+    project.check()
+    content["body"] = page(old_policy.replace("Clause 3:", "Clause three:"))  # not an exact revert
+    assert project.check()["acme/privacy"]["outcome"] == "changed"
+    latest = project.json("changes")[0]
+    assert latest["severity"] == "low"
+    explained = project.cli("explain", str(latest["id"])).output
+    assert "older copy" in explained and "Damped to low" in explained

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from monitor.classify import classify, recent_versions
 from monitor.diff import compute, split_sentences
@@ -81,13 +81,17 @@ def test_a_half_loaded_page_is_an_anomaly_and_its_recovery_is_quiet() -> None:
     assert "ai_training" not in back.labels or back.anomaly is not None
 
 
-def test_an_older_copy_of_the_page_is_an_anomaly() -> None:
+def test_an_older_copy_the_page_showed_before_is_an_anomaly() -> None:
     older = ("# Privacy Policy\n\nEffective January 1, 2023\n\n" + "\n".join(
         f"Old clause {i}: we may use your content to improve machine learning models {i}."
         for i in range(30)) + "\n")
-    result = run(POLICY, older)
+    seen = recent_versions([], stated=[date(2023, 1, 1)])
+    result = run(POLICY, older, recent=seen)
     assert result.anomaly is not None and result.anomaly["kind"] == "older_copy"
     assert result.severity == "low"
+    # The same text, never shown by this page before: an earlier-dated document, read as news.
+    fresh = run(POLICY, older, recent=recent_versions([]))
+    assert fresh.anomaly is None and fresh.severity == "high"
 
 
 def test_a_rewording_of_an_ai_sentence_is_at_most_low() -> None:
