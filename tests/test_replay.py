@@ -28,7 +28,8 @@ def test_pages_of_one_stamp_are_one_version(tmp_path: Path) -> None:
     (doc / "2024-01-01T000000Z.md").write_text(POLICY)
     (doc / "2024-02-01T000000Z--b-notice.html").write_text(PAGE_B)
     (doc / "2024-02-01T000000Z--a-policy.html").write_text(PAGE_A)
-    (doc / "2024-03-01T000000Z.md").write_text(POLICY + "\nWe may use your posts to train generative AI models.\n")
+    (doc / "2024-03-01T000000Z.md").write_text(
+        POLICY + "\nWe may use your posts to train generative AI models.\n")
     (doc / "2024-03-01T000000Z--a-policy.html").write_text(PAGE_A.replace("posts", "photos"))
     changes = replay(tmp_path)
     assert [(c["from"], c["to"]) for c in changes] == [
