@@ -372,7 +372,8 @@ def notify_flush(ctx: Context) -> None:
     from monitor import notify
 
     result = notify.flush(ctx.store(), ctx.config)
-    click.echo(f"sent {result.sent}, will retry {result.retrying}, failed {result.failed}")
+    merged = f", merged {result.merged} (already told)" if result.merged else ""
+    click.echo(f"sent {result.sent}, will retry {result.retrying}, failed {result.failed}{merged}")
 
 
 @notify_group.command("retry")

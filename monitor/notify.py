@@ -29,9 +29,10 @@ _HTML_SCHEMES = ("mailto", "mailtos", "email")
 
 @dataclass(frozen=True)
 class FlushResult:
-    sent: int = 0
+    sent: int = 0  # messages sent (one may carry several changes of one event)
     retrying: int = 0
     failed: int = 0
+    merged: int = 0  # groups kept without sending: an earlier message already told them
 
 
 def _now() -> datetime:
@@ -112,13 +113,13 @@ def flush(store: Store, config: cfg.Config, clock: Callable[[], datetime] = _now
         event = events.get(row.change_id) if row.kind == "change" and row.change_id else None
         key = (event, row.id if event is None else 0, row.subscription, row.target)
         groups.setdefault(key, []).append(row)
-    tally = {"sent": 0, "retrying": 0, "failed": 0}
+    tally = {"sent": 0, "retrying": 0, "failed": 0, "merged": 0}
     for (event, _, _, _), group in groups.items():
         claimed = [row for row in group if store.begin_attempt(row, clock(), stale)]
         if claimed:  # rows another sender took are theirs
             outcome = _deliver(store, config, claimed, event, clock, rng)
             tally[outcome] += 1
-    return FlushResult(tally["sent"], tally["retrying"], tally["failed"])
+    return FlushResult(tally["sent"], tally["retrying"], tally["failed"], tally["merged"])
 
 
 def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int | None,
@@ -148,7 +149,7 @@ def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int 
         log.exception("delivery %s could not be rendered or sent", first.id)
         ok, error = False, f"{type(exc).__name__}: {exc}"
     if not ids:
-        return "sent"
+        return "merged"
     attempts = max(row.attempts for row in rows) + 1
     if ok:
         for row_id in ids:

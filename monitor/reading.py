@@ -22,7 +22,7 @@ from monitor.diff import SENTENCE_BREAK_RE
 LINK_RE = re.compile(r"!?\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
 EMPHASIS_RE = re.compile(r"\*\*|__|(?<!\w)[*_](?!\s)|`")
 BR_RE = re.compile(r"<br\s*/?>", re.I)
-_LINE_MARKUP_RE = re.compile(r"^[ \t]*(?:#{1,6}\s+|[-*]\s+|\d+\.\s+|\|\s*)", re.M)
+_LINE_START_RE = re.compile(r"\n[ \t]*(?:#{1,6}\s+|[-*]\s+|\d+\.\s+|\|\s*)?")
 # Punctuation and emphasis marks dropped in one C-level pass (str.translate is ~20x faster than a
 # regular expression over a 100 KB page). Anything not listed stays, identically in sentences and
 # documents, which is all a comparison key needs.
@@ -61,9 +61,8 @@ def flatten(text: str) -> str:
     """
     t = LINK_RE.sub(lambda m: m.group(1), text) if "](" in text else text
     t = BR_RE.sub("\n", t) if "<" in t else t
-    t = _LINE_MARKUP_RE.sub("", t)
+    t = _LINE_START_RE.sub(f" {BOUNDARY} ", "\n" + t)  # line breaks, list and heading marks
     t = SENTENCE_BREAK_RE.sub(f" {BOUNDARY} ", t)  # emphasis marks go with the punctuation
-    t = t.replace("\n", f" {BOUNDARY} ")
     return " ".join(t.lower().translate(_FLAT_DROP).split())
 
 
@@ -164,9 +163,9 @@ class Text:
 @lru_cache(maxsize=16)
 def read(text: str) -> Text:
     """A version read whole (cached: the old side of a check is the new side of the last one)."""
-    lines = text.split("\n")
-    joined = sum(1 for line in lines if line.strip() == PAGE_JOINER) + 1
-    parts = joined if joined > 1 else max(1, sum(1 for line in lines if _is_stamp(line)))
+    joined = len(_JOINER_LINE_RE.findall(text)) + 1
+    parts = joined if joined > 1 else max(1, sum(
+        1 for m in _STAMP_LINE_RE.finditer(text) if _is_stamp(m.group(0))))
     return Text(text, f" {BOUNDARY} {flatten(text)} {BOUNDARY} ", document_title(text),
                 stated_date(text), parts)
 
@@ -193,6 +192,12 @@ class Anomaly:
 
     kind: str  # repeated | partial | restored | older_copy | switched | joined
     why: str
+
+
+_JOINER_LINE_RE = re.compile(r"^[ \t]*- - -[ \t]*$", re.M)
+# Candidate date lines, found in one pass over the page; _is_stamp confirms each.
+_STAMP_LINE_RE = re.compile(r"^[*_#> \t]*(?:effective|last\s|updated|published|revised|date)\b.*$",
+                            re.M | re.I)
 
 
 def _is_stamp(line: str) -> bool:

@@ -135,8 +135,13 @@ def test_retroactivity() -> None:
 
 
 def test_ai_feature_data_without_training() -> None:
+    # A new use of a named kind of the user's content by an AI feature is worth an alert...
     result = run(BASE, add("When you use our AI assistant, we store your prompts and the generated "
                            "responses for 30 days."))
+    assert result.labels == ("ai_feature_data",)
+    assert result.severity == "medium"
+    # ...an AI feature mentioned without any of the user's content is not.
+    result = run(BASE, add("Our AI assistant can suggest replies and summarise threads."))
     assert result.labels == ("ai_feature_data",)
     assert result.severity == "low"
 
