@@ -138,7 +138,7 @@ def main() -> None:
         ms = sorted(t * 1000 for t in timings)
         p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
         print(f"\nclassify per change: p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, "
-              f"max {ms[-1]:.1f} ms over {len(ms)} changes")
+              f"max {ms[-1]:.1f} ms over {len(ms)} changes ({sum(ms) / 1000:.1f} s in all)")
     paragraphs = [f"Section {i}. We process data category {i} for purpose {i} under basis {i}. "
                   f"You may object to processing of category {i} at any time." for i in range(900)]
     old = "\n\n".join(paragraphs) + "\n"

@@ -21,7 +21,7 @@ CONTEXT_LINES = 3
 # Beyond this many tokens per side, word refinement is skipped: Myers is O(N·D) and a full
 # rewrite of a long page would otherwise take seconds; whole lines are still exact.
 MAX_WORD_TOKENS = 3_000
-WORD_DIFF_BUDGET = 400_000  # (N + M) · D bound on one word diff; see word_diff
+WORD_DIFF_BUDGET = 100_000  # (N + M) · D bound on one word diff; see word_diff
 
 _TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
 _WORD_RE = re.compile(r"\w+", re.UNICODE)

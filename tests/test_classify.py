@@ -277,3 +277,28 @@ def test_minor_rewording_of_an_ai_sentence_is_low() -> None:
     result = run(old, new)
     assert "ai_training" in result.labels
     assert result.severity == "low"
+
+
+def test_contractions_negate() -> None:
+    # rules.toml once wrote these patterns with "\b" in a basic string (a backspace): never matched.
+    for sentence in ("We don't use your messages to train AI models.",
+                     "We won’t use your messages to train AI models."):
+        result = run(BASE, add(sentence))
+        assert result.directions.get("ai_training") == "narrowed", sentence
+
+
+def test_word_prefilters_never_change_a_match() -> None:
+    rules = load_rules()
+    sentences = [
+        "We may use your posts to train generative AI models.", "We don’t sell data.",
+        "Members in the EU, EEA, UK or Switzerland are not included.", "Visit your settings page.",
+        "Go to Settings > Data privacy.", "Use the Data Processing Objection Form.",
+        "Before you opt out, data already used stays.", "The U.S. states listed below apply.",
+        "Our GenAI and LLM features use prompts.", "By default, this is on.", "Plain text here.",
+        "You may not scrape content to develop foundation models.", "We share data with OpenAI.",
+    ]
+    matchers = [*rules.vocab.values(), *(g for r in rules.labels.values() for rule in r for g in rule)]
+    for matcher in matchers:
+        for sentence in sentences:
+            assert (matcher.search(sentence) is None) == (matcher.regex.search(sentence) is None), \
+                (matcher.regex.pattern[:60], sentence)
