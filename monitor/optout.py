@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from monitor.diff import split_sentences
-from monitor.reading import EMPHASIS_RE, LINK_RE, parse_date
+from monitor.reading import BR_RE, EMPHASIS_RE, LINK_RE, parse_date
 
 ORDER = ("setting_path", "setting", "form", "link", "email", "region")
 
@@ -84,7 +84,7 @@ def clean_url(url: str) -> str | None:
 
 
 def _plain(text: str) -> str:
-    text = LINK_RE.sub(lambda m: m.group(1), text)
+    text = BR_RE.sub(" ", LINK_RE.sub(lambda m: m.group(1), text))
     return _WS_RE.sub(" ", EMPHASIS_RE.sub("", text)).strip()
 
 
@@ -174,8 +174,12 @@ def extract(texts: Iterable[str], *, region_note: Callable[[str], bool] | None =
         if region_note is not None:
             for sentence in sentences:
                 if region_note(sentence):
-                    add("region", _plain(sentence))
+                    add("region", _shorten(_plain(sentence)))
     return _dedupe(list(found.values()))
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _add_email(add: Callable[..., None], target: str, sentences: list[str]) -> None:
