@@ -19,6 +19,7 @@ from werkzeug import Request, Response
 
 from monitor.config import Source
 from monitor.store import Store
+from tests.test_notify import Hook
 
 
 def _binaries() -> Path | None:
@@ -63,6 +64,7 @@ def test_the_pipeline_runs_on_postgresql(pg_url: str, server: HTTPServer, projec
         return Response(body["text"], content_type="text/html; charset=utf-8")
 
     server.expect_request("/p").respond_with_handler(handler)
+    hook = Hook(server)
     project.write(f"""
         [[source]]
         name = "acme/privacy"
@@ -72,8 +74,8 @@ def test_the_pipeline_runs_on_postgresql(pg_url: str, server: HTTPServer, projec
 
         [[subscription]]
         name = "hook"
-        url = "json://127.0.0.1:9/hook"
-    """, settings=f'database_url = "{pg_url}"')
+        url = "{hook.url}"
+    """, settings=f'database_url = "{pg_url}"\nevent_window = "0s"')
     assert "revision 0005" in project.cli("init").output
     assert project.check()["acme/privacy"]["outcome"] == "baseline"
     body["text"] = ("<main><p>We use your data to run the service. We may use your posts to train "
@@ -84,6 +86,8 @@ def test_the_pipeline_runs_on_postgresql(pg_url: str, server: HTTPServer, projec
     assert project.cli("explain", str(change["id"])).output.count("[ai_training]") == 1
     (delivery,) = project.json("deliveries")
     assert (delivery["subscription"], delivery["status"]) == ("hook", "pending")
+    assert "sent 1," in project.cli("notify", "flush").output  # events and outbox on PostgreSQL
+    assert "train generative AI models" in hook.received[0]["message"]
     (row,) = project.json("status")
     assert row["consecutive_failures"] == 0
 
