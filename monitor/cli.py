@@ -26,6 +26,7 @@ import click
 from monitor import config as cfg
 from monitor import diff as difflib
 from monitor import history, importer
+from monitor.browser import INSTALL_HINT, browser_for
 from monitor.classify import LABELS, SEVERITIES, mark, severity_rank
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
@@ -218,9 +219,13 @@ def run_checks(
     """Check sources in parallel across hosts, one at a time per host with a polite delay."""
     fetcher = Fetcher(settings)
     robots = RobotsCache(fetcher, settings.user_agent) if settings.respect_robots else None
+    browser = browser_for(settings, selected)
+    if browser is not None and not browser.available:
+        click.echo(f"note: {INSTALL_HINT}; sources that need a browser will fail", err=True)
     ctx = CheckContext(policy=settings.policy, failure_threshold=settings.failure_threshold,
                        robots=robots, subscriptions=subscriptions,
-                       event_window=timedelta(seconds=settings.event_window))
+                       event_window=timedelta(seconds=settings.event_window),
+                       default_fetcher=settings.fetcher, browser=browser)
     by_host: dict[str, list[cfg.Source]] = defaultdict(list)
     for src in selected:
         by_host[_host(src.url)].append(src)
@@ -241,6 +246,8 @@ def run_checks(
             list(pool.map(run_host, by_host.values()))
     finally:
         fetcher.close()
+        if browser is not None:
+            browser.close()
     return results
 
 
@@ -269,7 +276,10 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, fail_on_error: bo
                 "source": result.source, "outcome": result.outcome, "detail": result.detail,
                 "change_id": result.change_id, "snapshot_id": result.snapshot_id,
                 "failure_kind": str(result.failure_kind) if result.failure_kind else None,
+                "fetcher": result.fetcher,
             }, ensure_ascii=False))
+        elif result.detail == INSTALL_HINT:  # said once above, not once per source
+            click.echo(f"{result.source}: failed: no browser to render it (see the note above)")
         else:
             click.echo(result.line())
 
@@ -457,10 +467,10 @@ def history_cmd(ctx: Context, name: str, as_json: bool) -> None:
         click.echo(f"{name}: no versions yet (run `policy-monitor check {name}`)")
         return
     _table(
-        ["SNAPSHOT", "SEEN", "SHA256", "SIZE", "CHANGE", "WORDS"],
+        ["SNAPSHOT", "SEEN", "SHA256", "SIZE", "CHANGE", "WORDS", "FETCHER"],
         [[r.snapshot_id, _ago(r.seen_at), r.sha256[:12], r.size,
           r.change_id or "baseline", f"+{r.words_added} -{r.words_removed}"
-          + (" (re-extracted)" if r.reextracted else "")] for r in rows],
+          + (" (re-extracted)" if r.reextracted else ""), r.fetcher or "http"] for r in rows],
     )
 
 

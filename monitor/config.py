@@ -34,6 +34,9 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+FETCHERS = ("http", "browser", "auto")  # how a page is fetched; see browser.py
+
+
 class Kind(enum.StrEnum):
     """What sort of document a source is; decides nothing yet but labels alerts and filters."""
 
@@ -72,6 +75,10 @@ class Settings:
     delivery_retry_base: float = 30.0
     digest_time: str = "08:00"
     event_window: float = 900.0  # hold an event's first alert this long to gather sibling pages
+    fetcher: str = "http"  # how sources are fetched unless they say: http | browser | auto
+    browser_executable: Path | None = None  # default: Playwright's Chromium, else chromium on PATH
+    browser_pages: int = 2  # pages rendering at once
+    browser_restart_after: int = 200  # checks before the browser is relaunched (0: never)
     templates_dir: Path | None = None
     web_token: str | None = None
 
@@ -100,6 +107,7 @@ class Source:
     headers: tuple[tuple[str, str], ...] = ()
     locale: str | None = None
     title: str | None = None
+    fetcher: str | None = None  # http | browser | auto; None: the [settings] default
 
     @property
     def display_title(self) -> str:
@@ -346,6 +354,10 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "delivery_retry_base": parse_duration,
     "digest_time": lambda v: _check_clock(v),
     "event_window": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
+    "fetcher": lambda v: _one_of(v, FETCHERS),
+    "browser_executable": lambda v: Path(_as_str(v)),
+    "browser_pages": _as_positive_int,
+    "browser_restart_after": lambda v: 0 if v == 0 else _as_positive_int(v),
     "templates_dir": lambda v: Path(_as_str(v)),
     "web_token": _as_str,
 }
@@ -363,8 +375,16 @@ _SOURCE: dict[str, Callable[[Any], Any]] = {
     "headers": _headers,
     "locale": _as_str,
     "title": _as_str,
+    "fetcher": lambda v: _one_of(v, FETCHERS),
 }
 _REQUIRED_SOURCE = ("name", "platform", "url")
+
+
+def _one_of(value: object, allowed: tuple[str, ...]) -> str:
+    text = _as_str(value)
+    if text not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)} (got {text!r})")
+    return text
 _SEVERITIES = ("none", "low", "medium", "high")
 _LABELS = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_scope",
            "third_party_ai", "retroactivity", "cosmetic")

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin
 
 import requests
@@ -28,6 +28,14 @@ RETRY_AFTER_CAP = 6 * 3600.0  # a host asking for more than this just waits for 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _CHUNK = 64 * 1024
+
+
+class PageFetcher(Protocol):
+    """What a check needs of a fetcher: the HTTP one here, the rendering one in browser.py."""
+
+    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+              headers: Mapping[str, str] | None = None, locale: str | None = None,
+              select: tuple[str, ...] = ()) -> FetchResult: ...
 
 
 @dataclass(frozen=True)
@@ -150,8 +158,10 @@ class Fetcher:
         last_modified: str | None = None,
         headers: Mapping[str, str] | None = None,
         locale: str | None = None,
+        select: tuple[str, ...] = (),  # only the browser waits for it
     ) -> FetchResult:
         """GET the URL, following at most 10 redirects, each one re-checked by the gate."""
+        del select
         start = self.clock()
         deadline = start + self.settings.total_timeout
         request_headers = {
@@ -237,20 +247,7 @@ class Fetcher:
                            self.clock() - start, hops)
 
     def _status_error(self, response: requests.Response) -> FetchError:
-        status = response.status_code
-        reason = f"HTTP {status} {response.reason or ''}".strip()
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status in _TRANSIENT_STATUS:
-            kind = FailureKind.TRANSIENT
-        elif status in (401, 403, 451):
-            kind = FailureKind.BLOCKED
-            if status == 403:
-                reason += " (probably bot protection)"
-        else:
-            kind = FailureKind.PERMANENT
-        if status in _REDIRECTS:
-            reason = f"HTTP {status} redirect without a Location header"
-        return FetchError(kind, reason, status=status, retry_after=retry_after)
+        return status_error(response.status_code, response.reason, response.headers.get("Retry-After"))
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytes:
         """Stream the decoded body under a byte cap and a total deadline (also stops gzip bombs)."""
@@ -281,6 +278,23 @@ class Fetcher:
                 FailureKind.TRANSIENT, f"body incomplete: {_short(exc)}", status=response.status_code
             ) from None
         return b"".join(chunks)
+
+
+def status_error(status: int, reason_text: str | None, retry_after_header: str | None) -> FetchError:
+    """The failure an HTTP status means, for the HTTP and the browser fetcher alike."""
+    reason = f"HTTP {status} {reason_text or ''}".strip()
+    retry_after = parse_retry_after(retry_after_header)
+    if status in _TRANSIENT_STATUS:
+        kind = FailureKind.TRANSIENT
+    elif status in (401, 403, 451):
+        kind = FailureKind.BLOCKED
+        if status == 403:
+            reason += " (probably bot protection)"
+    else:
+        kind = FailureKind.PERMANENT
+    if status in _REDIRECTS:
+        reason = f"HTTP {status} redirect without a Location header"
+    return FetchError(kind, reason, status=status, retry_after=retry_after)
 
 
 def _short(exc: BaseException) -> str:

@@ -60,6 +60,7 @@ class Version:
     words_added: int
     words_removed: int
     reextracted: bool
+    fetcher: str | None = None  # http | browser: what produced this version
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -204,11 +205,11 @@ def versions(store: Store, name: str) -> list[Version]:
         first = snaps[changes[0].from_snapshot_id] if changes else min(
             snaps.values(), key=lambda sn: (sn.first_seen_at, sn.id))
         out.append(Version(first.id, first.first_seen_at, first.sha256, first.text_size,
-                           first.raw_size, None, 0, 0, False))
+                           first.raw_size, None, 0, 0, False, first.fetcher))
         for ch in changes:
             sn = snaps[ch.to_snapshot_id]
             out.append(Version(sn.id, ch.detected_at, sn.sha256, sn.text_size, sn.raw_size, ch.id,
-                               ch.words_added, ch.words_removed, ch.reextracted))
+                               ch.words_added, ch.words_removed, ch.reextracted, sn.fetcher))
         return out
 
 

@@ -181,6 +181,7 @@ class Snapshot(Base):
     raw_size: Mapped[int | None] = mapped_column(Integer)
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
+    fetcher: Mapped[str | None] = mapped_column(String(16))  # http | browser
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
 
@@ -201,6 +202,7 @@ class Check(Base):
     bytes: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
+    fetcher: Mapped[str | None] = mapped_column(String(16))  # http | browser
 
 
 class Change(Base):

@@ -16,16 +16,17 @@ from datetime import UTC, date, datetime, timedelta
 from monitor import diff as difflib
 from monitor import routing, schedule
 from monitor.blobstore import sha256
+from monitor.browser import INSTALL_HINT
 from monitor.classify import FLAP_WINDOW, Classification, classify, recent_versions
 from monitor.config import Source, Subscription
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract, fingerprint
-from monitor.fetch import Fetcher
+from monitor.fetch import Fetcher, FetchResult, PageFetcher
 from monitor.models import Snapshot
 from monitor.reading import stated_date
 from monitor.robots import RobotsCache, blocked_error
 from monitor.schedule import Policy
-from monitor.store import Claim, Completion, NewVersion, Store
+from monitor.store import Claim, Completion, NewVersion, SourceState, Store
 
 log = logging.getLogger("monitor.check")
 
@@ -42,6 +43,7 @@ class CheckResult:
     failure_kind: FailureKind | None = None
     retry_after: float | None = None
     recorded: bool = True  # False when nothing could be written (lost lease, database down)
+    fetcher: str = "http"  # which fetcher produced the result: http or browser
 
     def line(self) -> str:
         if self.outcome == "baseline":
@@ -67,6 +69,8 @@ class CheckContext:
     failure_threshold: int = 3
     robots: RobotsCache | None = None  # set when respect_robots = true
     subscriptions: tuple[Subscription, ...] = ()  # instant alerts are queued with the change
+    default_fetcher: str = "http"  # [settings] fetcher: http | browser | auto
+    browser: PageFetcher | None = None  # the rendering fetcher, when browser sources exist
     event_window: timedelta = timedelta(minutes=15)  # an event's first alert waits for siblings
 
 
@@ -93,6 +97,55 @@ def check_source(
         log.warning("source=%s outcome=not-recorded reason=%s", source.name, exc)
         return CheckResult(source.name, "failed", str(exc), failure_kind=FailureKind.TRANSIENT,
                            recorded=False)
+
+
+AUTO_ESCALATE_STATUS = frozenset({403, 406, 429, 999})  # what bot protection answers a script
+
+
+def _kind(source: Source, ctx: CheckContext) -> str:
+    return source.fetcher or ctx.default_fetcher
+
+
+def _fetch(http: PageFetcher, source: Source, state: SourceState, ctx: CheckContext
+           ) -> tuple[FetchResult, str, str | None]:
+    """(result, the fetcher that produced it, the extracted text if it was already extracted).
+
+    `auto` asks over HTTP first and renders once in the browser when the answer looks like an
+    application shell or a bot wall: a bot-protection status, a selection that matches nothing,
+    or text empty or much shorter than the last version's.
+    """
+    kind = _kind(source, ctx)
+    if kind == "browser":
+        return _render(source, ctx), "browser", None
+    known = state.current_snapshot_id is not None
+    try:
+        result = http.fetch(source.url, headers=dict(source.headers), locale=source.locale,
+                            etag=state.etag if known else None,
+                            last_modified=state.last_modified if known else None)
+    except FetchError as exc:
+        if kind == "auto" and exc.status in AUTO_ESCALATE_STATUS:
+            log.info("source=%s http answered %s; rendering in the browser", source.name, exc.status)
+            return _render(source, ctx), "browser", None
+        raise
+    if kind != "auto" or result.not_modified:
+        return result, "http", None
+    try:
+        text = extract(result.body, result.content_type, result.charset, source, result.url)
+    except ExtractError as exc:
+        log.info("source=%s static page: %s; rendering in the browser", source.name, exc)
+        return _render(source, ctx), "browser", None
+    previous = state.current_text_size or 0
+    if not text.strip() or (previous and len(text.encode("utf-8")) < previous // 2):
+        log.info("source=%s static text is empty or much shorter; rendering", source.name)
+        return _render(source, ctx), "browser", None
+    return result, "http", text
+
+
+def _render(source: Source, ctx: CheckContext) -> FetchResult:
+    if ctx.browser is None:
+        raise FetchError(FailureKind.PERMANENT, INSTALL_HINT)
+    return ctx.browser.fetch(source.url, headers=dict(source.headers), locale=source.locale,
+                             select=source.select)
 
 
 def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
@@ -124,26 +177,20 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             crawl_delay = max(crawl_delay or 0.0, verdict.crawl_delay or 0.0) or None
             if not verdict.allowed:
                 raise blocked_error(verdict)
-        result = fetcher.fetch(
-            source.url,
-            etag=state.etag if state.current_snapshot_id else None,
-            last_modified=state.last_modified if state.current_snapshot_id else None,
-            headers=dict(source.headers),
-            locale=source.locale,
-        )
+        result, used, prepared = _fetch(fetcher, source, state, ctx)
     except FetchError as exc:
         store.record_failure(state, started, elapsed_ms(), exc.kind, exc.reason, exc.status,
-                             done=done(False, exc.retry_after))
+                             done=done(False, exc.retry_after), fetcher=_kind(source, ctx))
         log.info("source=%s outcome=failed kind=%s reason=%s", source.name, exc.kind, exc.reason)
         return CheckResult(source.name, "failed", exc.reason, failure_kind=exc.kind,
-                           retry_after=exc.retry_after)
+                           retry_after=exc.retry_after, fetcher=_kind(source, ctx))
 
     change = None
     classification = None
     try:
         if result.not_modified:
             stored = store.record_unchanged(state, started, elapsed_ms(), 304, 0, None, None, None,
-                                            done=done(True))
+                                            done=done(True), fetcher=used)
             return CheckResult(source.name, "unchanged", "not modified",
                                snapshot_id=stored.snapshot_id)
 
@@ -151,15 +198,16 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
         if fp == state.fingerprint and state.current_snapshot_id is not None:
             stored = store.record_unchanged(state, started, elapsed_ms(), result.status,
                                             len(result.body), result.etag, result.last_modified, fp,
-                                            done=done(True))
+                                            done=done(True), fetcher=used)
             return CheckResult(source.name, "unchanged", snapshot_id=stored.snapshot_id)
 
-        text = extract(result.body, result.content_type, result.charset, source, result.url)
+        text = prepared if prepared is not None else extract(
+            result.body, result.content_type, result.charset, source, result.url)
         digest = sha256(text.encode("utf-8"))
         if digest == state.current_sha256:
             stored = store.record_unchanged(state, started, elapsed_ms(), result.status,
                                             len(result.body), result.etag, result.last_modified, fp,
-                                            done=done(True))
+                                            done=done(True), fetcher=used)
             return CheckResult(source.name, "unchanged", snapshot_id=stored.snapshot_id)
 
         if state.current_text_blob is not None:
@@ -172,7 +220,7 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
                     reason = (f"page text shrank to {new_size} bytes from {previous_size}: probably "
                               f"a block page or a partial load; kept the previous version {marker}")
                     store.record_failure(state, started, elapsed_ms(), FailureKind.ANOMALOUS,
-                                         reason, result.status, done=done(False))
+                                         reason, result.status, done=done(False), fetcher=used)
                     log.info("source=%s outcome=failed kind=anomalous %s", source.name, reason)
                     return CheckResult(source.name, "failed", reason,
                                        failure_kind=FailureKind.ANOMALOUS)
@@ -191,7 +239,7 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             text=text, sha256=digest, raw=result.body, content_type=result.content_type,
             charset=result.charset, url=result.url, etag=result.etag,
             last_modified=result.last_modified, fingerprint=fp, diff=change,
-            classification=classification,
+            classification=classification, fetcher=used,
             outbox=routing.instant_outbox(
                 ctx.subscriptions, source.platform, source.name, classification.labels,
                 classification.severity) if classification is not None else (),
@@ -201,7 +249,7 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
                                       done=done(True))
     except ExtractError as exc:
         store.record_failure(state, started, elapsed_ms(), FailureKind.PERMANENT, str(exc),
-                             result.status, done=done(False))
+                             result.status, done=done(False), fetcher=used)
         log.info("source=%s outcome=failed kind=extract reason=%s", source.name, exc)
         return CheckResult(source.name, "failed", str(exc), failure_kind=FailureKind.PERMANENT)
     except StoreError:
@@ -210,7 +258,7 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
         log.exception("source=%s outcome=failed kind=internal", source.name)
         reason = f"internal error: {type(exc).__name__}: {exc}"
         store.record_failure(state, started, elapsed_ms(), FailureKind.TRANSIENT, reason,
-                             result.status, done=done(False))
+                             result.status, done=done(False), fetcher=used)
         return CheckResult(source.name, "failed", reason, failure_kind=FailureKind.TRANSIENT)
 
     detail = change.stats.summary() if change is not None else ""
@@ -218,7 +266,7 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
         detail += f"; {', '.join(classification.labels)} — {classification.severity}"
     log.info("source=%s outcome=%s %s", source.name, stored.outcome, detail)
     return CheckResult(source.name, stored.outcome, detail, change_id=stored.change_id,
-                       snapshot_id=stored.snapshot_id)
+                       snapshot_id=stored.snapshot_id, fetcher=used)
 
 
 @dataclass(frozen=True)

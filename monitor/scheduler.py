@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import config as cfg
+from monitor.browser import INSTALL_HINT, browser_for
 from monitor.fetch import Fetcher
 from monitor.pipeline import CheckContext, CheckResult, check_source
 from monitor.robots import RobotsCache
@@ -50,6 +51,9 @@ class Dispatcher:
         settings = config.settings
         self.workers = settings.workers
         self.fetcher = Fetcher(settings)
+        self.browser = browser_for(settings, config.sources)
+        if self.browser is not None and not self.browser.available:
+            log.warning("%s; sources that need a browser will fail", INSTALL_HINT)
         self.robots = RobotsCache(self.fetcher, settings.user_agent) if settings.respect_robots else None
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="check")
         self.in_flight: dict[int, Future[None]] = {}
@@ -68,7 +72,8 @@ class Dispatcher:
         return CheckContext(policy=s.policy, clock=self.clock,
                             failure_threshold=s.failure_threshold, robots=self.robots,
                             subscriptions=self.config.subscriptions,
-                            event_window=timedelta(seconds=s.event_window))
+                            event_window=timedelta(seconds=s.event_window),
+                            default_fetcher=s.fetcher, browser=self.browser)
 
     def dispatch(self) -> int:
         """One scheduling step: claim what is due and free, and start it.
@@ -148,6 +153,8 @@ class Dispatcher:
         self.pool.shutdown(wait=unfinished == 0, cancel_futures=True)
         if unfinished == 0:
             self.fetcher.close()
+            if self.browser is not None:
+                self.browser.close()
         return unfinished == 0
 
 

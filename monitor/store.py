@@ -191,6 +191,7 @@ class NewVersion:
     classification: Classification | None = None
     outbox: tuple[Outgoing, ...] = ()  # instant alerts to queue with the change
     event_window: timedelta = timedelta(0)  # an event's first alert waits this long for siblings
+    fetcher: str = "http"  # which fetcher produced it: http or browser
 
 
 @dataclass(frozen=True)
@@ -522,13 +523,14 @@ class Store:
         error: str,
         http_status: int | None = None,
         done: Completion | None = None,
+        fetcher: str | None = None,
     ) -> StoredCheck:
         with self.write() as s:
             row = s.get(SourceRow, state.id)
             assert row is not None
             check = Check(source_id=row.id, started_at=started, duration_ms=duration_ms,
                           outcome="failed", failure_kind=str(kind), http_status=http_status,
-                          error=error[:2000])
+                          error=error[:2000], fetcher=fetcher)
             s.add(check)
             row.last_check_at, row.last_outcome = started, "failed"
             row.consecutive_failures = (row.consecutive_failures or 0) + 1
@@ -554,6 +556,7 @@ class Store:
         last_modified: str | None,
         fingerprint: str | None,
         done: Completion | None = None,
+        fetcher: str | None = None,
     ) -> StoredCheck:
         """One INSERT and two UPDATEs with prebuilt statements: the common case stays cheap."""
         params = {"sid": state.id, "gen": state.generation, "snap": state.current_snapshot_id or -1,
@@ -565,7 +568,7 @@ class Store:
             check_id = conn.execute(_INSERT_CHECK, {
                 "source_id": state.id, "started_at": started, "duration_ms": duration_ms,
                 "outcome": "unchanged", "http_status": http_status, "bytes": size,
-                "snapshot_id": state.current_snapshot_id}).scalar_one()
+                "snapshot_id": state.current_snapshot_id, "fetcher": fetcher}).scalar_one()
             if state.current_snapshot_id is not None:
                 conn.execute(_SEEN_SNAPSHOT, params)
             _complete(conn, state, done, ok=True, at=started, failures=0)
@@ -583,7 +586,7 @@ class Store:
             outcome = "baseline" if state.current_snapshot_id is None else "changed"
             check = Check(source_id=row.id, started_at=started, duration_ms=duration_ms,
                           outcome=outcome, http_status=http_status, bytes=len(version.raw),
-                          snapshot_id=snap.id)
+                          snapshot_id=snap.id, fetcher=version.fetcher)
             s.add(check)
             s.flush()
             change_id = None
@@ -827,6 +830,7 @@ def _upsert_snapshot(
         raw_blob=raw_key, content_type=version.content_type, charset=version.charset,
         url=version.url, text_size=len(version.text.encode("utf-8")), raw_size=len(version.raw),
         etag=version.etag, last_modified=version.last_modified, first_seen_at=now, last_seen_at=now,
+        fetcher=version.fetcher,
     )
     s.add(snap)
     s.flush()

@@ -44,6 +44,11 @@ class URLGate:
 
     def check(self, url: str) -> None:
         """Raise BlockedURLError unless the URL may be fetched."""
+        self.addresses(url)
+
+    def addresses(self, url: str) -> tuple[str, int, list[str]]:
+        """(host, port, checked addresses) of a URL that may be fetched; connect to these, not
+        to a fresh lookup of the name (DNS rebinding). Raises BlockedURLError otherwise."""
         if "\\" in url or any(ord(c) < 33 for c in url):
             raise BlockedURLError(f"refused URL with a backslash or control character: {url!r}")
         parts = urlsplit(url)
@@ -63,6 +68,11 @@ class URLGate:
             # Not a refusal: DNS failures are usually transient. The caller classifies.
             raise ConnectionError(f"cannot resolve {host}: {exc}") from exc
         self.check_addresses(host, addresses)
+        return host, port, addresses
+
+    def check_peer(self, host: str, port: int, address: str) -> None:
+        """The address a connection actually reached (after connect, before any request byte)."""
+        self.check_addresses(host, [address])
 
     def check_addresses(self, host: str, addresses: list[str]) -> None:
         if not addresses:

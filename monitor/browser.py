@@ -1,0 +1,424 @@
+"""The rendering fetcher: headless Chromium through Playwright, behind the same `fetch()` and the
+same URL gate as `fetch.Fetcher`, returning the same `FetchResult` (body = the rendered DOM).
+
+Every request the browser makes — the navigation, each redirect hop, every script, XHR and
+WebSocket — leaves through a small forward proxy of ours that asks the URL gate first and
+connects to the address the gate checked (never to a second DNS answer), then checks the
+connected peer. Playwright's own request routing does not see redirect hops, and Chromium
+resolves names itself; a proxy is the one place that sees everything (the class of SSRF
+advisories changedetection.io had through its browser). Loopback is proxied too
+(`--proxy-bypass-list=<-loopback>`), so 127.0.0.1 and 169.254.169.254 are refused unless
+`allow_private_addresses = true`. Non-http(s) requests (file:, chrome:) are aborted in routing.
+
+One Chromium process serves all checks from one background thread with its own asyncio loop;
+each check gets a fresh context (no cookies between sources); at most `browser_pages` pages
+render at once. The browser is relaunched after `browser_restart_after` checks or a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import select as select_module
+import shutil
+import socket
+import socketserver
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.config import Settings, Source
+from monitor.errors import BlockedURLError, FailureKind, FetchError
+from monitor.fetch import FetchResult, status_error
+from monitor.urlgate import URLGate
+
+log = logging.getLogger("monitor.browser")
+
+BLOCKED_HEADER = "X-Policy-Monitor-Blocked"
+BLOCKED_TYPES = frozenset({"image", "media", "font"})
+NETWORK_IDLE_CAP = 10.0  # seconds to wait for scripts to settle after the first paint
+INSTALL_HINT = ("no Chromium found for browser sources: install Debian's chromium "
+                "(apt-get install chromium) or Playwright's own (python -m playwright install "
+                "chromium), or set browser_executable in [settings]")
+CHROMIUM_ARGS = (
+    "--headless=new", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-quic", "--disable-dev-shm-usage", "--mute-audio",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+)
+
+
+def find_chromium(configured: Path | None = None) -> str | None:
+    """The browser to drive: the configured one, Playwright's own if installed, else a system
+    chromium on PATH. Never downloads one."""
+    if configured is not None:
+        return str(configured) if configured.exists() else None
+    with contextlib.suppress(Exception):
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            own = p.chromium.executable_path
+        if own and Path(own).exists():
+            return own
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+# ---- the gating proxy --------------------------------------------------------------------------
+
+
+class _ProxyHandler(socketserver.BaseRequestHandler):
+    server: GateProxy
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        sock.settimeout(self.server.timeout_seconds)
+        try:
+            head = _read_head(sock)
+        except (OSError, ValueError):
+            return
+        if head is None:
+            return
+        request_line, header_lines, rest = head
+        try:
+            method, target, version = request_line.split(" ", 2)
+        except ValueError:
+            return
+        url = f"https://{target}/" if method == "CONNECT" else target
+        try:
+            host, port, addresses = self.server.gate.addresses(url)
+            upstream = socket.create_connection((addresses[0], port),
+                                                timeout=self.server.timeout_seconds)
+            self.server.gate.check_peer(host, port, str(upstream.getpeername()[0]))
+        except BlockedURLError as exc:
+            self.server.refused(url, str(exc))
+            _reply(sock, 403, str(exc))
+            return
+        except (OSError, ConnectionError, ValueError) as exc:
+            _reply(sock, 502, f"cannot connect: {exc}")
+            return
+        with upstream:
+            if method == "CONNECT":
+                sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                if rest:
+                    upstream.sendall(rest)
+            else:
+                parts = urlsplit(target)
+                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                kept = [h for h in header_lines if h.split(":", 1)[0].strip().lower()
+                        not in ("proxy-connection", "proxy-authorization", "connection", "keep-alive")]
+                # One request per connection: the next one may be for another host, and must be
+                # asked about again.
+                upstream.sendall(f"{method} {path} {version}\r\n".encode("latin-1")
+                                 + "".join(f"{h}\r\n" for h in kept).encode("latin-1")
+                                 + b"Connection: close\r\n\r\n" + rest)
+            _relay(sock, upstream, self.server.timeout_seconds)
+
+
+def _read_head(sock: socket.socket) -> tuple[str, list[str], bytes] | None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+        if len(data) > 256 * 1024:
+            raise ValueError("request head too large")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    return lines[0], [ln for ln in lines[1:] if ln], rest
+
+
+def _reply(sock: socket.socket, status: int, reason: str) -> None:
+    body = reason.encode("utf-8", "replace")
+    text = "Forbidden" if status == 403 else "Bad Gateway"
+    safe = reason.replace("\r", " ").replace("\n", " ")[:300]
+    head = (f"HTTP/1.1 {status} {text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\n{BLOCKED_HEADER if status == 403 else 'X-Error'}: "
+            f"{safe}\r\nConnection: close\r\n\r\n")
+    with contextlib.suppress(OSError):
+        sock.sendall(head.encode("utf-8", "replace") + body)
+
+
+def _relay(a: socket.socket, b: socket.socket, idle: float) -> None:
+    """Copy bytes both ways until either side closes or nothing moves for `idle` seconds."""
+    sockets = [a, b]
+    while True:
+        readable, _, _ = select_module.select(sockets, [], [], idle)
+        if not readable:
+            return
+        for s in readable:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            other = b if s is a else a
+            try:
+                other.sendall(data)
+            except OSError:
+                return
+
+
+class GateProxy(socketserver.ThreadingTCPServer):
+    """A loopback forward proxy that lets a request through only if the URL gate allows it."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, gate: URLGate, timeout_seconds: float) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.gate = gate
+        self.timeout_seconds = timeout_seconds
+        self.refusals: deque[tuple[str, str]] = deque(maxlen=200)  # (url, reason), latest last
+        self._thread = threading.Thread(target=self.serve_forever, name="browser-proxy",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def refused(self, url: str, reason: str) -> None:
+        log.info("browser request refused by the URL gate: %s (%s)", url, reason)
+        self.refusals.append((url, reason))
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+# ---- the fetcher ---------------------------------------------------------------------------------
+
+
+class BrowserFetcher:
+    """Renders pages in one shared Chromium; thread-safe; `fetch` mirrors `fetch.Fetcher.fetch`."""
+
+    kind = "browser"
+
+    def __init__(self, settings: Settings, gate: URLGate | None = None,
+                 executable: str | None = None) -> None:
+        self.settings = settings
+        self.gate = gate or URLGate(settings.allow_private_addresses)
+        self.executable = executable if executable is not None else find_chromium(
+            settings.browser_executable)
+        self.checks = 0
+        self._proxy: GateProxy | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._playwright: Any = None
+        self._browser: Any = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._launch_lock: asyncio.Lock | None = None
+        self._since_launch = 0
+
+    @property
+    def available(self) -> bool:
+        return self.executable is not None
+
+    @property
+    def refusals(self) -> list[tuple[str, str]]:
+        return list(self._proxy.refusals) if self._proxy else []
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._proxy = GateProxy(self.gate, max(self.settings.connect_timeout,
+                                                       self.settings.read_timeout))
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="browser", daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+              headers: Mapping[str, str] | None = None, locale: str | None = None,
+              select: tuple[str, ...] = ()) -> FetchResult:
+        """Render the URL and return its DOM. Conditional GET does not apply (etag and
+        last_modified are ignored): the check's fingerprint fast path carries that cost."""
+        del etag, last_modified
+        if not self.available:
+            raise FetchError(FailureKind.PERMANENT, INSTALL_HINT)
+        try:
+            self.gate.check(url)
+        except BlockedURLError:
+            raise
+        except ConnectionError as exc:
+            raise FetchError(FailureKind.TRANSIENT, str(exc)) from None
+        loop = self._start()
+        future = asyncio.run_coroutine_threadsafe(
+            self._render(url, dict(headers or {}), locale, select), loop)
+        try:
+            return future.result(timeout=self.settings.total_timeout + 30)
+        except FutureTimeout:
+            future.cancel()
+            raise FetchError(FailureKind.TRANSIENT, "the browser did not answer; it will be "
+                                                    "restarted") from None
+
+    async def _ready(self) -> Any:
+        """The running browser, launched or relaunched as needed (after N checks or a crash)."""
+        assert self._launch_lock is not None
+        async with self._launch_lock:
+            restart = self.settings.browser_restart_after
+            if self._browser is not None and (not self._browser.is_connected()
+                                              or (restart and self._since_launch >= restart)):
+                await self._close_browser()
+            if self._browser is None:
+                from playwright.async_api import async_playwright
+
+                if self._playwright is None:
+                    self._playwright = await async_playwright().start()
+                assert self._proxy is not None
+                self._browser = await self._playwright.chromium.launch(
+                    executable_path=self.executable, headless=True,
+                    args=[*CHROMIUM_ARGS, "--proxy-bypass-list=<-loopback>"],
+                    proxy={"server": self._proxy.url},
+                    handle_sigint=False, handle_sigterm=False, handle_sighup=False)
+                self._since_launch = 0
+            self._since_launch += 1
+            return self._browser
+
+    async def _close_browser(self) -> None:
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            with contextlib.suppress(Exception):
+                await browser.close()
+
+    async def _render(self, url: str, headers: dict[str, str], locale: str | None,
+                      select: tuple[str, ...]) -> FetchResult:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(max(1, self.settings.browser_pages))
+            self._launch_lock = asyncio.Lock()
+        async with self._semaphore:
+            start = time.monotonic()
+            try:
+                browser = await self._ready()
+            except Exception as exc:  # a browser that will not start is the machine's problem
+                raise FetchError(FailureKind.PERMANENT,
+                                 f"cannot start the browser {self.executable}: {_first_line(exc)}"
+                                 ) from None
+            self.checks += 1
+            headers.pop("User-Agent", None)
+            # Chromium's own identity plus ours: sites see a browser, and who runs it.
+            agent = (f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                     f"Chrome/{browser.version} Safari/537.36 {self.settings.user_agent}")
+            try:
+                context = await browser.new_context(
+                    user_agent=agent, locale=locale or None,
+                    extra_http_headers=headers, service_workers="block", accept_downloads=False)
+            except Exception as exc:  # the browser died between checks
+                await self._close_browser()
+                raise FetchError(FailureKind.TRANSIENT, f"the browser failed: {_first_line(exc)}; "
+                                                        "it will be restarted") from None
+            try:
+                await context.route("**/*", _route)
+                page = await context.new_page()
+                return await asyncio.wait_for(self._load(page, url, select, start),
+                                              timeout=self.settings.total_timeout)
+            except TimeoutError:
+                raise FetchError(FailureKind.TRANSIENT,
+                                 f"the page did not finish loading within "
+                                 f"{self.settings.total_timeout:g}s") from None
+            except FetchError:
+                raise
+            except Exception as exc:
+                if not browser.is_connected():
+                    await self._close_browser()
+                raise FetchError(FailureKind.TRANSIENT, f"rendering failed: {_first_line(exc)}"
+                                 ) from None
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(context.close(), timeout=10)
+
+    async def _load(self, page: Any, url: str, select: tuple[str, ...], start: float) -> FetchResult:
+        total = self.settings.total_timeout
+        response = await page.goto(url, wait_until="domcontentloaded", timeout=total * 1000)
+        if response is None:
+            raise FetchError(FailureKind.PERMANENT, "the browser got no response")
+        status = response.status
+        headers = await response.all_headers()
+        if status == 403 and BLOCKED_HEADER.lower() in headers:
+            raise BlockedURLError(headers[BLOCKED_HEADER.lower()])
+        if status >= 400:
+            raise status_error(status, response.status_text, headers.get("retry-after"))
+        remaining = max(0.5, total - (time.monotonic() - start))
+        with contextlib.suppress(Exception):  # a page that keeps polling is still a page
+            await page.wait_for_load_state("networkidle",
+                                           timeout=min(remaining, NETWORK_IDLE_CAP) * 1000)
+        if select:
+            remaining = max(0.5, total - (time.monotonic() - start))
+            with contextlib.suppress(Exception):  # no match is reported by extraction
+                await page.wait_for_function(
+                    "sel => { const e = document.querySelector(sel); "
+                    "return !!e && e.innerText.trim().length > 0; }",
+                    arg=", ".join(select), timeout=min(remaining, NETWORK_IDLE_CAP) * 1000)
+        html = await page.content()
+        body = html.encode("utf-8")
+        if len(body) > self.settings.max_bytes:
+            raise FetchError(FailureKind.PERMANENT,
+                             f"body too large: more than {self.settings.max_bytes} bytes",
+                             status=status)
+        chain = []
+        request = response.request.redirected_from
+        while request is not None:
+            chain.append(request.url)
+            request = request.redirected_from
+        return FetchResult(page.url, status, body, "text/html", "utf-8", None, None,
+                           time.monotonic() - start, tuple(reversed(chain)))
+
+    def close(self) -> None:
+        """Close the browser, Playwright and the proxy (the daemon's shutdown calls this)."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def stop() -> None:
+            await self._close_browser()
+            if self._playwright is not None:
+                with contextlib.suppress(Exception):
+                    await self._playwright.stop()
+                self._playwright = None
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._proxy is not None:
+            self._proxy.close()
+        self._loop = None
+
+
+def browser_for(settings: Settings, sources: Iterable[Source]) -> BrowserFetcher | None:
+    """A rendering fetcher when any of these sources may need one (browser or auto), else None.
+    Creating it is cheap: Chromium starts at the first page that needs it."""
+    if not any((s.fetcher or settings.fetcher) in ("browser", "auto") for s in sources):
+        return None
+    return BrowserFetcher(settings)
+
+
+async def _route(route: Any) -> None:
+    """Before the proxy: no local schemes, and no images, media or fonts (text is what we keep)."""
+    request = route.request
+    scheme = urlsplit(request.url).scheme.lower()
+    if scheme not in ("http", "https") or request.resource_type in BLOCKED_TYPES:
+        await route.abort("blockedbyclient")
+        return
+    await route.continue_()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

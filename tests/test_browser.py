@@ -1,0 +1,209 @@
+"""The rendering fetcher with real Chromium against pages on loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from monitor.browser import BrowserFetcher, find_chromium
+from monitor.config import Settings
+from monitor.errors import BlockedURLError, FailureKind, FetchError
+from monitor.urlgate import URLGate
+
+pytestmark = pytest.mark.skipif(find_chromium() is None, reason="no Chromium on this machine")
+
+POLICY = "We may use your posts to train generative AI models."
+SCRIPTED = ("<html><body><main id='policy'><p>Loading…</p></main><script>"
+            "setTimeout(() => { document.getElementById('policy').innerHTML = "
+            f"'<h1>Privacy Policy</h1><p>{POLICY}</p>'; }}, 300);</script></body></html>")
+
+
+class Other:
+    """Another server on loopback, with a log of what reached it."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        log = self.log
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                log.append(self.path)
+                if self.path.startswith("/slow"):
+                    time.sleep(8)
+                body = b"<html><body><main>secret</main></body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def other() -> Iterator[Other]:
+    o = Other()
+    yield o
+    o.close()
+
+
+class OnlyThisSite(URLGate):
+    """The test site on loopback counts as public; every other address is judged as usual."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(allow_private=False)
+        self.port = port
+
+    def addresses(self, url: str) -> tuple[str, int, list[str]]:
+        parts = urlsplit(url)
+        if parts.hostname == "127.0.0.1" and parts.port == self.port:
+            return "127.0.0.1", self.port, ["127.0.0.1"]
+        return super().addresses(url)
+
+    def check_peer(self, host: str, port: int, address: str) -> None:
+        if not (address == "127.0.0.1" and port == self.port):
+            super().check_peer(host, port, address)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(allow_private_addresses=True, total_timeout=4.0, connect_timeout=2.0,
+                    read_timeout=2.0)
+
+
+def test_script_inserted_text_is_rendered(server: HTTPServer, settings: Settings) -> None:
+    server.expect_request("/a").respond_with_data(SCRIPTED, content_type="text/html")
+    browser = BrowserFetcher(settings)
+    try:
+        result = browser.fetch(server.url_for("/a"), select=("main",))
+    finally:
+        browser.close()
+    assert result.status == 200 and result.content_type == "text/html"
+    assert POLICY in result.body.decode()
+
+
+def test_subrequests_to_private_addresses_and_files_never_leave(server: HTTPServer,
+                                                                 other: Other) -> None:
+    page = (f"<html><body><main><p>{POLICY}</p></main><script>"
+            "fetch('http://169.254.169.254/latest/meta-data/').catch(() => {});"
+            f"fetch('http://127.0.0.1:{other.port}/internal').catch(() => {{}});"
+            "fetch('file:///etc/passwd').catch(() => {});"
+            f"var i = document.createElement('iframe'); i.src = 'http://127.0.0.1:{other.port}/frame';"
+            "document.body.appendChild(i);</script></body></html>")
+    server.expect_request("/c").respond_with_data(page, content_type="text/html")
+    port = urlsplit(server.url_for("/")).port
+    assert port is not None
+    browser = BrowserFetcher(Settings(total_timeout=5.0), gate=OnlyThisSite(port))
+    try:
+        result = browser.fetch(server.url_for("/c"), select=("main",))
+        refused = [url for url, _ in browser.refusals]
+    finally:
+        browser.close()
+    assert POLICY in result.body.decode()
+    assert other.log == []  # nothing reached the other loopback server
+    assert any("169.254.169.254" in url for url in refused)
+    assert any(str(other.port) in url for url in refused)
+
+
+def test_a_redirect_to_a_private_address_is_refused(server: HTTPServer, other: Other) -> None:
+    server.expect_request("/r").respond_with_response(Response(
+        status=302, headers={"Location": f"http://127.0.0.1:{other.port}/admin"}))
+    port = urlsplit(server.url_for("/")).port
+    assert port is not None
+    browser = BrowserFetcher(Settings(total_timeout=5.0), gate=OnlyThisSite(port))
+    try:
+        with pytest.raises(BlockedURLError):
+            browser.fetch(server.url_for("/r"))
+    finally:
+        browser.close()
+    assert other.log == []
+
+
+def test_a_page_that_never_loads_fails_at_the_deadline(settings: Settings, other: Other) -> None:
+    browser = BrowserFetcher(settings)
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError) as failure:
+            browser.fetch(f"http://127.0.0.1:{other.port}/slow")
+        # The browser is still usable afterwards.
+        assert b"secret" in browser.fetch(f"http://127.0.0.1:{other.port}/ok").body
+    finally:
+        browser.close()
+    assert failure.value.kind is FailureKind.TRANSIENT
+    assert "did not finish loading" in failure.value.reason
+    assert time.monotonic() - started < settings.total_timeout + 15
+
+
+def test_no_browser_is_a_permanent_failure_naming_both_installs(settings: Settings) -> None:
+    browser = BrowserFetcher(settings, executable=None)
+    browser.executable = None
+    with pytest.raises(FetchError) as failure:
+        browser.fetch("http://127.0.0.1:9/")
+    assert failure.value.kind is FailureKind.PERMANENT
+    assert "apt-get install chromium" in failure.value.reason
+    assert "playwright install chromium" in failure.value.reason
+
+
+def test_check_fetchers_http_browser_and_auto(server: HTTPServer, project) -> None:
+    state = {"stamp": 0}
+
+    def walled(request: Request) -> Response:
+        if "Mozilla" not in request.headers.get("User-Agent", ""):
+            return Response("Access denied", status=403)
+        return Response(SCRIPTED, content_type="text/html")
+
+    def stamped(_: Request) -> Response:
+        state["stamp"] += 1
+        return Response(f"<html><body><main><p>{POLICY}</p></main><footer id='t'></footer>"
+                        f"<script>document.getElementById('t').textContent = "
+                        f"'rendered at ' + Date.now() + ' #{state['stamp']}';</script></body></html>",
+                        content_type="text/html")
+
+    server.expect_request("/a").respond_with_data(SCRIPTED, content_type="text/html")
+    server.expect_request("/b").respond_with_handler(walled)
+    server.expect_request("/e").respond_with_handler(stamped)
+    sources = "".join(f"""
+        [[source]]
+        name = "{name}"
+        platform = "Acme"
+        url = "{server.url_for(path)}"
+        select = "main"
+        fetcher = "{fetcher}"
+    """ for name, path, fetcher in (("acme/static", "/a", "http"), ("acme/rendered", "/a", "browser"),
+                                    ("acme/walled", "/b", "auto"), ("acme/stamped", "/e", "browser")))
+    project.write(sources, settings='total_timeout = "8s"')
+    project.cli("init")
+    first = project.check()
+    assert first["acme/rendered"]["outcome"] == "baseline"
+    assert first["acme/rendered"]["fetcher"] == "browser"
+    assert first["acme/walled"]["outcome"] == "baseline"
+    assert first["acme/walled"]["fetcher"] == "browser"  # escalated after the 403
+    assert first["acme/static"]["fetcher"] == "http"
+    static = first["acme/static"]
+    if static["outcome"] == "baseline":  # the static HTML is only the application shell
+        assert POLICY not in project.cli("show", str(static["snapshot_id"])).output
+    else:
+        assert static["outcome"] == "failed"
+    for name in ("acme/rendered", "acme/walled"):
+        assert POLICY in project.cli("show", str(first[name]["snapshot_id"])).output
+    second = project.check("acme/stamped")
+    assert second["acme/stamped"]["outcome"] == "unchanged"  # a timestamp outside `select`
+    versions = project.json("history", "acme/walled")
+    assert versions[0]["fetcher"] == "browser"
