@@ -6,15 +6,24 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,browser]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# Sources with fetcher = "browser" render in Debian's chromium, driven by Playwright (never a
+# browser downloaded at run time). Install it when missing and apt-get can; otherwise say so
+# and go on: plain HTTP sources do not need it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	    { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } || \
+	    echo "note: no chromium installed; browser sources will fail until one is (see README)"
+
+run: $(STAMP) chromium
 	$(BIN)/policy-monitor init
 	$(BIN)/policy-monitor check
 	$(BIN)/policy-monitor run

@@ -64,6 +64,7 @@ class VersionOut(BaseModel):
     change_id: int | None
     words_added: int
     words_removed: int
+    fetcher: str | None = None  # http | browser: what produced this version
 
 
 class ChangeOut(BaseModel):
