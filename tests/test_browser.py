@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,6 +21,7 @@ from monitor.browser import BrowserFetcher, find_chromium
 from monitor.config import Settings
 from monitor.errors import BlockedURLError, FailureKind, FetchError
 from monitor.urlgate import URLGate
+from tests.conftest import Daemon, wait_for
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="no Chromium on this machine")
 
@@ -207,3 +213,57 @@ def test_check_fetchers_http_browser_and_auto(server: HTTPServer, project) -> No
     assert second["acme/stamped"]["outcome"] == "unchanged"  # a timestamp outside `select`
     versions = project.json("history", "acme/walled")
     assert versions[0]["fetcher"] == "browser"
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def test_the_daemon_survives_a_killed_browser(server: HTTPServer, project, daemons) -> None:
+    server.expect_request("/a").respond_with_data(SCRIPTED, content_type="text/html")
+    project.write(f"""
+        [[source]]
+        name = "acme/rendered"
+        platform = "Acme"
+        url = "{server.url_for('/a')}"
+        select = "main"
+        fetcher = "browser"
+        interval = "2s"
+    """, settings='jitter = "0s"\ntotal_timeout = "8s"')
+    project.cli("init")
+    daemon = Daemon(project.config)
+    daemons.append(daemon)
+    db = project.data / "monitor.db"
+
+    def browser_checks() -> list[tuple[str, str | None]]:
+        if not db.exists():
+            return []
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT outcome, fetcher FROM checks ORDER BY id").fetchall()
+
+    wait_for(lambda: any(o != "failed" for o, _ in browser_checks()), timeout=40)
+    chromium = [p for p in _descendants(daemon.proc.pid)
+                if "chrom" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+    assert chromium, "the daemon runs a browser"
+    for pid in chromium:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    before = len(browser_checks())
+    wait_for(lambda: [o for o, _ in browser_checks()[before:]].count("unchanged") >= 1, timeout=60)
+    assert daemon.proc.poll() is None  # still running
+    assert all(f == "browser" for _, f in browser_checks())  # every check was recorded
+    assert daemon.stop() == 0
