@@ -79,6 +79,7 @@ class Settings:
     browser_executable: Path | None = None  # default: Playwright's Chromium, else chromium on PATH
     browser_pages: int = 2  # pages rendering at once
     browser_restart_after: int = 200  # checks before the browser is relaunched (0: never)
+    browser_memory_cap: int = 1024  # MB of browser memory that triggers a relaunch (0: no cap)
     templates_dir: Path | None = None
     web_token: str | None = None
 
@@ -358,6 +359,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "browser_executable": lambda v: Path(_as_str(v)),
     "browser_pages": _as_positive_int,
     "browser_restart_after": lambda v: 0 if v == 0 else _as_positive_int(v),
+    "browser_memory_cap": lambda v: 0 if v == 0 else _as_positive_int(v),
     "templates_dir": lambda v: Path(_as_str(v)),
     "web_token": _as_str,
 }

@@ -55,6 +55,8 @@ class Other:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        # The slow page's late write to a closed socket is expected; keep it off stderr.
+        self.server.handle_error = lambda *args: None  # type: ignore[method-assign]
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -267,3 +269,15 @@ def test_the_daemon_survives_a_killed_browser(server: HTTPServer, project, daemo
     assert daemon.proc.poll() is None  # still running
     assert all(f == "browser" for _, f in browser_checks())  # every check was recorded
     assert daemon.stop() == 0
+
+
+def test_the_browser_is_relaunched_past_its_memory_cap(server: HTTPServer) -> None:
+    server.expect_request("/a").respond_with_data(SCRIPTED, content_type="text/html")
+    browser = BrowserFetcher(Settings(allow_private_addresses=True, total_timeout=8.0,
+                                      browser_memory_cap=1, browser_restart_after=0))
+    try:
+        for _ in range(12):
+            assert POLICY in browser.fetch(server.url_for("/a"), select=("main",)).body.decode()
+    finally:
+        browser.close()
+    assert browser.launches == 2  # a 1 MB cap is passed at the tenth page: one relaunch
