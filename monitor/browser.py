@@ -359,6 +359,10 @@ class BrowserFetcher:
             except FetchError:
                 raise
             except Exception as exc:
+                if type(exc).__name__ == "TimeoutError":  # Playwright's own, from page.goto
+                    raise FetchError(FailureKind.TRANSIENT,
+                                     f"the page did not finish loading within "
+                                     f"{self.settings.total_timeout:g}s") from None
                 if not browser.is_connected():
                     await self._close_browser()
                 raise FetchError(FailureKind.TRANSIENT, f"rendering failed: {_first_line(exc)}"
