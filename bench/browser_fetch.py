@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor import pipeline  # noqa: E402
-from monitor.browser import BrowserFetcher, find_chromium  # noqa: E402
+from monitor.browser import BrowserFetcher, descendants, find_chromium  # noqa: E402
 from monitor.config import Settings, Source  # noqa: E402
 from monitor.fetch import Fetcher  # noqa: E402
 from monitor.store import Store  # noqa: E402
@@ -52,23 +52,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-
-def descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError):
-                continue
-    out, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [p for p, parent in parents.items() if parent == current]
-        out.extend(kids)
-        frontier.extend(kids)
-    return out
 
 
 def usage(pids: list[int]) -> tuple[float, int]:

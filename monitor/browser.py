@@ -434,32 +434,33 @@ def browser_memory(executable: str) -> int:
     """Resident bytes of this process's Chromium processes (proportional set size, so pages
     they share count once), read from /proc; 0 where /proc is not there."""
     total = 0
-    me = str(os.getpid())
-    with contextlib.suppress(OSError):
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(OSError, ValueError, StopIteration, IndexError):
-                argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
-                if "chrom" not in Path(argv0).name and Path(argv0).name != Path(executable).name:
-                    continue  # the wrapper script execs the real binary under another path
-                if not _descends_from(entry.name, me):
-                    continue
-                rollup = (entry / "smaps_rollup").read_text()
-                pss = next(line for line in rollup.splitlines() if line.startswith("Pss:"))
-                total += int(pss.split()[1]) * 1024
+    for pid in descendants(os.getpid()):
+        with contextlib.suppress(OSError, ValueError, StopIteration, IndexError):
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+            if "chrom" not in Path(argv0).name and Path(argv0).name != Path(executable).name:
+                continue  # the wrapper script execs the real binary under another path
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            pss = next(line for line in rollup.splitlines() if line.startswith("Pss:"))
+            total += int(pss.split()[1]) * 1024
     return total
 
 
-def _descends_from(pid: str, ancestor: str) -> bool:
-    for _ in range(16):
-        if pid == ancestor:
-            return True
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        pid = stat.rsplit(")", 1)[1].split()[1]
-        if pid in ("0", "1"):
-            return False
-    return False
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, grandchildren…), from /proc; [] where there is none."""
+    parents: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    stat = (entry / "stat").read_text()
+                    parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
 
 
 def browser_for(settings: Settings, sources: Iterable[Source]) -> BrowserFetcher | None:

@@ -17,7 +17,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from monitor.browser import BrowserFetcher, find_chromium
+from monitor.browser import BrowserFetcher, descendants, find_chromium
 from monitor.config import Settings
 from monitor.errors import BlockedURLError, FailureKind, FetchError
 from monitor.urlgate import URLGate
@@ -217,24 +217,6 @@ def test_check_fetchers_http_browser_and_auto(server: HTTPServer, project) -> No
     assert versions[0]["fetcher"] == "browser"
 
 
-def _descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        children = [p for p, parent in parents.items() if parent == current]
-        found.extend(children)
-        frontier.extend(children)
-    return found
-
-
 def test_the_daemon_survives_a_killed_browser(server: HTTPServer, project, daemons) -> None:
     server.expect_request("/a").respond_with_data(SCRIPTED, content_type="text/html")
     project.write(f"""
@@ -258,7 +240,7 @@ def test_the_daemon_survives_a_killed_browser(server: HTTPServer, project, daemo
             return conn.execute("SELECT outcome, fetcher FROM checks ORDER BY id").fetchall()
 
     wait_for(lambda: any(o != "failed" for o, _ in browser_checks()), timeout=40)
-    chromium = [p for p in _descendants(daemon.proc.pid)
+    chromium = [p for p in descendants(daemon.proc.pid)
                 if "chrom" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
     assert chromium, "the daemon runs a browser"
     for pid in chromium:
