@@ -164,3 +164,17 @@ def test_cli_exits_78_and_prints_each_problem_once(tmp_path: Path) -> None:
     missing = _run("--config", str(tmp_path / "nope.toml"), "sources", "validate")
     assert missing.returncode == 78
     assert "config file not found" in missing.stderr
+
+
+def test_fetcher_is_one_of_http_browser_auto(tmp_path: Path) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text('[settings]\nfetcher = "auto"\n\n[[source]]\nname = "a/b"\nplatform = "A"\n'
+                    'url = "https://a.example/"\nfetcher = "firefox"\n')
+    with pytest.raises(ConfigError) as info:
+        cfg.load(path)
+    (problem,) = info.value.problems
+    assert (problem.line, problem.field) == (8, "source[a/b].fetcher")
+    assert "http, browser, auto" in problem.message
+    path.write_text(path.read_text().replace('"firefox"', '"browser"'))
+    conf = cfg.load(path)
+    assert conf.settings.fetcher == "auto" and conf.sources[0].fetcher == "browser"
