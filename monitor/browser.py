@@ -59,7 +59,9 @@ CHROMIUM_ARGS = (
     "--disable-features=site-per-process,IsolateOrigins,Translate,MediaRouter,"
     "OptimizationHints,BackForwardCache,AutofillServerCommunication",
     "--js-flags=--max-old-space-size=256", "--blink-settings=imagesEnabled=false",
-    "--in-process-gpu", "--disable-software-rasterizer",
+    "--in-process-gpu", "--disable-software-rasterizer", "--disk-cache-size=1",
+    "--aggressive-cache-discard", "--disable-back-forward-cache",
+    "--enable-features=NetworkServiceInProcess2", "--use-gl=disabled",
 )
 
 
@@ -290,7 +292,7 @@ class BrowserFetcher:
                 if self._playwright is None:
                     # Playwright's driver is a Node.js process; its heap grows with every page it
                     # has seen. A cap keeps it small; the browser restart after N checks renews it.
-                    os.environ.setdefault("NODE_OPTIONS", "--max-old-space-size=64")
+                    os.environ.setdefault("NODE_OPTIONS", "--max-old-space-size=48 --max-semi-space-size=1")
                     self._playwright = await async_playwright().start()
                 assert self._proxy is not None
                 self._browser = await self._playwright.chromium.launch(
