@@ -263,8 +263,6 @@ class BrowserFetcher:
             raise FetchError(FailureKind.PERMANENT, INSTALL_HINT)
         try:
             self.gate.check(url)
-        except BlockedURLError:
-            raise
         except ConnectionError as exc:
             raise FetchError(FailureKind.TRANSIENT, str(exc)) from None
         loop = self._start()
@@ -353,14 +351,11 @@ class BrowserFetcher:
                 page = await context.new_page()
                 return await asyncio.wait_for(self._load(page, url, select, start),
                                               timeout=self.settings.total_timeout)
-            except TimeoutError:
-                raise FetchError(FailureKind.TRANSIENT,
-                                 f"the page did not finish loading within "
-                                 f"{self.settings.total_timeout:g}s") from None
             except FetchError:
                 raise
             except Exception as exc:
-                if type(exc).__name__ == "TimeoutError":  # Playwright's own, from page.goto
+                # asyncio's deadline, or Playwright's own TimeoutError from page.goto
+                if type(exc).__name__ == "TimeoutError":
                     raise FetchError(FailureKind.TRANSIENT,
                                      f"the page did not finish loading within "
                                      f"{self.settings.total_timeout:g}s") from None

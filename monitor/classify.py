@@ -839,7 +839,7 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
 
     anomaly = judge(evidence)
     directions = _net_directions(evidence)
-    evidence = [_agree(e, directions[e.label], rules) for e in evidence]
+    evidence = [_agree(e, directions[e.label]) for e in evidence]
     evidence = _trim(evidence)
     labels = tuple(sorted({e.label for e in evidence}, key=_LABEL_ORDER.__getitem__))
     severity = max_severity([e.severity for e in evidence] + ["low"])
@@ -866,12 +866,13 @@ def _anomaly_dict(anomaly: Anomaly | None) -> dict[str, str] | None:
     return {"kind": anomaly.kind, "why": anomaly.why} if anomaly is not None else None
 
 
-_RELEVANT = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_scope")
+_AI_LABELS = ("ai_training", "ai_feature_data")
+_RELEVANT = (*_AI_LABELS, "opt_out", "default_on", "region_scope")
 
 
 def _alerting(evidence: Sequence[Evidence]) -> bool:
     """Opt-out steps are only worth listing beside AI evidence."""
-    return any(e.label in ("ai_training", "ai_feature_data")
+    return any(e.label in _AI_LABELS
                or (e.label in _RELEVANT and e.ai_context) for e in evidence)
 
 
@@ -1008,7 +1009,7 @@ def _net_directions(evidence: Sequence[Evidence]) -> dict[str, str]:
     return out
 
 
-def _agree(e: Evidence, net: str, rules: Rules) -> Evidence:
+def _agree(e: Evidence, net: str) -> Evidence:
     """Evidence against the label's net direction cannot make the change more severe than the
     net effect does (one old opt-out sentence gone while steps were added is not "high")."""
     against = (e.direction in _NEGATIVE and net in _POSITIVE) or \
@@ -1048,9 +1049,6 @@ def _summary(labels: Sequence[str], directions: dict[str, str], items: Sequence[
         kinds = Counter(i.kind for i in items)
         return ", ".join(f"{n} sentence{'s' if n > 1 else ''} {k}" for k, n in sorted(kinds.items()))
     return ", ".join(parts)
-
-
-_AI_LABELS = ("ai_training", "ai_feature_data")
 
 
 def mark(sentence: str | None, phrases: Sequence[str], left: str = "«", right: str = "»") -> str:

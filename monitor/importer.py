@@ -36,7 +36,7 @@ _STEM_RE = re.compile(
     r"(?:-\d+)?(?:--.+)?$"
 )
 _PAGE_SUFFIX_RE = re.compile(r"--(?P<page>.+)$")
-PAGE_JOINER = "\n\n- - -\n\n"  # how Open Terms Archive joins the pages of one document
+PAGE_JOINER = f"\n\n{reading.PAGE_JOINER}\n\n"  # as Open Terms Archive joins a document's pages
 _NOT_VERSIONS = {"README", "LICENSE", "LICENCE", "CHANGELOG", "MANIFEST", "NOTICE"}
 _KIND_WORDS = (("cookie", Kind.COOKIE_POLICY), ("privacy", Kind.PRIVACY_POLICY),
                ("terms", Kind.TERMS), ("agreement", Kind.TERMS), ("faq", Kind.FAQ),

@@ -135,21 +135,16 @@ def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int 
         return "failed"
     url = sub.targets()[first.target]
     try:
-        message: messages.Message | None
-        if event is None:
-            message = render(store, config, first, url)
-        else:
-            message, merged = _event_message(store, config, event, rows, url)
-            if merged:
-                store.merge_deliveries([r.id for r in merged], clock(),
-                                       "merged: an earlier message of this event quoted the same text")
-                ids = [r.id for r in rows if r not in merged]
-        ok, error = send(url, message) if message is not None else (True, "")
+        message = (render(store, config, first, url) if event is None
+                   else _event_message(store, config, event, rows, url))
+        if message is None:
+            store.merge_deliveries(ids, clock(),
+                                   "merged: an earlier message of this event quoted the same text")
+            return "merged"
+        ok, error = send(url, message)
     except Exception as exc:  # a broken template or plugin must not stop the queue
         log.exception("delivery %s could not be rendered or sent", first.id)
         ok, error = False, f"{type(exc).__name__}: {exc}"
-    if not ids:
-        return "merged"
     attempts = max(row.attempts for row in rows) + 1
     if ok:
         for row_id in ids:
@@ -177,8 +172,9 @@ def _evidence_keys(view: messages.ChangeView) -> set[tuple[str, str]]:
 
 
 def _event_message(store: Store, config: cfg.Config, event_id: int, rows: list[Delivery],
-                   url: str) -> tuple[messages.Message | None, list[Delivery]]:
-    """The message for the due changes of one event, and the rows it need not send."""
+                   url: str) -> messages.Message | None:
+    """The message for the due changes of one event; None when earlier messages of the event
+    already quoted everything they say (the rows are then merged, not sent)."""
     first = rows[0]
     earlier_ids = [cid for cid in store.event_sent(event_id, first.subscription, first.target)
                    if cid not in {r.change_id for r in rows}]
@@ -188,17 +184,17 @@ def _event_message(store: Store, config: cfg.Config, event_id: int, rows: list[D
     fresh = [row for row in rows if not earlier or not views[row.id].evidence
              or _evidence_keys(views[row.id]) - told]
     if not fresh:
-        return None, rows
+        return None
     fmt = channel_format(url)
     settings = config.settings
     if len(rows) == 1 and not earlier:
         return messages.render_change(views[rows[0].id], fmt, settings.base_url,
-                                      templates_dir=settings.templates_dir), []
+                                      templates_dir=settings.templates_dir)
     event = store.event_info(event_id)
     also = [views[row.id] for row in rows if row not in fresh]
     return messages.render_event(
         [views[row.id] for row in fresh], also, earlier, event.platform, event.first_at, fmt,
-        settings.base_url, templates_dir=settings.templates_dir), []
+        settings.base_url, templates_dir=settings.templates_dir)
 
 
 def queue_digests(store: Store, config: cfg.Config, now: datetime | None = None,

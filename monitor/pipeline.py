@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from monitor import diff as difflib
-from monitor import routing, schedule
+from monitor import reading, routing, schedule
 from monitor.blobstore import sha256
 from monitor.browser import INSTALL_HINT
 from monitor.classify import FLAP_WINDOW, Classification, classify, recent_versions
@@ -23,7 +23,6 @@ from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract, fingerprint
 from monitor.fetch import Fetcher, FetchResult, PageFetcher
 from monitor.models import Snapshot
-from monitor.reading import stated_date
 from monitor.robots import RobotsCache, blocked_error
 from monitor.schedule import Policy
 from monitor.store import Claim, Completion, NewVersion, SourceState, Store
@@ -229,9 +228,10 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             change = difflib.compute(old_text, text)
             recent = store.recent_texts(state, started - FLAP_WINDOW)
             stated: list[date] = []
-            old_date, new_date = stated_date(old_text), stated_date(text)
+            # read() is cached: classify below reuses these whole-document readings.
+            old_date, new_date = reading.read(old_text).stated, reading.read(text).stated
             if old_date and new_date and new_date < old_date:  # rare: is it a copy seen before?
-                stated = store.stated_dates(state, stated_date)
+                stated = store.stated_dates(state, reading.stated_date)
             classification = classify(change, restores=store.last_seen(state, digest), at=started,
                                       old_text=old_text, new_text=text,
                                       recent=recent_versions(recent, stated))

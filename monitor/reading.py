@@ -118,7 +118,6 @@ class Text:
     flat: str  # " <NUL> sentence <NUL> sentence <NUL> "
     title: str
     stated: date | None
-    parts: int  # pages joined with the page joiner, or documents each with their own date line
 
     @cached_property
     def loose(self) -> str:
@@ -126,17 +125,25 @@ class Text:
         return " " + " ".join(self.flat.replace(BOUNDARY, " ").split()) + " "
 
     @cached_property
+    def _cuts(self) -> list[int]:
+        """Offsets where a joined page or document starts: page joiners, else date lines after
+        the first (computed only when a change is judged, not for every version read)."""
+        cuts = [m.start() for m in _JOINER_LINE_RE.finditer(self.raw)]
+        return cuts or [m.start() for m in _STAMP_LINE_RE.finditer(self.raw)
+                        if _is_stamp(m.group(0))][1:]
+
+    @property
+    def parts(self) -> int:
+        """Pages joined with the page joiner, or documents each with their own date line."""
+        return len(self._cuts) + 1
+
+    @cached_property
     def part_keys(self) -> list[frozenset[str]]:
-        """Sentence keys of each joined page or document (split at page joiners, else at date
-        lines after the first)."""
-        lines = self.raw.split("\n")
-        cuts = [i for i, line in enumerate(lines) if line.strip() == PAGE_JOINER]
-        if not cuts:
-            cuts = [i for i, line in enumerate(lines) if _is_stamp(line)][1:]
-        bounds = [0, *cuts, len(lines)]
+        """Sentence keys of each joined page or document."""
+        bounds = [0, *self._cuts, len(self.raw)]
         out = []
         for lo, hi in itertools.pairwise(bounds):
-            flat = flatten("\n".join(lines[lo:hi]))
+            flat = flatten(self.raw[lo:hi])
             out.append(frozenset(k for k in (x.strip() for x in flat.split(BOUNDARY)) if k))
         return out
 
@@ -163,11 +170,8 @@ class Text:
 @lru_cache(maxsize=16)
 def read(text: str) -> Text:
     """A version read whole (cached: the old side of a check is the new side of the last one)."""
-    joined = len(_JOINER_LINE_RE.findall(text)) + 1
-    parts = joined if joined > 1 else max(1, sum(
-        1 for m in _STAMP_LINE_RE.finditer(text) if _is_stamp(m.group(0))))
     return Text(text, f" {BOUNDARY} {flatten(text)} {BOUNDARY} ", document_title(text),
-                stated_date(text), parts)
+                stated_date(text))
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,7 @@ class Anomaly:
     why: str
 
 
-_JOINER_LINE_RE = re.compile(r"^[ \t]*- - -[ \t]*$", re.M)
+_JOINER_LINE_RE = re.compile(rf"^[ \t]*{re.escape(PAGE_JOINER)}[ \t]*$", re.M)
 # Candidate date lines, found in one pass over the page; _is_stamp confirms each.
 _STAMP_LINE_RE = re.compile(r"^[*_#> \t]*(?:effective|last\s|updated|published|revised|date)\b.*$",
                             re.M | re.I)
