@@ -14,13 +14,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,browser]'
 	touch $(STAMP)
 
-# Sources with fetcher = "browser" render in Debian's chromium, driven by Playwright (never a
-# browser downloaded at run time). Install it when missing and apt-get can; otherwise say so
-# and go on: plain HTTP sources do not need it.
+# Sources with fetcher = "browser" render in Debian's chromium-headless-shell (or a full
+# chromium when that is what the machine has), driven by Playwright; never a browser downloaded
+# at run time. Install the shell when no browser is there and apt-get can; otherwise say so and
+# go on: plain HTTP sources do not need it.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	@command -v chromium-headless-shell >/dev/null 2>&1 || command -v chromium >/dev/null 2>&1 || \
+	    command -v chromium-browser >/dev/null 2>&1 || \
 	    { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
-	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } || \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium-headless-shell; } || \
 	    echo "note: no chromium installed; browser sources will fail until one is (see README)"
 
 run: $(STAMP) chromium
@@ -32,12 +35,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench alembic
 	$(BIN)/mypy
 
-# The deploy tests run `systemd-analyze verify`, the web tests drive Debian's chromium and the
+# The deploy tests run `systemd-analyze verify`, the web tests drive Debian's chromium, the
+# browser-fetcher tests its chromium-headless-shell, and the
 # PostgreSQL tests start a throwaway server; a clean Debian machine may lack any of them, so
 # install them from Debian (never a downloaded browser or database).
 test: lint
 	@missing=""; command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	    command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	    command -v chromium-headless-shell >/dev/null 2>&1 || missing="$$missing chromium-headless-shell"; \
 	    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	    if [ -n "$$missing" ]; then apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi

@@ -1,6 +1,6 @@
 """Render N script-built pages on loopback through the daemon's check path, twice.
 
-    python bench/browser_fetch.py [--n 100] [--workers 2]
+    python bench/browser_fetch.py [--n 100] [--workers 2] [--executable /usr/bin/chromium]
 
 Prints pages per minute, CPU seconds per page for this process (the daemon's side) and for
 the browser's processes, the peak RSS of each, and how many full extractions the second,
@@ -75,14 +75,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--executable", type=Path, default=None,
+                        help="the browser to drive (default: the one the daemon would find)")
     args = parser.parse_args()
-    if find_chromium() is None:
+    executable = find_chromium(args.executable)
+    if executable is None:
         print("no Chromium on this machine; nothing to measure")
         return
+    print(f"browser: {executable}")
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    settings = Settings(allow_private_addresses=True, per_host_delay=0.0, browser_pages=args.workers)
+    settings = Settings(allow_private_addresses=True, per_host_delay=0.0, browser_pages=args.workers,
+                        browser_executable=Path(executable))
     sources = [Source(name=f"bench/p{i}", platform="Bench", url=f"{base}/p{i}", select=("main",),
                       fetcher="browser") for i in range(args.n)]
     extractions = {"n": 0}

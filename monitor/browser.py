@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import select as select_module
 import shutil
 import socket
@@ -41,12 +42,20 @@ from monitor.urlgate import URLGate
 
 log = logging.getLogger("monitor.browser")
 
-BLOCKED_HEADER = "X-Policy-Monitor-Blocked"
+# The proxy's own answers carry these headers; a per-process token in their names keeps a page's
+# server from sending a look-alike that would be read as the proxy's verdict.
+_TOKEN = secrets.token_hex(4)
+BLOCKED_HEADER = f"X-Policy-Monitor-Blocked-{_TOKEN}"
+PROXY_ERROR_HEADER = f"X-Policy-Monitor-Error-{_TOKEN}"
 BLOCKED_TYPES = frozenset({"image", "media", "font"})
 NETWORK_IDLE_CAP = 10.0  # seconds to wait for scripts to settle after the first paint
-INSTALL_HINT = ("no Chromium found for browser sources: install Debian's chromium "
-                "(apt-get install chromium) or Playwright's own (python -m playwright install "
-                "chromium), or set browser_executable in [settings]")
+INSTALL_HINT = ("no Chromium found for browser sources: install Debian's "
+                "(apt-get install chromium-headless-shell) or Playwright's own (python -m "
+                "playwright install chromium), or set browser_executable in [settings]")
+# Best first: the headless shells, then the full browsers.
+PLAYWRIGHT_BUILDS = ("chromium_headless_shell-*/chrome-*/*headless*shell",
+                     "chromium-*/chrome-linux*/chrome")
+SYSTEM_BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
 CHROMIUM_ARGS = (
     "--headless=new", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -66,17 +75,20 @@ CHROMIUM_ARGS = (
 
 
 def find_chromium(configured: Path | None = None) -> str | None:
-    """The browser to drive: the configured one, Playwright's own if installed, else a system
-    chromium on PATH. Never downloads one."""
+    """The browser to drive: the configured one, else Playwright's own if installed, else one on
+    PATH. Never downloads one. The headless shell comes first wherever both are present: it is
+    the build Playwright itself uses for headless work, and it renders the same pages in about a
+    quarter of the browser CPU and two thirds of the memory of the full browser."""
     if configured is not None:
         return str(configured) if configured.exists() else None
     # Where `python -m playwright install chromium` puts its builds (read without starting
     # Playwright's driver, which takes half a second).
     root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
-    builds = sorted(root.glob("chromium-*/chrome-linux*/chrome"), reverse=True)
-    if builds:
-        return str(builds[0])
-    for name in ("chromium", "chromium-browser", "google-chrome"):
+    for pattern in PLAYWRIGHT_BUILDS:
+        builds = sorted(root.glob(pattern), reverse=True)
+        if builds:
+            return str(builds[0])
+    for name in SYSTEM_BROWSERS:
         found = shutil.which(name)
         if found:
             return found
@@ -131,7 +143,9 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
                 upstream.sendall(f"{method} {path} {version}\r\n".encode("latin-1")
                                  + "".join(f"{h}\r\n" for h in kept).encode("latin-1")
                                  + b"Connection: close\r\n\r\n" + rest)
-            _relay(sock, upstream, self.server.timeout_seconds)
+            if not _relay(sock, upstream, self.server.timeout_seconds) and method != "CONNECT":
+                _reply(sock, 504, "the page did not finish loading: the server sent nothing for "
+                             f"{self.server.timeout_seconds:g}s")
 
 
 def _read_head(sock: socket.socket) -> tuple[str, list[str], bytes] | None:
@@ -150,34 +164,37 @@ def _read_head(sock: socket.socket) -> tuple[str, list[str], bytes] | None:
 
 def _reply(sock: socket.socket, status: int, reason: str) -> None:
     body = reason.encode("utf-8", "replace")
-    text = "Forbidden" if status == 403 else "Bad Gateway"
+    text = {403: "Forbidden", 502: "Bad Gateway", 504: "Gateway Timeout"}[status]
     safe = reason.replace("\r", " ").replace("\n", " ")[:300]
     head = (f"HTTP/1.1 {status} {text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\n{BLOCKED_HEADER if status == 403 else 'X-Error'}: "
+            f"Content-Length: {len(body)}\r\n{BLOCKED_HEADER if status == 403 else PROXY_ERROR_HEADER}: "
             f"{safe}\r\nConnection: close\r\n\r\n")
     with contextlib.suppress(OSError):
         sock.sendall(head.encode("utf-8", "replace") + body)
 
 
-def _relay(a: socket.socket, b: socket.socket, idle: float) -> None:
-    """Copy bytes both ways until either side closes or nothing moves for `idle` seconds."""
+def _relay(a: socket.socket, b: socket.socket, idle: float) -> bool:
+    """Copy bytes both ways until either side closes or nothing moves for `idle` seconds; whether
+    `b` (the server) sent anything."""
     sockets = [a, b]
+    answered = False
     while True:
         readable, _, _ = select_module.select(sockets, [], [], idle)
         if not readable:
-            return
+            return answered
         for s in readable:
             try:
                 data = s.recv(65536)
             except OSError:
-                return
+                return answered
             if not data:
-                return
+                return answered
+            answered = answered or s is b
             other = b if s is a else a
             try:
                 other.sendall(data)
             except OSError:
-                return
+                return answered
 
 
 class GateProxy(socketserver.ThreadingTCPServer):
@@ -376,6 +393,8 @@ class BrowserFetcher:
         headers = await response.all_headers()
         if status == 403 and BLOCKED_HEADER.lower() in headers:
             raise BlockedURLError(headers[BLOCKED_HEADER.lower()])
+        if PROXY_ERROR_HEADER.lower() in headers:  # the server never answered, or cannot be reached
+            raise FetchError(FailureKind.TRANSIENT, headers[PROXY_ERROR_HEADER.lower()])
         if status >= 400:
             raise status_error(status, response.status_text, headers.get("retry-after"))
         remaining = max(0.5, total - (time.monotonic() - start))

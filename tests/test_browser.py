@@ -159,6 +159,21 @@ def test_a_page_that_never_loads_fails_at_the_deadline(settings: Settings, other
     assert time.monotonic() - started < settings.total_timeout + 15
 
 
+def test_a_server_cannot_pose_as_the_url_gate(server: HTTPServer, settings: Settings) -> None:
+    """A page's own 403 carrying look-alike headers is the site's refusal, not the gate's."""
+    server.expect_request("/spoof").respond_with_response(Response(
+        "no", status=403, headers={"X-Policy-Monitor-Blocked": "private address",
+                                   "X-Policy-Monitor-Error": "the page did not finish loading"}))
+    browser = BrowserFetcher(settings)
+    try:
+        with pytest.raises(FetchError) as failure:
+            browser.fetch(server.url_for("/spoof"))
+    finally:
+        browser.close()
+    assert not isinstance(failure.value, BlockedURLError)
+    assert failure.value.status == 403
+
+
 def test_no_browser_is_a_permanent_failure_naming_both_installs(settings: Settings) -> None:
     browser = BrowserFetcher(settings, executable=None)
     browser.executable = None
