@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import soupsieve
 
 from monitor.errors import ConfigError, ConfigProblem
-from monitor.schedule import Policy
+from monitor.schedule import RETRY_LADDER, Policy
 
 CONFIG_ENV = "POLICY_MONITOR_CONFIG"
 DATA_ENV = "POLICY_MONITOR_DATA"
@@ -62,6 +62,7 @@ class Settings:
     max_bytes: int = 10 * 1024 * 1024
     interval: float = 6 * 3600.0
     jitter: float = 300.0
+    retry_ladder: tuple[float, ...] = RETRY_LADDER  # transient failures retry after these delays
     allow_private_addresses: bool = False
     per_host_delay: float = 5.0
     respect_robots: bool = False
@@ -85,7 +86,7 @@ class Settings:
 
     @property
     def policy(self) -> Policy:
-        return Policy(self.interval, self.jitter, self.per_host_delay)
+        return Policy(self.interval, self.jitter, self.per_host_delay, self.retry_ladder)
 
     @property
     def database(self) -> str:
@@ -259,6 +260,12 @@ def _str_list(value: object) -> tuple[str, ...]:
     raise ValueError("expected a string or a list of strings")
 
 
+def _ladder(value: object) -> tuple[float, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise ValueError('expected a list of durations, e.g. ["1m", "5m", "15m", "1h"]')
+    return tuple(parse_duration(v) for v in value)
+
+
 def _check_url(url: object) -> str:
     if not isinstance(url, str) or not url.strip():
         raise ValueError("expected a URL string")
@@ -342,6 +349,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "max_bytes": _as_positive_int,
     "interval": parse_duration,
     "jitter": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
+    "retry_ladder": _ladder,
     "allow_private_addresses": _as_bool,
     "per_host_delay": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
     "respect_robots": _as_bool,

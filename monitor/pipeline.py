@@ -158,11 +158,14 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
 
     crawl_delay = state.crawl_delay
 
-    def done(ok: bool, retry_after: float | None = None) -> Completion:
+    def done(ok: bool, retry_after: float | None = None,
+             kind: FailureKind | None = None) -> Completion:
         finished = ctx.clock()
         failures = 0 if ok else state.consecutive_failures + 1
         interval = source.interval or state.interval or ctx.policy.interval
-        next_at = schedule.next_check(finished, interval, ctx.policy.jitter, failures, ctx.rng)
+        next_at = schedule.next_check(finished, interval, ctx.policy.jitter, failures, ctx.rng,
+                                      transient=kind is FailureKind.TRANSIENT,
+                                      ladder=ctx.policy.retry_ladder)
         if retry_after:
             next_at = max(next_at, finished + timedelta(seconds=retry_after))
         host_at = schedule.host_next_allowed(finished, ctx.policy.per_host_delay,
@@ -179,7 +182,8 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
         result, used, prepared = _fetch(fetcher, source, state, ctx)
     except FetchError as exc:
         store.record_failure(state, started, elapsed_ms(), exc.kind, exc.reason, exc.status,
-                             done=done(False, exc.retry_after), fetcher=_kind(source, ctx))
+                             done=done(False, exc.retry_after, exc.kind),
+                             fetcher=_kind(source, ctx))
         log.info("source=%s outcome=failed kind=%s reason=%s", source.name, exc.kind, exc.reason)
         return CheckResult(source.name, "failed", exc.reason, failure_kind=exc.kind,
                            retry_after=exc.retry_after, fetcher=_kind(source, ctx))

@@ -13,11 +13,16 @@ FIRST_SPREAD_CAP = 600.0  # never-checked or long-overdue sources start within 1
 BACKOFF_CAP = 8  # a failing source waits at most 8 intervals
 
 
+RETRY_LADDER = (60.0, 300.0, 900.0, 3600.0)  # transient failures retry after 1 min, 5, 15, 1 h
+LADDER_JITTER = 0.2  # a ladder step is spread by up to a fifth of itself
+
+
 @dataclass(frozen=True)
 class Policy:
     interval: float
     jitter: float
     per_host_delay: float
+    retry_ladder: tuple[float, ...] = RETRY_LADDER
 
 
 def backoff_factor(consecutive_failures: int) -> int:
@@ -29,11 +34,24 @@ def backoff_factor(consecutive_failures: int) -> int:
 
 def next_check(
     finished: datetime, interval: float, jitter: float, consecutive_failures: int,
-    rng: random.Random,
+    rng: random.Random, *, transient: bool = False, ladder: tuple[float, ...] = (),
 ) -> datetime:
-    """End of the last check + interval (backed off while failing) + random jitter."""
-    delay = interval * backoff_factor(consecutive_failures)
-    return finished + timedelta(seconds=delay + rng.uniform(0, max(jitter, 0.0)))
+    """End of the last check + a delay + random jitter.
+
+    A transient failure (no network, DNS, timeout, 5xx, 429) says nothing about the page, so it
+    climbs a short ladder of retries that does not depend on the interval, then falls back to
+    the interval: a laptop offline for a minute at start-up is watching again minutes later,
+    not a day later. Other failures (the page is gone, we are refused) back off by multiples
+    of the interval, since asking again soon would not help and would not be polite.
+    """
+    if transient and consecutive_failures and ladder:
+        step = consecutive_failures - 1
+        delay = min(ladder[step], interval) if step < len(ladder) else interval
+        spread = min(max(jitter, 0.0), delay * LADDER_JITTER)
+    else:
+        delay = interval * backoff_factor(consecutive_failures)
+        spread = max(jitter, 0.0)
+    return finished + timedelta(seconds=delay + rng.uniform(0, spread))
 
 
 def first_check(now: datetime, interval: float, rng: random.Random) -> datetime:

@@ -178,3 +178,17 @@ def test_fetcher_is_one_of_http_browser_auto(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"firefox"', '"browser"'))
     conf = cfg.load(path)
     assert conf.settings.fetcher == "auto" and conf.sources[0].fetcher == "browser"
+
+
+def test_retry_ladder_is_a_list_of_durations(tmp_path: Path) -> None:
+    path = tmp_path / "sources.toml"
+    source = '\n[[source]]\nname = "a/b"\nplatform = "A"\nurl = "https://a.example/"\n'
+    path.write_text('[settings]\nretry_ladder = "1m"\n' + source)
+    with pytest.raises(ConfigError) as info:
+        cfg.load(path)
+    (problem,) = info.value.problems
+    assert (problem.line, problem.field) == (2, "settings.retry_ladder")
+    assert "list of durations" in problem.message
+    path.write_text('[settings]\nretry_ladder = ["30s", "10m"]\n' + source)
+    assert cfg.load(path).settings.retry_ladder == (30.0, 600.0)
+    assert cfg.load(path).settings.policy.retry_ladder == (30.0, 600.0)

@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pytest_httpserver import HTTPServer
@@ -231,7 +232,7 @@ def test_a_failing_source_backs_off_alerts_once_and_recovers(server: HTTPServer,
     d = Daemon(project.config)
     daemons.append(d)
     wait_for(lambda: len(rec.times("/bad")) >= 1)
-    rec.status["/bad"] = 503
+    rec.status["/bad"] = 404  # permanent: backs off by intervals (transient ones climb the ladder)
     start = time.monotonic()
     time.sleep(9)
     bad = [t for t in rec.times("/bad") if t >= start]
@@ -240,7 +241,7 @@ def test_a_failing_source_backs_off_alerts_once_and_recovers(server: HTTPServer,
     assert len(bad) <= len(ok) // 2  # backed off: 1, 2, 4, 8 intervals
     rec.status["/bad"] = 200
     wait_for(lambda: db_rows(project, "SELECT count(*) FROM source_alerts WHERE kind='recovered'")[0][0] == 1,
-             timeout=20)
+             timeout=30)
     assert d.stop() == 0
     alerts = db_rows(project, "SELECT kind FROM source_alerts ORDER BY id")
     assert alerts == [("failing",), ("recovered",)]
@@ -248,3 +249,52 @@ def test_a_failing_source_backs_off_alerts_once_and_recovers(server: HTTPServer,
     rows = {r["name"]: r for r in __import__("json").loads(result.output)}
     assert rows["local/bad"]["consecutive_failures"] == 0
     assert rows["local/bad"]["failing"] is False
+
+
+def test_a_network_failure_at_start_is_retried_within_the_ladder(server: HTTPServer, project,
+                                                                  daemons) -> None:
+    """Offline at start-up: a six-hour source is checked again on the short ladder, not hours
+    later, while a page that is gone keeps the long backoff."""
+    rec = Recorder(server)
+    rec.serve("/flaky", page("Policy text."))
+    rec.serve("/gone", page("Gone."))
+    rec.status["/flaky"] = 503
+    rec.status["/gone"] = 404
+    with socket.socket() as probe:  # a port nothing listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    project.write(sources(server, ["/flaky", "/gone"]) + f"""
+        [[source]]
+        name = "local/offline"
+        platform = "Local"
+        url = "http://127.0.0.1:{closed}/policy"
+        """, settings="""
+        interval = "6h"
+        jitter = "0s"
+        retry_ladder = ["1s", "2s"]
+        dispatch_interval = "0.2s"
+        shutdown_timeout = "5s"
+        """)
+    project.cli("init")
+    project.cli("check")  # the first check fails: what a laptop without network sees
+    d = Daemon(project.config)
+    daemons.append(d)
+    wait_for(lambda: len(rec.times("/flaky")) >= 2, timeout=10)
+    rec.status["/flaky"] = 200
+    wait_for(lambda: db_rows(project, "SELECT last_outcome FROM sources WHERE name='local/flaky'")
+             == [("baseline",)], timeout=10)
+    # still refused: retried on the ladder (1 s, 2 s) although its interval is 6 h
+    wait_for(lambda: db_rows(project, "SELECT consecutive_failures FROM sources "
+                                      "WHERE name='local/offline'")[0][0] >= 3, timeout=10)
+    assert d.stop() == 0
+    rows = {r["name"]: r for r in project.json("status")}
+    now = datetime.now(UTC)
+
+    def hours_ahead(name: str) -> float:
+        at = datetime.fromisoformat(rows[name]["next_check_at"])
+        return (at.replace(tzinfo=at.tzinfo or UTC) - now).total_seconds() / 3600
+
+    assert 5.5 < hours_ahead("local/flaky") <= 6  # healthy again: back on its interval
+    assert hours_ahead("local/offline") > 5.5  # past the ladder: back to the interval
+    assert hours_ahead("local/gone") > 5.5  # a page that is gone is not retried soon
+    assert len(rec.times("/gone")) == 1

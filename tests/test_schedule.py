@@ -108,3 +108,20 @@ def test_failing_is_recorded_once_and_recovery_once(store: Store) -> None:
     with store.read() as s:
         alerts = [(a.kind, a.failures) for a in s.scalars(select(SourceAlert).order_by(SourceAlert.id))]
     assert alerts == [("failing", 3), ("recovered", 5)]
+
+
+def test_transient_failures_climb_a_short_ladder_then_the_interval() -> None:
+    rng = random.Random(7)
+    ladder = schedule.RETRY_LADDER
+    delays = [(schedule.next_check(T0, 6 * 3600, 300, n, rng, transient=True, ladder=ladder)
+               - T0).total_seconds() for n in range(1, 7)]
+    # 1 min, 5 min, 15 min, 1 h (each spread by at most a fifth), then back to the interval
+    for delay, step in zip(delays, [60, 300, 900, 3600], strict=False):
+        assert step <= delay <= step * 1.2
+    assert all(6 * 3600 <= d <= 6 * 3600 + 300 for d in delays[4:])
+    # a permanent failure backs off by intervals instead
+    gone = schedule.next_check(T0, 6 * 3600, 0, 3, rng, transient=False, ladder=ladder)
+    assert gone == T0 + timedelta(hours=24)
+    # a ladder step never waits longer than the source's own interval
+    short = schedule.next_check(T0, 120, 0, 3, rng, transient=True, ladder=ladder)
+    assert short == T0 + timedelta(seconds=120)
