@@ -28,7 +28,7 @@ from monitor import diff as difflib
 from monitor import history, importer
 from monitor.browser import INSTALL_HINT, browser_for
 from monitor.classify import LABELS, SEVERITIES, mark, severity_rank
-from monitor.errors import ConfigError, MonitorError
+from monitor.errors import ConfigError, MonitorError, StoreError, unknown_source
 from monitor.fetch import Fetcher
 from monitor.pipeline import CheckContext, CheckResult, check_source, reextract_source
 from monitor.robots import RobotsCache
@@ -55,10 +55,21 @@ class Context:
 
     def store(self, *, require_schema: bool = True) -> Store:
         if self._store is None:
+            if require_schema:
+                missing = Store.missing_file(self.config.settings.database)
+                if missing is not None:  # opening would leave an empty file behind
+                    raise StoreError(f"no database at {missing}; run `policy-monitor init` first")
             self._store = Store.from_settings(self.config.settings)
         if require_schema:
             self._store.require_schema()
         return self._store
+
+    def source(self, name: str) -> cfg.Source:
+        """The configured source of this name, or an error that names the nearest ones."""
+        found = self.config.source(name)
+        if found is None:
+            raise unknown_source(name, (s.name for s in self.config.sources), " in the config")
+        return found
 
     def close(self) -> None:
         if self._store is not None:
@@ -253,20 +264,29 @@ def run_checks(
 
 @main.command()
 @click.argument("names", nargs=-1, metavar="[SOURCE]...")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per source.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per source (and no summary).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="A line per source, unchanged ones and each failure included.")
 @click.option("--fail-on-error", is_flag=True, help="Exit 1 if any check failed.")
 @pass_context
 @handle_errors
-def check(ctx: Context, names: tuple[str, ...], as_json: bool, fail_on_error: bool) -> None:
-    """Check each enabled source (or the named ones) once, now."""
+def check(ctx: Context, names: tuple[str, ...], as_json: bool, verbose: bool,
+          fail_on_error: bool) -> None:
+    """Check each enabled source (or the named ones) once, now, and sum up.
+
+    Without -v, changes and first snapshots are printed as they come; failures follow at the
+    end, one line for each cause that several sources share; a summary line closes.
+    Exit status: 0 when every check ran (failed pages are recorded and retried), 1 with
+    --fail-on-error when any check failed, 78 for a bad config.
+    """
+    from monitor import summary
+
     conf = ctx.config
     store = ctx.store()
     store.sync_sources(conf.sources, conf.settings.interval)
     if names:
-        unknown = [n for n in names if conf.source(n) is None]
-        if unknown:
-            raise MonitorError(f"unknown source(s): {', '.join(unknown)} (see `sources list`)")
-        selected = [s for s in conf.sources if s.name in names]
+        selected = [ctx.source(n) for n in names]
     else:
         selected = [s for s in conf.sources if s.enabled]
 
@@ -278,14 +298,29 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, fail_on_error: bo
                 "failure_kind": str(result.failure_kind) if result.failure_kind else None,
                 "fetcher": result.fetcher,
             }, ensure_ascii=False))
-        elif result.detail == INSTALL_HINT:  # said once above, not once per source
-            click.echo(f"{result.source}: failed: no browser to render it (see the note above)")
-        else:
-            click.echo(result.line())
+        elif verbose or result.outcome in ("changed", "baseline"):
+            click.echo(_check_line(result))
 
+    started = time.monotonic()
     results = run_checks(store, conf.settings, selected, show, subscriptions=conf.subscriptions)
+    report = summary.summarise(results, time.monotonic() - started)
+    if not as_json and not verbose:
+        shown = summary.grouped(report.groups)
+        for result in sorted(results, key=lambda r: r.source):
+            if result.outcome == "failed" and result.source not in shown:
+                click.echo(_check_line(result))
+        for group in report.groups:
+            click.echo(group.line() + " (-v lists each)")
+    if not as_json:
+        click.echo(report.line())
     if fail_on_error and any(r.outcome == "failed" for r in results):
         click.get_current_context().exit(1)
+
+
+def _check_line(result: CheckResult) -> str:
+    if result.detail == INSTALL_HINT:  # said once above, not once per source
+        return f"{result.source}: failed: no browser to render it (see the note above)"
+    return result.line()
 
 
 @main.command()
@@ -642,9 +677,7 @@ def replay(click_ctx: click.Context, directory: Path, extensions: tuple[str, ...
 @handle_errors
 def reextract(ctx: Context, name: str) -> None:
     """Rebuild SOURCE's versions from stored raw pages after its selectors changed."""
-    source = ctx.config.source(name)
-    if source is None:
-        raise MonitorError(f"unknown source {name!r} (it must be in {ctx.config.path})")
+    source = ctx.source(name)
     store = ctx.store()
     store.sync_sources(ctx.config.sources, ctx.config.settings.interval)
     result = reextract_source(store, source)

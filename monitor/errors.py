@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -78,3 +80,13 @@ class StoreError(MonitorError):
 
 class NotFoundError(MonitorError):
     """A source, snapshot or change the user named does not exist."""
+
+
+def unknown_source(name: str, known: Iterable[str], where: str = "") -> NotFoundError:
+    """"no source named 'linkedin/privacy'; did you mean linkedin/privacy-policy?": a typo or a
+    half-remembered name gets the names it was probably meant to be."""
+    names = sorted(set(known))
+    near = [n for n in names if name and (n.startswith(name) or name in n)][:5]
+    near += [n for n in difflib.get_close_matches(name, names, n=5, cutoff=0.6) if n not in near]
+    hint = f"; did you mean {', '.join(near[:5])}?" if near else " (see `sources list`)"
+    return NotFoundError(f"no source named {name!r}{where}{hint}")

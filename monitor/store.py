@@ -40,7 +40,7 @@ from monitor import schedule
 from monitor.blobstore import DatabaseBlobStore, sha256
 from monitor.classify import Classification, max_severity
 from monitor.diff import Diff
-from monitor.errors import FailureKind, NotFoundError, StoreError
+from monitor.errors import FailureKind, NotFoundError, StoreError, unknown_source
 from monitor.models import (
     Change,
     Check,
@@ -227,6 +227,16 @@ class Store:
         # One writer at a time inside a process: SQLite allows one anyway, and queueing here is
         # cheaper than spinning on busy_timeout.
         self._write_lock = threading.Lock()
+
+    @staticmethod
+    def missing_file(url: str) -> Path | None:
+        """The SQLite file this URL names, when it does not exist yet (None for other backends)."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite" or not parsed.database \
+                or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+            return None
+        path = Path(parsed.database)
+        return None if path.exists() else path
 
     @classmethod
     def from_settings(cls, settings: cfg.Settings) -> Store:
@@ -416,14 +426,14 @@ class Store:
     def source_row(self, session: Session, name: str) -> SourceRow:
         row = session.scalar(select(SourceRow).where(SourceRow.name == name))
         if row is None:
-            raise NotFoundError(f"no source named {name!r} in the database")
+            raise unknown_source(name, session.scalars(select(SourceRow.name)), " in the database")
         return row
 
     def state(self, name: str) -> SourceState:
         with self.read_engine.connect() as conn:
             row = conn.execute(_STATE, {"name": name}).first()
-        if row is None:
-            raise NotFoundError(f"no source named {name!r} in the database")
+            if row is None:
+                raise unknown_source(name, conn.scalars(select(SourceRow.name)), " in the database")
         return SourceState(*row)
 
     def last_failure(self, state: SourceState) -> tuple[str | None, str | None]:

@@ -444,3 +444,43 @@ def test_a_page_flipping_back_to_an_older_copy_is_recorded_not_alerted(
     assert latest["severity"] == "low"
     explained = project.cli("explain", str(latest["id"])).output
     assert "older copy" in explained and "Damped to low" in explained
+
+
+def test_check_sums_up_and_folds_failures_that_share_a_cause(server: HTTPServer, project,
+                                                             page) -> None:
+    """Offline, a hundred sources fail alike: one line says so, not a hundred."""
+    import socket
+
+    content = {"body": page(POLICY)}
+    serve(server, "/policy", content)
+    server.expect_request("/gone").respond_with_data("no", status=404)
+    closed = []
+    for _ in range(4):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            closed.append(probe.getsockname()[1])
+    entries = [("acme/policy", server.url_for("/policy")), ("acme/gone", server.url_for("/gone"))]
+    entries += [(f"down/p{i}", f"http://127.0.0.1:{port}/p") for i, port in enumerate(closed)]
+    project.write("".join(f'[[source]]\nname = "{n}"\nplatform = "X"\nurl = "{u}"\n\n'
+                          for n, u in entries))
+    project.cli("init")
+    out = project.cli("check").output.splitlines()
+    assert "acme/policy: first snapshot" in out
+    assert "acme/gone: failed: HTTP 404 NOT FOUND" in out
+    folded = [line for line in out if "sources failed the same way" in line]
+    assert len(folded) == 1
+    assert folded[0].startswith("4 sources failed the same way (transient): connection failed")
+    assert "down/p0, down/p1, down/p2, …" in folded[0]
+    assert not any(line.startswith("down/") for line in out)  # no wall of identical lines
+    assert re.fullmatch(r"checked 6 sources in \d+\.\ds: 0 unchanged, 0 changed, "
+                        r"1 first snapshot, 5 failed \(1 permanent, 4 transient\)", out[-1])
+    # -v lists every source, unchanged ones included
+    content["body"] = page(POLICY + f"<p>{NEW_SENTENCE}</p>")
+    verbose = project.cli("check", "-v").output.splitlines()
+    assert sum(line.startswith("down/") and "failed: connection failed" in line
+               for line in verbose) == 4
+    assert any(line.startswith("acme/policy: changed (+") for line in verbose)
+    assert verbose[-1].endswith("0 unchanged, 1 changed, 5 failed (1 permanent, 4 transient)")
+    quiet = project.cli("check", "acme/policy").output.splitlines()
+    assert len(quiet) == 1 and "1 unchanged, 0 changed, 0 failed" in quiet[0]
+    assert project.cli("check", "--fail-on-error", ok=False).exit_code == 1

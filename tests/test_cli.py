@@ -21,10 +21,23 @@ def test_python_dash_m_and_console_script_agree(tmp_path: Path) -> None:
         assert f"  {command}" in mod.stdout
 
 
-def test_uninitialised_database_is_a_clear_error(project) -> None:
+def test_uninitialised_database_is_a_clear_error_and_no_file_is_left(project) -> None:
     project.write("")
+    for command in ("changes", "status", "check", "history", "sources"):
+        args = ("sources", "list") if command == "sources" else (command,)
+        if command == "history":
+            args = ("history", "x/y")
+        result = project.cli(*args, ok=False)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.strip() == (f"error: no database at {project.data / 'monitor.db'}; "
+                                         "run `policy-monitor init` first"), args
+        assert not (project.data / "monitor.db").exists()
+    project.cli("init")
+    assert (project.data / "monitor.db").exists()
+    # a file that exists but was never initialised is still named as such
+    (project.data / "monitor.db").unlink()
+    (project.data / "monitor.db").touch()
     result = project.cli("changes", ok=False)
-    assert result.exit_code == 1
     assert result.output.strip() == "error: the database is not initialised; run `policy-monitor init`"
 
 
@@ -40,8 +53,10 @@ def test_user_errors_are_one_line(server: HTTPServer, project) -> None:
     cases = {
         ("show", "999"): "error: no snapshot with id 999",
         ("diff", "acme/p"): "error: source 'acme/p' has no changes yet",
-        ("history", "nope/x"): "error: no source named 'nope/x' in the database",
-        ("check", "nope/x"): "error: unknown source(s): nope/x (see `sources list`)",
+        ("history", "nope/x"): "error: no source named 'nope/x' in the database (see `sources list`)",
+        ("check", "nope/x"): "error: no source named 'nope/x' in the config (see `sources list`)",
+        ("history", "acme/"): "error: no source named 'acme/' in the database; did you mean acme/p?",
+        ("check", "acme/pp"): "error: no source named 'acme/pp' in the config; did you mean acme/p?",
         ("changes", "--since", "yesterday"): "is not a date",
     }
     for args, expected in cases.items():
