@@ -25,7 +25,7 @@ import click
 
 from monitor import config as cfg
 from monitor import diff as difflib
-from monitor import history, importer
+from monitor import history, importer, summary
 from monitor.browser import INSTALL_HINT, browser_for
 from monitor.classify import LABELS, SEVERITIES, mark, severity_rank
 from monitor.errors import ConfigError, MonitorError, StoreError, unknown_source
@@ -209,9 +209,11 @@ def sources_list(ctx: Context, as_json: bool) -> None:
         _echo_json(rows)
         return
     _table(
-        ["NAME", "PLATFORM", "KIND", "ENABLED", "LAST CHECK", "OUTCOME", "FAILS", "VERSIONS"],
+        ["NAME", "PLATFORM", "KIND", "ENABLED", "LAST CHECK", "OUTCOME", "FAILS", "VERSIONS",
+         "PROBLEM"],
         [[r.name, r.platform, r.kind, "yes" if r.enabled else "no", _ago(r.last_check_at),
-          r.last_outcome or "-", r.consecutive_failures, r.versions] for r in rows],
+          r.last_outcome or "-", r.consecutive_failures, r.versions,
+          _problem(r.last_failure_kind, r.last_error, r.failing_since)] for r in rows],
     )
 
 
@@ -280,15 +282,10 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, verbose: bool,
     Exit status: 0 when every check ran (failed pages are recorded and retried), 1 with
     --fail-on-error when any check failed, 78 for a bad config.
     """
-    from monitor import summary
-
     conf = ctx.config
     store = ctx.store()
     store.sync_sources(conf.sources, conf.settings.interval)
-    if names:
-        selected = [ctx.source(n) for n in names]
-    else:
-        selected = [s for s in conf.sources if s.enabled]
+    selected = [ctx.source(n) for n in names] if names else [s for s in conf.sources if s.enabled]
 
     def show(result: CheckResult) -> None:
         if as_json:
@@ -349,13 +346,27 @@ def status(ctx: Context, as_json: bool, max_failures: int | None) -> None:
         _echo_json(rows)
     else:
         _table(
-            ["NAME", "LAST CHECK", "OUTCOME", "LAST CHANGE", "FAILS", "NEXT DUE", "STATE"],
+            ["NAME", "LAST CHECK", "OUTCOME", "LAST CHANGE", "FAILS", "NEXT DUE", "STATE", "PROBLEM"],
             [[r.name, _ago(r.last_check_at), r.last_outcome or "-", _ago(r.last_change_at),
               r.consecutive_failures, _ago(r.next_check_at),
-              "failing" if r.failing else ("disabled" if not r.enabled else "ok")] for r in rows],
+              "failing" if r.failing else ("disabled" if not r.enabled else "ok"),
+              _problem(r.last_failure_kind, r.last_error, r.failing_since)] for r in rows],
         )
-    if any(r.enabled and r.consecutive_failures > limit for r in rows):
+    over = [r.name for r in rows if r.enabled and r.consecutive_failures > limit]
+    if over:
+        which = "--max-failures" if max_failures is not None else "failure_threshold"
+        click.echo(f"status: {summary.plural(len(over), 'source')} failed more than {limit} "
+                   f"times in a row ({which} = {limit}): {', '.join(over[:5])}"
+                   + (", …" if len(over) > 5 else ""), err=True)
         click.get_current_context().exit(1)
+
+
+def _problem(kind: str | None, reason: str | None, since: datetime | None) -> str:
+    """`transient since 2026-12-01 20:50: connection failed…`, cut to fit a table cell."""
+    if not reason:
+        return ""
+    text = f"{kind or 'failed'} since {_ago(since)}: {reason}"
+    return text if len(text) <= 90 else text[:89] + "…"
 
 
 @main.group("subscriptions")

@@ -40,10 +40,14 @@ class SourceSummary:
     consecutive_failures: int
     versions: int
     checks: int
+    last_failure_kind: str | None = None
+    last_error: str | None = None
+    failing_since: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["last_check_at"], d["last_change_at"] = _iso(self.last_check_at), _iso(self.last_change_at)
+        for key in ("last_check_at", "last_change_at", "failing_since"):
+            d[key] = _iso(d[key])
         return d
 
 
@@ -136,18 +140,59 @@ def _version_counts(s: Session) -> dict[int, int]:
         .group_by(Snapshot.source_id)).all())
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why a source is failing now: the latest failed check's class and reason, and the start
+    of the run of failures it belongs to."""
+
+    kind: str | None
+    reason: str | None
+    since: datetime | None
+
+
+def _failures(s: Session, source_id: int | None = None) -> dict[int, Failure]:
+    """Per source whose latest check failed. Two grouped queries, whatever the number of sources."""
+    ok = select(Check.source_id, func.max(Check.id).label("ok_id")).where(Check.outcome != "failed")
+    failed = [Check.outcome == "failed"]
+    if source_id is not None:
+        ok = ok.where(Check.source_id == source_id)
+        failed.append(Check.source_id == source_id)
+    last_ok = ok.group_by(Check.source_id).subquery()
+    run = (select(Check.source_id, func.min(Check.started_at), func.max(Check.id))
+           .outerjoin(last_ok, last_ok.c.source_id == Check.source_id)
+           .where(*failed, or_(last_ok.c.ok_id.is_(None), Check.id > last_ok.c.ok_id))
+           .group_by(Check.source_id))
+    spans = {source_id: (since, last_id) for source_id, since, last_id in s.execute(run)}
+    latest = {r.id: r for r in s.execute(select(Check.id, Check.failure_kind, Check.error)
+                                         .where(Check.id.in_([v[1] for v in spans.values()])))}
+    return {source_id: Failure(latest[last_id].failure_kind, latest[last_id].error, since)
+            for source_id, (since, last_id) in spans.items() if last_id in latest}
+
+
+def failure(store: Store, name: str) -> Failure | None:
+    """Why this source is failing now, or None when its latest check worked."""
+    with store.read() as s:
+        row = store.source_row(s, name)
+        return _failures(s, row.id).get(row.id)
+
+
 def sources(store: Store) -> list[SourceSummary]:
     with store.read() as s:
         versions = _version_counts(s)
         checks = dict(s.execute(
             select(Check.source_id, func.count()).group_by(Check.source_id)).all())
         rows = s.scalars(select(SourceRow).order_by(SourceRow.platform, SourceRow.name)).all()
+        failures = _failures(s)
+        none = Failure(None, None, None)
         return [
             SourceSummary(
                 name=r.name, platform=r.platform, kind=r.kind, url=r.url, enabled=r.enabled,
                 in_config=r.in_config, last_check_at=r.last_check_at, last_outcome=r.last_outcome,
                 last_change_at=r.last_change_at, consecutive_failures=r.consecutive_failures,
                 versions=versions.get(r.id, 0), checks=checks.get(r.id, 0),
+                last_failure_kind=failures.get(r.id, none).kind,
+                last_error=failures.get(r.id, none).reason,
+                failing_since=failures.get(r.id, none).since,
             )
             for r in rows
         ]
@@ -165,10 +210,12 @@ class SourceStatus:
     consecutive_failures: int
     failing: bool
     next_check_at: datetime | None
+    last_failure_kind: str | None = None
+    failing_since: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for key in ("last_check_at", "last_change_at", "next_check_at"):
+        for key in ("last_check_at", "last_change_at", "next_check_at", "failing_since"):
             d[key] = _iso(d[key])
         return d
 
@@ -176,18 +223,18 @@ class SourceStatus:
 def status(store: Store) -> list[SourceStatus]:
     """What `status` and the systemd STATUS line report, per source."""
     with store.read() as s:
-        last_error = dict(s.execute(
-            select(Check.source_id, Check.error)
-            .where(Check.id.in_(select(func.max(Check.id)).where(Check.outcome == "failed")
-                                .group_by(Check.source_id)))).all())
+        failures = _failures(s)
+        none = Failure(None, None, None)
         rows = s.scalars(select(SourceRow).where(SourceRow.in_config.is_(True))
                          .order_by(SourceRow.platform, SourceRow.name)).all()
         return [SourceStatus(
             name=r.name, platform=r.platform, enabled=r.enabled, last_check_at=r.last_check_at,
             last_outcome=r.last_outcome,
-            last_error=last_error.get(r.id) if r.last_outcome == "failed" else None,
+            last_error=failures.get(r.id, none).reason,
             last_change_at=r.last_change_at, consecutive_failures=r.consecutive_failures,
-            failing=r.failing, next_check_at=r.next_check_at) for r in rows]
+            failing=r.failing, next_check_at=r.next_check_at,
+            last_failure_kind=failures.get(r.id, none).kind,
+            failing_since=failures.get(r.id, none).since) for r in rows]
 
 
 def versions(store: Store, name: str) -> list[Version]:
@@ -367,6 +414,7 @@ class DashboardRow:
     failing: bool
     consecutive_failures: int
     versions: int
+    failure: Failure | None = None
 
 
 def dashboard(store: Store, since: datetime) -> list[DashboardRow]:
@@ -380,13 +428,14 @@ def dashboard(store: Store, since: datetime) -> list[DashboardRow]:
                     severities.get(source_id)):
                 severities[source_id] = severity
         counts = _version_counts(s)
+        failures = _failures(s)
         rows = s.scalars(select(SourceRow).order_by(SourceRow.platform, SourceRow.name)).all()
         return [DashboardRow(
             name=r.name, platform=r.platform, title=r.title or r.name, kind=r.kind,
             enabled=r.enabled, last_check_at=r.last_check_at, last_outcome=r.last_outcome,
             last_change_at=r.last_change_at, recent_severity=severities.get(r.id),
             failing=r.failing, consecutive_failures=r.consecutive_failures,
-            versions=counts.get(r.id, 0)) for r in rows]
+            versions=counts.get(r.id, 0), failure=failures.get(r.id)) for r in rows]
 
 
 def timeline(store: Store) -> list[tuple[str, str, int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,13 +106,27 @@ def test_status_exits_1_when_a_source_fails_too_often(server: HTTPServer, projec
     """)
     project.cli("init")
     project.cli("check")
-    assert project.cli("status").exit_code == 0  # 1 failure, not more than the default 3
+    table = project.cli("status")  # 1 failure, not more than the default 3: exit 0
+    down = next(line for line in table.output.splitlines() if line.startswith("acme/down"))
+    assert re.search(r"transient since \d{4}-\d\d-\d\d \d\d:\d\d: HTTP 500", down)
+    listed = project.cli("sources", "list").output
+    assert "transient since" in listed and "HTTP 500" in listed
     result = project.cli("status", "--max-failures", "0", "--json", ok=False)
     assert result.exit_code == 1
-    rows = {r["name"]: r for r in json.loads(result.output)}
+    assert result.stderr.strip() == ("status: 1 source failed more than 0 times in a row "
+                                     "(--max-failures = 0): acme/down")
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert rows["acme/down"]["consecutive_failures"] == 1
     assert rows["acme/down"]["last_error"].startswith("HTTP 500")
+    assert rows["acme/down"]["last_failure_kind"] == "transient"
+    assert rows["acme/down"]["failing_since"].endswith("Z")
     assert rows["acme/ok"]["next_check_at"] is not None
+    assert rows["acme/ok"]["last_error"] is None and rows["acme/ok"]["failing_since"] is None
+    # the run of failures is dated from its first check, and a success ends it
+    project.cli("check", "acme/down")
+    again = {r["name"]: r for r in project.json("status")}
+    assert again["acme/down"]["failing_since"] == rows["acme/down"]["failing_since"]
+    assert again["acme/down"]["consecutive_failures"] == 2
 
 
 def test_daemon_refuses_a_damaged_database_and_leaves_it_alone(project) -> None:

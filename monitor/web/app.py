@@ -54,6 +54,9 @@ class SourceOut(BaseModel):
     last_change_at: str | None
     consecutive_failures: int
     versions: int
+    last_failure_kind: str | None = None  # transient | permanent | blocked | anomalous
+    last_error: str | None = None  # why the latest check failed (None when it worked)
+    failing_since: str | None = None  # the first failed check of the current run of failures
 
 
 class VersionOut(BaseModel):
@@ -199,7 +202,8 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
         start = (page_no - 1) * PAGE
         return page(request, "source.html", source=source, versions=versions[start:start + PAGE],
                     more=len(versions) > start + PAGE, page=page_no, changes=changes,
-                    label=label, labels=LABELS, checks=history.checks(store, name, limit=PAGE))
+                    label=label, labels=LABELS, checks=history.checks(store, name, limit=PAGE),
+                    failure=history.failure(store, name))
 
     @app.get("/changes/{change_id}", response_class=HTMLResponse, include_in_schema=False)
     def change_page(request: Request, change_id: Id, view: str = "inline") -> HTMLResponse:
