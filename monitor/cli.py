@@ -53,6 +53,11 @@ class Context:
             self._config = cfg.load(self.config_path)
         return self._config
 
+    def checked_config(self) -> cfg.Config:
+        """The config with every alert target parsed too: for the commands that start things."""
+        self._config = cfg.load(self.config_path, targets=True)
+        return self._config
+
     def store(self, *, require_schema: bool = True) -> Store:
         if self._store is None:
             if require_schema:
@@ -156,7 +161,7 @@ pass_context = click.make_pass_decorator(Context)
 @handle_errors
 def init(ctx: Context) -> None:
     """Create the data directory and database (alembic upgrade head), and register sources."""
-    settings = ctx.config.settings
+    settings = ctx.checked_config().settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ctx.store(require_schema=False)
     revision = store.upgrade(backup_dir=settings.data_dir / "backups")
@@ -190,8 +195,8 @@ def sources_group() -> None:
 @pass_context
 @handle_errors
 def sources_validate(ctx: Context) -> None:
-    """Check sources.toml and report every problem with file, line and field."""
-    conf = ctx.config
+    """Check sources.toml and every alert target; report each problem with file, line, field."""
+    conf = ctx.checked_config()
     enabled = sum(1 for s in conf.sources if s.enabled)
     click.echo(f"{conf.path}: ok ({len(conf.sources)} sources, {enabled} enabled)")
 
@@ -327,7 +332,7 @@ def run(ctx: Context) -> None:
     """Run the daemon: check every source on its interval until SIGTERM (systemd-friendly)."""
     from monitor import service
 
-    path = ctx.config.path  # validates the config first: exit 78 on errors
+    path = ctx.checked_config().path  # validates the config first: exit 78 on errors
     click.get_current_context().exit(service.main(path))
 
 

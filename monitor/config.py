@@ -153,16 +153,25 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def mask_url(url: str) -> str:
-    """A notification URL safe to print: passwords, tokens and ${VARS} hidden."""
+    """A notification URL safe to print, yet recognisable among several: the scheme, a real
+    host name and plain words (`#channel`, `hooks`) stay; passwords, tokens, ${VARS} and query
+    values become ***."""
     parts = urlsplit(url)
-    if not parts.scheme:
-        return "***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    path = "/".join("***" if len(seg) > 12 or "${" in seg else seg for seg in parts.path.split("/"))
-    query = "***" if parts.query else ""
-    return f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+    if not parts.scheme or "://" not in url:
+        return url.split(":", 1)[0][:12] + ":***" if ":" in url else "***"
+    host = parts.hostname or ""
+    shown = host if ("." in host or host == "localhost") and "${" not in host else "***" if host else ""
+    if parts.port:
+        shown += f":{parts.port}"
+    netloc = ("***@" if "@" in parts.netloc else "") + shown
+    path = "/".join(seg if not seg or _PLAIN_SEGMENT.fullmatch(seg) else "***"
+                    for seg in parts.path.split("/"))
+    fragment = f"#{parts.fragment}" if parts.fragment and _PLAIN_SEGMENT.fullmatch(parts.fragment) else ""
+    query = "&".join(f"{k.split('=', 1)[0]}=***" for k in parts.query.split("&") if k)
+    return f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "") + fragment
+
+
+_PLAIN_SEGMENT = re.compile(r"[#@]?[a-z][a-z._-]{0,30}")  # words, not tokens (no digits or caps)
 
 
 @dataclass(frozen=True)
@@ -327,7 +336,8 @@ def _apprise_urls(value: object) -> tuple[str, ...]:
         raise ValueError("at least one apprise URL is needed")
     for url in urls:
         if "://" not in url:
-            raise ValueError(f"not an apprise URL: {mask_url(url)!r} (e.g. mailtos://…, slack://…)")
+            raise ValueError(f"not an apprise URL: {mask_url(url)} (e.g. mailtos://…, slack://…, "
+                             "webhooks://…)")
     return urls
 
 
@@ -461,8 +471,10 @@ def _parse_table(
     return values
 
 
-def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config:
-    """Parse config text; raise ConfigError listing every problem."""
+def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
+          targets: bool = False) -> Config:
+    """Parse config text; raise ConfigError listing every problem. With `targets`, every alert
+    target is also parsed as it will be sent (validate, init, run and SIGHUP ask for it)."""
     env = os.environ if env is None else env
     file = str(path)
     try:
@@ -536,6 +548,14 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config
         if not missing and len(values) == len(raw):
             sub_names.add(values["name"])
             subscriptions.append(Subscription(**values))
+            if targets:
+                from monitor.targets import problem
+
+                for url in values["url"]:
+                    why = problem(url, env)
+                    if why:
+                        errors.add("subscription", i, "url", f"{label}.url",
+                                   f"{mask_url(url)}: {why}")
 
     if errors.problems:
         raise ConfigError(errors.problems)
@@ -552,7 +572,7 @@ def resolve_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(DEFAULT_CONFIG)
 
 
-def load(path: str | os.PathLike[str] | None = None) -> Config:
+def load(path: str | os.PathLike[str] | None = None, *, targets: bool = False) -> Config:
     """Read and parse the config file, naming the file in every error."""
     resolved = resolve_path(path)
     try:
@@ -564,4 +584,4 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigProblem(str(resolved), None, "file", str(exc))]) from None
-    return parse(text, resolved)
+    return parse(text, resolved, targets=targets)

@@ -46,7 +46,7 @@ class Service:
     def __init__(self, config_path: str | os.PathLike[str] | None,
                  clock: Callable[[], datetime] = _now, notifier: Notifier | None = None) -> None:
         self.config_path = config_path
-        self.config = cfg.load(config_path)
+        self.config = cfg.load(config_path, targets=True)
         self.clock = clock
         self.notifier = notifier or Notifier()
         self.stop_event = threading.Event()
@@ -84,7 +84,7 @@ class Service:
 
     def reload(self, dispatcher: Dispatcher) -> None:
         try:
-            new = cfg.load(self.config_path)
+            new = cfg.load(self.config_path, targets=True)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused, keeping the old config: %s", problem)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.header
 import json
+import re
 import signal
 import socket
 import sqlite3
@@ -326,9 +327,34 @@ def test_subscriptions_list_masks_secrets(project, monkeypatch) -> None:
     """)
     out = project.cli("subscriptions", "list").output
     assert "hunter2" not in out and "SLACK_TOKEN" not in out
-    assert "slack://T000/B000/***" in out
+    assert "slack://***/***/***" in out  # tokens sit in the host and path of Slack URLs
     (row,) = project.json("subscriptions", "list")
-    assert row["url"][1] == "mailtos://***@smtp.example.org?***"
+    assert row["url"][1] == "mailtos://***@smtp.example.org?to=***"
+
+
+def test_alert_targets_are_checked_up_front_with_line_name_and_masked_url(project) -> None:
+    """A typo in a target is a config error at validate/init/run, not a lost alert later."""
+    project.write("""
+        [[subscription]]
+        name = "team"
+        url = ["slak://xoxbSECRETtoken/#chan", "mailto://foo",
+               "mailtos://alerts:hunter2@smtp.example.org?to=a@b.c"]
+
+        [[subscription]]
+        name = "ops"
+        url = "slack://${UNSET_TOKEN_FOR_TEST}/#ops"
+    """)
+    for command in (("sources", "validate"), ("init",), ("run",)):
+        result = project.cli(*command, ok=False)
+        assert result.exit_code == 78, command
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 2, lines  # the good e-mail and the unset-secret Slack URL pass
+        assert re.fullmatch(r"error: .*sources\.toml:\d+: subscription\[team\]\.url: "
+                            r"slak://\*\*\*/#chan: unknown scheme slak://.*", lines[0])
+        assert re.fullmatch(r"error: .*sources\.toml:\d+: subscription\[team\]\.url: "
+                            r"mailto://\*\*\*: .*could not load E-Mail URL", lines[1])
+        assert "SECRET" not in result.output and "hunter2" not in result.output
+        assert not (project.data / "monitor.db").exists()
 
 
 def test_subscription_errors_name_line_and_field(project) -> None:
