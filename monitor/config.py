@@ -139,11 +139,16 @@ class Subscription:
     include_cosmetic: bool = False
     mode: Mode = Mode.INSTANT
     source_failures: bool | None = None  # None: only when no label filter is set
+    secret: str | None = None  # signs webhooks:// payloads (HMAC-SHA256); may be ${ENV_VAR}
 
     def targets(self, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
         """The apprise URLs with ${ENV_VAR} filled in at send time (never stored)."""
         env = os.environ if env is None else env
         return tuple(_ENV_RE.sub(lambda m: env.get(m.group(1), ""), u) for u in self.url)
+
+    def secret_value(self, env: Mapping[str, str] | None = None) -> str | None:
+        env = os.environ if env is None else env
+        return _ENV_RE.sub(lambda m: env.get(m.group(1), ""), self.secret) if self.secret else None
 
     def masked(self) -> tuple[str, ...]:
         return tuple(mask_url(u) for u in self.url)
@@ -443,6 +448,7 @@ _SUBSCRIPTION: dict[str, Callable[[Any], Any]] = {
     "include_cosmetic": _as_bool,
     "mode": lambda v: _enum(Mode, v),
     "source_failures": _as_bool,
+    "secret": _as_str,
 }
 _KNOWN_TABLES = {"settings", "source", "subscription"}
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from monitor import diff as difflib
 from monitor.classify import severity_rank
 
-Format = Literal["markdown", "html"]
+Format = Literal["markdown", "html", "json"]
 BUILTIN = Path(__file__).with_name("templates")
 DIFF_LINES = 40
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
@@ -37,6 +37,7 @@ class Message:
     title: str
     body: str
     format: Format
+    kind: str = "change"  # change | event | source_alert | digest: a webhook's event header
 
 
 @dataclass(frozen=True)

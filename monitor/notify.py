@@ -14,10 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import apprise
-
 from monitor import config as cfg
-from monitor import history, messages, reading, routing
+from monitor import history, messages, reading, routing, targets, webhook
 from monitor.models import Delivery
 from monitor.store import Store
 
@@ -40,12 +38,21 @@ def _now() -> datetime:
 
 
 def channel_format(url: str) -> messages.Format:
-    """E-mail gets HTML (apprise adds the plain-text alternative); chat channels Markdown."""
+    """E-mail gets HTML (apprise adds the plain-text alternative); chat channels Markdown;
+    our webhook JSON."""
+    if targets.is_webhook(url):
+        return "json"
     return "html" if url.split(":", 1)[0].lower() in _HTML_SCHEMES else "markdown"
 
 
-def send(url: str, message: messages.Message) -> tuple[bool, str]:
-    """Send one message to one apprise URL; (success, error text)."""
+def send(url: str, message: messages.Message, *, secret: str | None = None,
+         delivery: str = "", user_agent: str = cfg.USER_AGENT) -> tuple[bool, str]:
+    """Send one message to one target; (success, error text naming the host)."""
+    if targets.is_webhook(url):
+        return webhook.post(url, message.body.encode("utf-8"), secret=secret,
+                            event=message.kind, delivery=delivery, user_agent=user_agent)
+    import apprise
+
     target = apprise.Apprise()
     if not target.add(url):
         return False, f"apprise cannot use this URL ({cfg.mask_url(url)})"
@@ -72,6 +79,8 @@ def _view(store: Store, change_id: int) -> messages.ChangeView:
 def render(store: Store, config: cfg.Config, row: Delivery, url: str) -> messages.Message:
     fmt = channel_format(url)
     settings = config.settings
+    if fmt == "json":
+        return _json_message(store, config, row)
     if row.kind == "change" and row.change_id is not None:
         return messages.render_change(_view(store, row.change_id), fmt, settings.base_url,
                                       templates_dir=settings.templates_dir)
@@ -85,6 +94,23 @@ def render(store: Store, config: cfg.Config, row: Delivery, url: str) -> message
         return messages.render_digest(views, str(row.payload.get("period", "")), fmt,
                                       settings.base_url, templates_dir=settings.templates_dir)
     raise ValueError(f"delivery {row.id} has nothing to render ({row.kind})")
+
+
+def _json_message(store: Store, config: cfg.Config, row: Delivery) -> messages.Message:
+    base = config.settings.base_url
+    if row.kind == "change" and row.change_id is not None:
+        payload = webhook.change(store, row.change_id, base)
+    elif row.kind == "alert" and row.source_alert_id is not None:
+        alert, source = store.source_alert(row.source_alert_id)
+        payload = webhook.source_alert(alert.kind, source.platform, source.name, alert.failures,
+                                       alert.error)
+    elif row.kind == "digest" and row.payload:
+        payload = webhook.digest(store, list(row.payload.get("changes", [])),
+                                 str(row.payload.get("period", "")), base)
+    else:
+        raise ValueError(f"delivery {row.id} has nothing to render ({row.kind})")
+    return messages.Message(str(payload.get("headline") or payload["type"]),
+                            webhook.body(payload).decode("utf-8"), "json", kind=payload["type"])
 
 
 def retry_delay(attempts: int, base: float, rng: random.Random) -> timedelta:
@@ -111,6 +137,8 @@ def flush(store: Store, config: cfg.Config, clock: Callable[[], datetime] = _now
     groups: dict[tuple[int | None, int, str, int], list[Delivery]] = {}
     for row in rows:
         event = events.get(row.change_id) if row.kind == "change" and row.change_id else None
+        if event is not None and _is_webhook(config, row):
+            event = None  # a program gets every change as its own resource, never a merge
         key = (event, row.id if event is None else 0, row.subscription, row.target)
         groups.setdefault(key, []).append(row)
     tally = {"sent": 0, "retrying": 0, "failed": 0, "merged": 0}
@@ -120,6 +148,11 @@ def flush(store: Store, config: cfg.Config, clock: Callable[[], datetime] = _now
             outcome = _deliver(store, config, claimed, event, clock, rng)
             tally[outcome] += 1
     return FlushResult(tally["sent"], tally["retrying"], tally["failed"], tally["merged"])
+
+
+def _is_webhook(config: cfg.Config, row: Delivery) -> bool:
+    sub = config.subscription(row.subscription)
+    return sub is not None and row.target < len(sub.url) and targets.is_webhook(sub.url[row.target])
 
 
 def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int | None,
@@ -141,7 +174,8 @@ def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int 
             store.merge_deliveries(ids, clock(),
                                    "merged: an earlier message of this event quoted the same text")
             return "merged"
-        ok, error = send(url, message)
+        ok, error = send(url, message, secret=sub.secret_value(), delivery=first.dedupe_key,
+                         user_agent=config.settings.user_agent)
     except Exception as exc:  # a broken template or plugin must not stop the queue
         log.exception("delivery %s could not be rendered or sent", first.id)
         ok, error = False, f"{type(exc).__name__}: {exc}"
@@ -232,8 +266,14 @@ def send_test(config: cfg.Config, sub: cfg.Subscription) -> list[tuple[str, bool
         diff=compute("We use data.\n", "We use data.\nWe may use your posts to train AI models.\n"))
     results = []
     for raw, url in zip(sub.url, sub.targets(), strict=True):
-        message = messages.render_change(sample, channel_format(url), config.settings.base_url,
-                                         templates_dir=config.settings.templates_dir)
-        ok, error = send(url, message)
+        fmt = channel_format(url)
+        if fmt == "json":
+            message = messages.Message("test", webhook.body(webhook.test()).decode(), "json",
+                                       kind="test")
+        else:
+            message = messages.render_change(sample, fmt, config.settings.base_url,
+                                             templates_dir=config.settings.templates_dir)
+        ok, error = send(url, message, secret=sub.secret_value(), delivery=f"test:{sub.name}",
+                         user_agent=config.settings.user_agent)
         results.append((cfg.mask_url(raw), ok, error))
     return results

@@ -399,3 +399,79 @@ def test_a_crash_between_send_and_mark_resends_once_later(server: HTTPServer, pr
         store.close()
     assert (done.status, done.attempts) == ("sent", 2)
     assert len(hook.received) == 1
+
+
+class JsonHook:
+    """Our structured webhook's receiver: keeps each body raw (to check the signature) and its
+    headers."""
+
+    def __init__(self, server: HTTPServer, status: int = 200) -> None:
+        self.received: list[tuple[bytes, dict[str, str]]] = []
+        self.status = status
+        server.expect_request("/events", method="POST").respond_with_handler(self.handle)
+        self.url = "webhook://" + server.url_for("/events").split("://", 1)[1]
+
+    def handle(self, request: Request) -> Response:
+        self.received.append((request.get_data(), dict(request.headers)))
+        return Response("", status=self.status)
+
+
+def test_json_webhook_posts_signed_change_resources_that_match_the_schema(
+        server: HTTPServer, project, monkeypatch) -> None:
+    import hashlib
+    import hmac
+    from pathlib import Path
+
+    import jsonschema
+
+    schema = json.loads((Path(notify.__file__).parent / "schemas" / "webhook.schema.json").read_text())
+    hook = JsonHook(server)
+    monkeypatch.setenv("HOOK_SECRET", "s3cret-for-test")
+    bodies = {"/li": POLICY, "/li-faq": "<p>Questions.</p>"}
+    pages(server, bodies)
+    write(project, server, f"""
+        [[subscription]]
+        name = "program"
+        url = "{hook.url}"
+        secret = "${{HOOK_SECRET}}"
+    """, paths=(("/li", "linkedin/privacy-policy", "LinkedIn"),
+                ("/li-faq", "linkedin/ai-faq", "LinkedIn")))
+    project.check()
+    bodies["/li"] = POLICY + AI
+    bodies["/li-faq"] = "<p>Questions.</p><p>We use your data to train generative AI models. You " \
+                        "can opt out in Settings &gt; Data privacy &gt; Data for Generative AI " \
+                        "Improvement.</p>"
+    project.check()
+    assert "sent 2" in project.cli("notify", "flush").output  # one POST per change, no merging
+    payloads = []
+    for raw, headers in hook.received:
+        expected = "sha256=" + hmac.new(b"s3cret-for-test", raw, hashlib.sha256).hexdigest()
+        assert headers["X-Policy-Monitor-Signature"] == expected
+        assert headers["Content-Type"] == "application/json"
+        assert headers["X-Policy-Monitor-Event"] == "change"
+        assert headers["X-Policy-Monitor-Delivery"]
+        payload = json.loads(raw)
+        jsonschema.validate(payload, schema)
+        payloads.append(payload)
+    by_source = {p["source"]: p for p in payloads}
+    policy = by_source["linkedin/privacy-policy"]
+    assert "ai_training" in policy["labels"] and policy["severity"] in ("medium", "high")
+    assert any("train generative AI" in (e["new"] or "") for e in policy["evidence"])
+    assert "\\" not in json.dumps(policy["evidence"]).replace("\\u", "")  # no Markdown escapes
+    assert policy["links"]["change"] == f"https://monitor.example.org/changes/{policy['id']}"
+    assert policy["links"]["diff"].endswith(f"/api/changes/{policy['id']}/diff")
+    faq = by_source["linkedin/ai-faq"]
+    assert faq["opt_out"] and "Data for Generative AI Improvement" in json.dumps(faq["opt_out"])
+    # one event, each change names the other page
+    assert policy["event_id"] is not None and policy["event_id"] == faq["event_id"]
+    assert [p["source"] for p in policy["event_pages"]] == ["linkedin/ai-faq"]
+    # the payload carries the same fields as the API's change resource
+    api_fields = {"id", "source", "platform", "detected_at", "labels", "severity", "evidence",
+                  "opt_out", "event_id"}
+    assert api_fields <= set(policy)
+    # notify test reaches the webhook too, signed
+    assert "sent" in project.cli("notify", "test", "program").output
+    raw, headers = hook.received[-1]
+    assert json.loads(raw)["type"] == "test"
+    jsonschema.validate(json.loads(raw), schema)
+    assert headers["X-Policy-Monitor-Signature"].startswith("sha256=")
