@@ -357,7 +357,13 @@ def status(ctx: Context, as_json: bool, max_failures: int | None) -> None:
               "failing" if r.failing else ("disabled" if not r.enabled else "ok"),
               _problem(r.last_failure_kind, r.last_error, r.failing_since)] for r in rows],
         )
+    alarms = [t for t in ctx.store().target_health(failing_only=True) if t.alert_at]
+    for t in alarms:
+        click.echo(f"alert target failing: {t.subscription}#{t.target} {t.masked} since "
+                   f"{_ago(t.failing_since)}: {_cut(t.last_error, 100)}", err=as_json)
     over = [r.name for r in rows if r.enabled and r.consecutive_failures > limit]
+    if alarms and not over:
+        click.get_current_context().exit(1)
     if over:
         which = "--max-failures" if max_failures is not None else "failure_threshold"
         click.echo(f"status: {summary.plural(len(over), 'source')} failed more than {limit} "
@@ -459,23 +465,63 @@ def notify_digest(ctx: Context) -> None:
 
 @main.command()
 @click.option("--failed", "failed_only", is_flag=True, help="Only deliveries that gave up.")
+@click.option("--failing", is_flag=True,
+              help="Alert targets whose latest attempts failed, even while still retrying.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
 @handle_errors
-def deliveries(ctx: Context, failed_only: bool, as_json: bool) -> None:
-    """The alert outbox: what was sent, what is pending, what failed and why."""
+def deliveries(ctx: Context, failed_only: bool, failing: bool, as_json: bool) -> None:
+    """The alert outbox: what was sent, what is pending, what failed, where and why."""
+    from monitor.notify import error_class
+
+    store = ctx.store()
+    if failing:
+        targets: list[dict[str, Any]] = [{"subscription": t.subscription, "target": t.target, "url": t.masked,
+                    "failing_since": _iso(t.failing_since), "last_attempt_at": _iso(t.last_attempt_at),
+                    "last_success_at": _iso(t.last_success_at), "error": t.last_error,
+                    "error_class": error_class(t.last_error), "alert_at": _iso(t.alert_at)}
+                   for t in store.target_health(failing_only=True)]
+        if as_json:
+            _echo_json(targets)
+            return
+        if not targets:
+            click.echo("no alert target is failing")
+        _table(["SUBSCRIPTION", "TARGET", "FAILING SINCE", "PROBLEM", "LAST SUCCESS", "ERROR"],
+               [[f"{t['subscription']}#{t['target']}", t["url"], _short_time(t["failing_since"]),
+                 t["error_class"], _short_time(t["last_success_at"]) or "never",
+                 _cut(t["error"], 70)] for t in targets])
+        return
+    masked = {(sub.name, i): cfg.mask_url(url) for sub in ctx.config.subscriptions
+              for i, url in enumerate(sub.url)}
     rows: list[dict[str, Any]] = [
         {"id": d.id, "kind": d.kind, "change_id": d.change_id, "subscription": d.subscription,
-             "target": d.target, "status": d.status, "attempts": d.attempts,
-             "next_attempt_at": d.next_attempt_at.isoformat(), "sent_at":
-             d.sent_at.isoformat() if d.sent_at else None, "error": d.last_error}
-            for d in ctx.store().deliveries(failed_only)]
+         "target": d.target, "url": masked.get((d.subscription, d.target)), "status": d.status,
+         "attempts": d.attempts, "next_attempt_at": _iso(d.next_attempt_at),
+         "sent_at": _iso(d.sent_at), "error": d.last_error,
+         "error_class": error_class(d.last_error) if d.status != "merged" else ""}
+        for d in store.deliveries(failed_only)]
     if as_json:
         _echo_json(rows)
         return
-    _table(["ID", "KIND", "CHANGE", "SUBSCRIPTION", "STATUS", "ATTEMPTS", "ERROR"],
-           [[r["id"], r["kind"], r["change_id"] or "-", f"{r['subscription']}#{r['target']}",
-             r["status"], r["attempts"], (r["error"] or "")[:60]] for r in rows])
+    _table(["ID", "KIND", "CHANGE", "TARGET", "STATUS", "TRIES", "PROBLEM", "NEXT TRY", "ERROR"],
+           [[r["id"], r["kind"], r["change_id"] or "-",
+             f"{r['subscription']}#{r['target']} {r['url'] or '(gone from config)'}", r["status"],
+             r["attempts"], r["error_class"] or "-",
+             _short_time(r["next_attempt_at"]) if r["status"] == "pending" and r["error"] else "-",
+             _cut(r["error"], 60)] for r in rows])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _short_time(value: str | None) -> str:
+    return value[:16].replace("T", " ") if value else ""
+
+
+def _cut(text: str | None, width: int) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 @main.command()

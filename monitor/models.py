@@ -289,3 +289,20 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any] | None]  # digests: the change ids they cover
+
+
+class TargetHealth(Base):
+    """How one alert target (a subscription's n-th URL) has been doing. `failing_since` marks
+    the first failed attempt of the current run of failures; `alert_at` is set once, when the
+    run has lasted longer than target_failing_after: the "alert target failing" record."""
+
+    __tablename__ = "target_health"
+
+    subscription: Mapped[str] = mapped_column(String(200), primary_key=True)
+    target: Mapped[int] = mapped_column(Integer, primary_key=True)
+    masked: Mapped[str] = mapped_column(String(500))  # the URL with its secrets hidden
+    failing_since: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    alert_at: Mapped[datetime | None]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,9 +64,35 @@ def send(url: str, message: messages.Message, *, secret: str | None = None,
         result = target.notify(title=message.title, body=body, body_format=fmt)
         errors = captured.getvalue().strip()
     if result is None or not bool(result):
-        detail = errors.splitlines()[-1] if errors else "apprise reported failure"
-        return False, detail[:500]
+        # apprise logs "<time> - WARNING - <what>"; keep every <what>, in order, once.
+        said = list(dict.fromkeys(line.split(" - ", 2)[-1].strip()
+                                  for line in errors.splitlines() if line.strip()))
+        detail = "; ".join(said) or "apprise reported failure"
+        return False, f"{error_class(detail)}: {detail}"[:500]
     return True, ""
+
+
+_CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bHTTP (\d{3})\b|error=(\d{3})\b|\b(\d{3}) (?:error|response)", re.I), "HTTP {}"),
+    (re.compile(r"timed? ?out|timeout", re.I), "timeout"),
+    (re.compile(r"connection|connect|refused|resolve|unreachable", re.I), "connection error"),
+    (re.compile(r"auth|login|credential|password|token", re.I), "authentication error"),
+)
+
+
+def error_class(error: str | None) -> str:
+    """`HTTP 503`, `timeout`, `connection error`…: what kind of failure, in two words."""
+    if not error:
+        return ""
+    head = error.split(":", 1)[0]
+    if head in {"timeout", "connection error", "authentication error"}:
+        return head
+    for pattern, label in _CLASSES:
+        found = pattern.search(error)
+        if found:
+            code = next((g for g in found.groups() if g), "") if found.groups() else ""
+            return label.format(code) if "{}" in label else label
+    return "error"
 
 
 def _view(store: Store, change_id: int) -> messages.ChangeView:
@@ -180,6 +207,13 @@ def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int 
         log.exception("delivery %s could not be rendered or sent", first.id)
         ok, error = False, f"{type(exc).__name__}: {exc}"
     attempts = max(row.attempts for row in rows) + 1
+    opened = store.target_result(
+        first.subscription, first.target, cfg.mask_url(sub.url[first.target]), clock(), ok=ok,
+        error=error or None, alert_after=timedelta(seconds=config.settings.target_failing_after))
+    if opened:
+        log.warning("alert target failing: %s #%d (%s) has failed for more than %s: %s",
+                    first.subscription, first.target, cfg.mask_url(sub.url[first.target]),
+                    timedelta(seconds=config.settings.target_failing_after), error)
     if ok:
         for row_id in ids:
             store.finish_attempt(row_id, clock(), ok=True)

@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import config as cfg
@@ -51,6 +51,7 @@ from monitor.models import (
     Snapshot,
     SourceAlert,
     SourceRow,
+    TargetHealth,
 )
 from monitor.routing import Outgoing
 
@@ -723,6 +724,40 @@ class Store:
             values = {"status": "failed", "last_error": error}
         with self.write_conn() as conn:
             conn.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+
+    def target_result(self, subscription: str, target: int, masked: str, now: datetime, *,
+                      ok: bool, error: str | None, alert_after: timedelta) -> bool:
+        """Record how a send to one target went; True when this failure opens the target's
+        "alert target failing" record (its failures have lasted longer than alert_after)."""
+        for attempt in range(2):  # two senders may create the row at once: the loser updates
+            try:
+                with self.write() as s:
+                    row = s.get(TargetHealth, (subscription, target))
+                    if row is None:
+                        row = TargetHealth(subscription=subscription, target=target, masked=masked)
+                        s.add(row)
+                    row.masked, row.last_attempt_at = masked, now
+                    if ok:
+                        row.failing_since, row.last_error, row.alert_at = None, None, None
+                        row.last_success_at = now
+                        return False
+                    row.last_error = error
+                    row.failing_since = row.failing_since or now
+                    if row.alert_at is None and now - row.failing_since >= alert_after:
+                        row.alert_at = now
+                        return True
+                    return False
+            except IntegrityError:
+                if attempt:
+                    raise
+        return False
+
+    def target_health(self, failing_only: bool = False) -> list[TargetHealth]:
+        q = select(TargetHealth).order_by(TargetHealth.subscription, TargetHealth.target)
+        if failing_only:
+            q = q.where(TargetHealth.failing_since.is_not(None))
+        with self.read() as s:
+            return list(s.scalars(q))
 
     def change_events(self, change_ids: Sequence[int]) -> dict[int, int | None]:
         """The event of each change (None for changes that belong to none)."""

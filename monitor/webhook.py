@@ -100,8 +100,9 @@ def post(url: str, data: bytes, *, secret: str | None, event: str, delivery: str
                                  allow_redirects=False)
     except requests.Timeout:
         return False, f"timeout: {host} did not answer within {TIMEOUT[1]:g}s"
-    except requests.ConnectionError:
-        return False, f"connection error: cannot reach {host}"
+    except requests.ConnectionError as exc:
+        why = "refused" if "refused" in str(exc).lower() else "unreachable"
+        return False, f"connection error: cannot reach {host} ({why})"
     except requests.RequestException as exc:
         return False, f"request error to {host}: {type(exc).__name__}"
     with response:

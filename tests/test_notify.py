@@ -475,3 +475,50 @@ def test_json_webhook_posts_signed_change_resources_that_match_the_schema(
     assert json.loads(raw)["type"] == "test"
     jsonschema.validate(json.loads(raw), schema)
     assert headers["X-Policy-Monitor-Signature"].startswith("sha256=")
+
+
+def test_a_dead_target_is_visible_while_it_retries_and_raises_one_record(
+        server: HTTPServer, project) -> None:
+    hook = JsonHook(server, status=503)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    bodies = {"/li": POLICY}
+    pages(server, bodies)
+    write(project, server, f"""
+        [[subscription]]
+        name = "team"
+        url = ["json://127.0.0.1:{closed}/dead", "{hook.url}"]
+    """, extra='delivery_retry_base = "1s"\ntarget_failing_after = "1s"')
+    project.check()
+    bodies["/li"] = POLICY + AI
+    project.check()
+    assert "will retry 2" in project.cli("notify", "flush").output
+    assert project.json("deliveries", "--failed") == []  # nothing has given up yet…
+    failing = {t["target"]: t for t in project.json("deliveries", "--failing")}  # …but it shows
+    assert failing[0]["url"] == f"json://127.0.0.1:{closed}/dead"
+    assert failing[0]["error_class"] == "connection error"
+    assert "127.0.0.1" in failing[0]["error"]  # the host, not a truncated log line
+    assert failing[1]["error_class"] == "HTTP 503"
+    assert all(t["alert_at"] is None for t in failing.values())
+    table = project.cli("deliveries").output
+    assert "connection error" in table and "HTTP 503" in table
+    assert f"team#0 json://127.0.0.1:{closed}/dead" in table
+    rows = project.json("deliveries")
+    assert all(r["status"] == "pending" and r["next_attempt_at"] for r in rows)
+    assert project.cli("status").exit_code == 0
+    # still failing after target_failing_after: one record each, shown by status
+    time.sleep(1.2)
+    project.cli("notify", "flush")
+    time.sleep(1.2)
+    project.cli("notify", "flush")
+    result = project.cli("status", ok=False)
+    assert result.exit_code == 1
+    assert result.output.count("alert target failing: team#0") == 1
+    assert result.output.count("alert target failing: team#1") == 1
+    # the webhook comes back: its record closes, the dead one stays
+    hook.status = 200
+    time.sleep(1.2)
+    project.cli("notify", "flush")
+    assert [t["target"] for t in project.json("deliveries", "--failing")] == [0]
+    assert len(hook.received) >= 3

@@ -184,6 +184,7 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
             platforms.setdefault(r.platform, []).append(r)
         return page(request, "dashboard.html", rows=rows, platforms=platforms, days=days,
                     failing=[r for r in rows if r.failing or r.last_outcome == "failed"],
+                    dead_targets=[t for t in store.target_health(failing_only=True) if t.alert_at],
                     recent=history.changes(store, limit=PAGE, with_sentences=False),
                     chart=Markup(timeline_svg(history.timeline(store))))  # noqa: S704
 
