@@ -6,8 +6,12 @@ errors, so systemd does not restart into the same broken file); never a tracebac
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
+import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -30,6 +34,7 @@ from monitor.browser import INSTALL_HINT, browser_for
 from monitor.classify import LABELS, SEVERITIES, mark, severity_rank
 from monitor.errors import ConfigError, MonitorError, StoreError, unknown_source
 from monitor.fetch import Fetcher
+from monitor.messages import plain_text, plural
 from monitor.pipeline import CheckContext, CheckResult, check_source, reextract_source
 from monitor.robots import RobotsCache
 from monitor.store import Store
@@ -167,7 +172,7 @@ def init(ctx: Context) -> None:
     revision = store.upgrade(backup_dir=settings.data_dir / "backups")
     store.sync_sources(ctx.config.sources, ctx.config.settings.interval)
     click.echo(f"database ready at revision {revision}: {_safe_url(store.url)}")
-    click.echo(f"{len(ctx.config.sources)} sources from {ctx.config.path}")
+    click.echo(f"{plural(len(ctx.config.sources), 'source')} from {ctx.config.path}")
 
 
 @main.group()
@@ -198,7 +203,7 @@ def sources_validate(ctx: Context) -> None:
     """Check sources.toml and every alert target; report each problem with file, line, field."""
     conf = ctx.checked_config()
     enabled = sum(1 for s in conf.sources if s.enabled)
-    click.echo(f"{conf.path}: ok ({len(conf.sources)} sources, {enabled} enabled)")
+    click.echo(f"{conf.path}: ok ({plural(len(conf.sources), 'source')}, {enabled} enabled)")
 
 
 @sources_group.command("list")
@@ -366,7 +371,7 @@ def status(ctx: Context, as_json: bool, max_failures: int | None) -> None:
         click.get_current_context().exit(1)
     if over:
         which = "--max-failures" if max_failures is not None else "failure_threshold"
-        click.echo(f"status: {summary.plural(len(over), 'source')} failed more than {limit} "
+        click.echo(f"status: {plural(len(over), 'source')} failed more than {limit} "
                    f"times in a row ({which} = {limit}): {', '.join(over[:5])}"
                    + (", …" if len(over) > 5 else ""), err=True)
         click.get_current_context().exit(1)
@@ -511,6 +516,11 @@ def deliveries(ctx: Context, failed_only: bool, failing: bool, as_json: bool) ->
              _cut(r["error"], 60)] for r in rows])
 
 
+def _terminal(text: str) -> str:
+    """Page text for a terminal: Markdown links as "text (url)", control characters inert."""
+    return difflib.safe_terminal_text(plain_text(text))
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
@@ -546,7 +556,24 @@ def serve(ctx: Context, host: str, port: int) -> None:
         raise MonitorError(f"refusing to serve on {host} without web_token: anyone who can reach "
                            "it would read your monitoring data (set web_token in [settings])")
     ctx.store()  # the schema must exist
-    uvicorn.run(create_app(conf), host=host, port=port, log_level="warning", access_log=False)
+    # Bind first, ourselves: a busy port is one clear line, and the URL is printed once the
+    # port is ours (connections made before the server loop starts wait in the backlog).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "is in use (another `serve`?); pick another with --port" \
+            if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror}"
+        raise MonitorError(f"port {port} on {host} {why}") from None
+    sock.listen(128)
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    click.echo(f"serving the web UI at http://{shown}:{sock.getsockname()[1]}/ (Ctrl-C to stop)")
+    server = uvicorn.Server(uvicorn.Config(create_app(conf), log_level="warning",
+                                           access_log=False))
+    server.run(sockets=[sock])
 
 
 @main.command("history")
@@ -593,9 +620,17 @@ def show(ctx: Context, snapshot_id: int, raw: bool) -> None:
 @click.option("--to", "to_id", type=int, help="Snapshot id of the new version (default: current).")
 @click.option("--format", "fmt", type=click.Choice(["unified", "inline", "side-by-side", "json"]),
               default="unified", show_default=True)
+@click.option("--color", "color_mode", type=click.Choice(["auto", "always", "never"]),
+              default="auto", show_default=True,
+              help="Highlight added and removed words (auto: when stdout is a terminal and "
+                   "NO_COLOR is not set).")
+@click.option("--width", type=click.IntRange(min=20), default=None,
+              help="Wrap lines at this many columns (default: the terminal's width; "
+                   "no wrapping when stdout is not a terminal).")
 @pass_context
 @handle_errors
-def diff_cmd(ctx: Context, name: str, from_id: int | None, to_id: int | None, fmt: str) -> None:
+def diff_cmd(ctx: Context, name: str, from_id: int | None, to_id: int | None, fmt: str,
+             color_mode: str, width: int | None) -> None:
     """Show what changed (default: the latest change of SOURCE)."""
     old, new, d = history.diff_between(ctx.store(), name, from_id, to_id)
     if fmt == "json":
@@ -606,8 +641,14 @@ def diff_cmd(ctx: Context, name: str, from_id: int | None, to_id: int | None, fm
     elif fmt == "side-by-side":
         click.echo(difflib.side_by_side_html(d))
     else:
-        text = difflib.unified(d, f"{name}@{old}", f"{name}@{new}")
-        click.echo(text or f"{name}: snapshots {old} and {new} have the same text", nl=bool(not text))
+        tty = sys.stdout.isatty()
+        color = color_mode == "always" or (color_mode == "auto" and tty
+                                           and not os.environ.get("NO_COLOR"))
+        if width is None and tty:
+            width = shutil.get_terminal_size().columns
+        text = difflib.terminal(d, f"{name}@{old}", f"{name}@{new}", width=width, color=color)
+        click.echo(text or f"{name}: snapshots {old} and {new} have the same text",
+                   nl=bool(not text), color=color)
 
 
 @main.command()
@@ -664,16 +705,16 @@ def explain(ctx: Context, change_id: int, as_json: bool) -> None:
     for e in d.evidence:
         click.echo(f"\n[{e['label']}] {e['direction']}, {e['severity']}: {e['why']}")
         if e.get("old"):
-            click.echo(f"  old: {mark(e['old'], e.get('matched', []))}")
+            click.echo(f"  old: {_terminal(mark(e['old'], e.get('matched', [])))}")
         if e.get("new"):
-            click.echo(f"  new: {mark(e['new'], e.get('matched', []))}")
+            click.echo(f"  new: {_terminal(mark(e['new'], e.get('matched', [])))}")
     if d.opt_out:
         click.echo("\nHow to opt out:")
         for o in d.opt_out:
             url = f" <{o['url']}>" if o.get("url") else ""
             subject = f" (subject “{o['subject']}”)" if o.get("subject") else ""
             detail = f"\n      {o['detail']}" if o.get("detail") else ""
-            click.echo(f"  - {o['type']}: {o['text']}{url}{subject}{detail}")
+            click.echo(_terminal(f"  - {o['type']}: {o['text']}{url}{subject}{detail}"))
     if d.rules_version is not None:
         click.echo(f"\n(rules version {d.rules_version}; phrases that matched are in «»)")
 
@@ -690,7 +731,8 @@ def import_cmd(ctx: Context, directory: Path, extensions: tuple[str, ...]) -> No
     store = ctx.store()
     changes = importer.import_documents(store, documents)
     versions = sum(len(d.versions) for d in documents)
-    click.echo(f"imported {len(documents)} documents, {versions} versions, {len(changes)} changes")
+    click.echo(f"imported {plural(len(documents), 'document')}, {plural(versions, 'version')}, "
+               f"{plural(len(changes), 'change')}")
 
 
 @main.command()
@@ -711,10 +753,14 @@ def replay(click_ctx: click.Context, directory: Path, extensions: tuple[str, ...
         try:
             store.upgrade()
 
+            shown = 0
+
             def show(item: importer.ImportedChange) -> None:
+                nonlocal shown
                 d = history.change_detail(store, item.change_id)
                 if min_severity and severity_rank(d.severity) < severity_rank(min_severity):
                     return
+                shown += 1
                 if as_json:
                     click.echo(json.dumps({
                         "source": item.source, "from": item.from_stem, "to": item.to_stem,
@@ -728,9 +774,13 @@ def replay(click_ctx: click.Context, directory: Path, extensions: tuple[str, ...
                     click.echo(f"{item.source} {item.from_stem} → {item.to_stem}: "
                                f"{d.severity} {','.join(d.labels) or '-'} {d.summary}")
 
-            importer.import_documents(store, documents, on_change=show)
+            found = importer.import_documents(store, documents, on_change=show)
         finally:
             store.close()
+    if not as_json and not shown:
+        at_least = f" at least {min_severity}" if min_severity and found else ""
+        click.echo(f"no changes{at_least} found in {plural(len(documents), 'document')} "
+                   f"({directory})")
 
 
 @main.command()
@@ -743,7 +793,7 @@ def reextract(ctx: Context, name: str) -> None:
     store = ctx.store()
     store.sync_sources(ctx.config.sources, ctx.config.settings.interval)
     result = reextract_source(store, source)
-    click.echo(f"{name}: re-extracted {result.versions} versions from stored pages "
+    click.echo(f"{name}: re-extracted {plural(result.versions, 'version')} from stored pages "
                f"(generation {result.generation}; {result.skipped} skipped); "
                "not reported as page changes")
 

@@ -328,6 +328,90 @@ def unified(diff: Diff, from_label: str = "old", to_label: str = "new") -> str:
     return "\n".join(out) + "\n"
 
 
+# ANSI styles for the terminal: changed words stand out on their line's colour.
+_STYLE = {"header": "\x1b[1m", "hunk": "\x1b[36m", "-": "\x1b[31m", "+": "\x1b[32m",
+          "-word": "\x1b[1;97;41m", "+word": "\x1b[1;30;42m", " ": ""}
+_RESET = "\x1b[0m"
+# Control characters in page text would drive the terminal (clear it, retitle it, write the
+# clipboard); they are shown as U+FFFD instead. Tab stays.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_PIECE_RE = re.compile(r"\s+|\S+")
+
+
+def safe_terminal_text(text: str) -> str:
+    return _CONTROL_RE.sub("\ufffd", text)
+
+
+def _wrap(pieces: list[tuple[str, str]], prefix: str, width: int | None,
+          color: bool) -> list[str]:
+    """Lay (text, style) pieces out in lines of at most `width` visible characters, each
+    starting with `prefix` (the -/+ tag, so every wrapped line still says which side it is)."""
+    lines: list[str] = []
+    current: list[tuple[str, str]] = []
+    used = len(prefix)
+    room = (width - len(prefix)) if width else None
+
+    def emit() -> None:
+        nonlocal current, used
+        while current and current[-1][0].isspace():  # no line ends with the space it broke at
+            current.pop()
+        runs: list[tuple[str, str]] = []
+        for text, style in current:  # one colour code per run of one style, not per word
+            if runs and runs[-1][1] == style:
+                runs[-1] = (runs[-1][0] + text, style)
+            else:
+                runs.append((text, style))
+        lines.append(prefix + "".join(_paint(text, style, color) for text, style in runs))
+        current, used = [], len(prefix)
+
+    for text, style in pieces:
+        for token in _PIECE_RE.findall(safe_terminal_text(text)):
+            while room and len(token) > room:  # a word longer than the line: cut it
+                if used > len(prefix):
+                    emit()
+                head, token = token[:room], token[room:]
+                current.append((head, style))
+                emit()
+            if room and used + len(token) > (width or 0) and used > len(prefix):
+                emit()
+                if token.isspace():
+                    continue  # no line starts with the space it broke at
+            current.append((token, style))
+            used += len(token)
+    if current or not lines:
+        emit()
+    return lines
+
+
+def _paint(text: str, style: str, color: bool) -> str:
+    code = _STYLE.get(style, "") if color else ""
+    return f"{code}{text}{_RESET}" if code else text
+
+
+def terminal(diff: Diff, from_label: str = "old", to_label: str = "new", *,
+             width: int | None = None, color: bool = False) -> str:
+    """The unified diff for a person at a terminal: lines wrapped at `width`, and with `color`
+    the changed words highlighted inside their red or green line. Page text cannot send
+    control sequences to the terminal."""
+    if not diff.hunks:
+        return ""
+    out = [_paint(safe_terminal_text(f"--- {from_label}"), "header", color),
+           _paint(safe_terminal_text(f"+++ {to_label}"), "header", color)]
+    for hunk in diff.hunks:
+        out.append(_paint(hunk.header(), "hunk", color))
+        for ln in hunk.lines:
+            pieces: list[tuple[str, str]]
+            if ln.tag == " " or not ln.segments:
+                pieces = [(ln.text, ln.tag)]
+            else:
+                pieces = [(seg.text, ln.tag + "word" if seg.op == ln.tag else ln.tag)
+                          for seg in ln.segments]
+            prefix = _paint(ln.tag, ln.tag, color) if color else ln.tag
+            wrapped = _wrap(pieces, ln.tag, width, color)
+            out.extend(prefix + line[1:] for line in wrapped)
+    return "\n".join(out) + "\n"
+
+
 def _segments_html(line: Line) -> str:
     if not line.segments:
         return html.escape(line.text)

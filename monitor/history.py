@@ -438,24 +438,35 @@ def dashboard(store: Store, since: datetime) -> list[DashboardRow]:
             versions=counts.get(r.id, 0), failure=failures.get(r.id)) for r in rows]
 
 
-def timeline(store: Store) -> list[tuple[str, str, int]]:
-    """(platform, YYYY-MM, number of non-cosmetic changes), for the dashboard chart."""
-    base = (select(SourceRow.platform, Change.detected_at)
-            .join(SourceRow, SourceRow.id == Change.source_id)
-            .where(Change.reextracted.is_(False), Change.severity != "none"))
+@dataclass(frozen=True)
+class TimelineMark:
+    """One change on the dashboard's timeline."""
+
+    change_id: int
+    platform: str
+    page: str
+    detected_at: datetime
+    severity: str | None
+    headline: str | None
+
+
+TIMELINE_MARKS = 3000  # the newest this many changes in the range: enough for years of history
+
+
+def timeline(store: Store, since: datetime | None = None) -> list[TimelineMark]:
+    """The non-cosmetic changes since `since` (all when None), oldest first, for the chart."""
+    q = (select(Change.id, SourceRow.platform, SourceRow.title, SourceRow.name,
+                Change.detected_at, Change.severity, Change.findings)
+         .join(SourceRow, SourceRow.id == Change.source_id)
+         .where(Change.reextracted.is_(False), Change.severity != "none",
+                Change.generation == SourceRow.generation)
+         .order_by(Change.detected_at.desc()).limit(TIMELINE_MARKS))
+    if since is not None:
+        q = q.where(Change.detected_at >= since)
     with store.read() as s:
-        if store.is_sqlite:  # counted by the database: the dashboard stays fast at 20,000 changes
-            month = func.strftime("%Y-%m", Change.detected_at)
-            q = (select(SourceRow.platform, month, func.count())
-                 .join(SourceRow, SourceRow.id == Change.source_id)
-                 .where(Change.reextracted.is_(False), Change.severity != "none")
-                 .group_by(SourceRow.platform, month))
-            return sorted((p, m, n) for p, m, n in s.execute(q).all())
-        counts: dict[tuple[str, str], int] = {}
-        for platform, at in s.execute(base).all():
-            key = (platform, at.strftime("%Y-%m"))
-            counts[key] = counts.get(key, 0) + 1
-    return sorted((p, m, n) for (p, m), n in counts.items())
+        rows = s.execute(q).all()
+    return [TimelineMark(r.id, r.platform, r.title or r.name, r.detected_at, r.severity,
+                         (r.findings or {}).get("summary")) for r in reversed(rows)]
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,48 @@ def trim(text: str, limit: int) -> str:
     return "\n".join(kept) + f"\n… {len(lines) - len(kept)} more lines"
 
 
+_MD_LINK_RE = re.compile(r"\[([^\]\n]{1,300})\]\((https?://[^)\s]{1,2000})\)")
+
+
+def plain_links(text: str) -> str:
+    """`[Settings](https://x/y)` → `Settings (https://x/y)`: page text keeps its links readable
+    in a message or a terminal, where Markdown link syntax would show as brackets (or, once
+    escaped, as backslashes)."""
+    return _MD_LINK_RE.sub(lambda m: m.group(1) if m.group(1) == m.group(2)
+                           else f"{m.group(1)} ({m.group(2)})", text)
+
+
+_EMPHASIS_RE = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
+
+
+def plain_text(text: str) -> str:
+    """A quoted sentence as a reader should see it: the Markdown that extraction wrote
+    (`**bold**`, `\\-` escapes, `[text](url)` links) taken out, links kept as "text (url)"."""
+    return plain_links(_ESCAPE_RE.sub(r"\1", _EMPHASIS_RE.sub(r"\2", text)))
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """`1 page`, `3 pages`: a count with its noun agreeing."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def page_name(platform: str, title: str | None, source: str) -> str:
+    """What to call a page after its platform: "LinkedIn Privacy Policy" under [LinkedIn] is
+    "Privacy Policy"; a title that is only the platform's name gives way to the source's own
+    name ("linkedin/privacy-policy" → "Privacy policy"), so no subject says "LinkedIn: LinkedIn"."""
+    name = (title or "").strip()
+    if not name or name.casefold() == platform.casefold():
+        tail = source.rsplit("/", 1)[-1].replace("-", " ").replace("_", " ").strip()
+        return (tail[:1].upper() + tail[1:]) if tail else source
+    for joiner in (" ", "'s ", "’s ", ": ", " - ", " – "):
+        prefix = platform + joiner
+        rest = name[len(prefix):]
+        if name.casefold().startswith(prefix.casefold()) and rest[:1].isupper():
+            return rest
+    return name
+
+
 def change_title(view: ChangeView) -> str:
     """`[LinkedIn] Privacy Policy: AI training added — high`."""
     summary = view.summary.split(", ")[0] if view.summary else "changed"
@@ -92,7 +134,8 @@ def change_title(view: ChangeView) -> str:
 
 def _what(view: ChangeView) -> str:
     labels = [_LABEL_NAMES.get(label, label) for label in view.labels]
-    first = f"{view.platform} changed its {view.title}"
+    first = (f"{view.title} changed" if view.title.casefold().startswith(view.platform.casefold())
+             else f"{view.platform} changed its {view.title}")
     if view.summary:
         first += f": {view.summary}."
     else:
@@ -116,9 +159,9 @@ def _evidence(view: ChangeView, fmt: Format, most: int = 5) -> str:
         esc = html.escape
         return "".join(
             f"<p><em>{esc(_LABEL_NAMES.get(e['label'], e['label']))} ({esc(e['direction'])})</em></p>"
-            + (f'<blockquote style="color:#b31d28"><del>{esc(e["old"])}</del></blockquote>'
+            + (f'<blockquote style="color:#b31d28"><del>{esc(plain_text(e["old"]))}</del></blockquote>'
                if e.get("old") else "")
-            + (f'<blockquote style="color:#22863a"><ins>{esc(e["new"])}</ins></blockquote>'
+            + (f'<blockquote style="color:#22863a"><ins>{esc(plain_text(e["new"]))}</ins></blockquote>'
                if e.get("new") else "")
             for e in evidence)
     lines = []
@@ -126,16 +169,16 @@ def _evidence(view: ChangeView, fmt: Format, most: int = 5) -> str:
         lines.append(f"*{md_escape(_LABEL_NAMES.get(e['label'], e['label']))} "
                      f"({md_escape(e['direction'])})*")
         if e.get("old"):
-            lines.append(f"> − {md_escape(e['old'])}")
+            lines.append(f"> − {md_escape(plain_text(e['old']))}")
         if e.get("new"):
-            lines.append(f"> \\+ {md_escape(e['new'])}")
+            lines.append(f"> \\+ {md_escape(plain_text(e['new']))}")
         lines.append("")
     return "\n".join(lines)
 
 
 def _opt_out_item(o: dict[str, Any]) -> str:
     """One way out in words: "email: privacy@x.ai (subject “Opt out”)"."""
-    text = f"{o['type'].replace('_', ' ')}: {o['text']}"
+    text = f"{o['type'].replace('_', ' ')}: {plain_text(o['text'])}"
     if o.get("url"):
         text += f" ({o['url']})"
     if o.get("subject"):
@@ -188,7 +231,7 @@ def event_title(views: Sequence[ChangeView], platform: str, update: bool) -> str
         return f"[{platform}] Update: {top.title}: {summary} — {severity}"
     if len(views) == 1:
         return change_title(top)
-    return f"[{platform}] {len(views)} pages changed: {summary} — {severity}"
+    return f"[{platform}] {len(views)} pages changed: {summary} — {severity}"  # never 1 here
 
 
 def render_event(views: Sequence[ChangeView], also: Sequence[ChangeView],
@@ -234,11 +277,11 @@ def render_source_alert(kind: str, platform: str, source: str, failures: int, er
                         fmt: Format, templates_dir: Path | None = None) -> Message:
     if kind == "failing":
         title = f"[{platform}] {source}: source failing"
-        what = (f"{source} has failed {failures} checks in a row"
+        what = (f"{source} has failed {plural(failures, 'check')} in a row"
                 + (f"; last error: {error}" if error else "") + ". Checks continue with back-off.")
     else:
         title = f"[{platform}] {source}: source recovered"
-        what = f"{source} works again after {failures} failed checks."
+        what = f"{source} works again after {plural(failures, 'failed check')}."
     esc = html.escape if fmt == "html" else md_escape
     name = "alert.html" if fmt == "html" else "alert.md"
     body = _load(name, templates_dir).safe_substitute({"headline": esc(title), "what": esc(what)})
@@ -248,7 +291,7 @@ def render_source_alert(kind: str, platform: str, source: str, failures: int, er
 def render_digest(views: Sequence[ChangeView], period: str, fmt: Format, base_url: str,
                   limit: int = 30_000, templates_dir: Path | None = None) -> Message:
     """One message for many changes, grouped by platform, most severe first."""
-    title = f"Policy changes, {period}: {len(views)} change{'s' if len(views) != 1 else ''}"
+    title = f"Policy changes, {period}: {plural(len(views), 'change')}"
     by_platform: dict[str, list[ChangeView]] = {}
     for v in views:
         by_platform.setdefault(v.platform, []).append(v)

@@ -98,7 +98,8 @@ def error_class(error: str | None) -> str:
 def _view(store: Store, change_id: int) -> messages.ChangeView:
     d = history.change_detail(store, change_id)
     return messages.ChangeView(
-        id=d.id, platform=d.platform, title=d.title or d.source, url=d.url, kind=d.kind,
+        id=d.id, platform=d.platform, title=messages.page_name(d.platform, d.title, d.source),
+        url=d.url, kind=d.kind,
         labels=d.labels, severity=d.severity, summary=d.summary, evidence=d.evidence,
         opt_out=d.opt_out, diff=d.diff)
 

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 
 from monitor import config as cfg
 from monitor.errors import ConfigError, StoreError
+from monitor.messages import plural
 from monitor.models import SourceRow
 from monitor.scheduler import Dispatcher, build_scheduler
 from monitor.sdnotify import Notifier
@@ -104,7 +105,7 @@ class Service:
             upcoming = s.scalar(select(func.min(SourceRow.next_check_at))
                                 .where(SourceRow.enabled.is_(True)))
         nxt = upcoming.strftime("%H:%M:%S") if upcoming else "-"
-        return f"{enabled} sources, {failing} failing, next check {nxt}"
+        return f"{plural(enabled, 'source')}, {failing} failing, next check {nxt}"
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit status."""

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from monitor.messages import plural
 from monitor.pipeline import CheckResult
 
 GROUP_AT = 3  # this many sources failing the same way are one line
@@ -36,11 +37,6 @@ _VARIABLE = re.compile(
     r"|\[[0-9a-f:.]+\]|\b\d{1,3}(?:\.\d{1,3}){3}\b"  # addresses
     r"|\b(?:[a-z0-9-]+\.)+[a-z]{2,}\b"  # host names
     r"|\d+(?:\.\d+)?", re.I)  # numbers: ports, sizes, seconds
-
-
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """`1 page`, `3 pages`: a count with its noun agreeing."""
-    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def cause(reason: str) -> str:

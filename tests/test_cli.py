@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
 
 def test_python_dash_m_and_console_script_agree(tmp_path: Path) -> None:
@@ -143,3 +144,70 @@ def test_daemon_refuses_a_damaged_database_and_leaves_it_alone(project) -> None:
     assert "Traceback" not in proc.stderr
     assert "database" in proc.stderr.splitlines()[-1]
     assert db.read_bytes() == damaged  # never overwritten
+
+
+def _run_on_pty(args: list[str], columns: int, env: dict[str, str]) -> str:
+    """Run the CLI with a real pseudo-terminal as stdout, `columns` wide; what it printed."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", *args], stdout=follower,
+                            stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=30)
+    os.close(leader)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_diff_colours_words_on_a_terminal_and_wraps_at_its_width(server: HTTPServer, project) -> None:
+    import os
+
+    body = {"text": "<p>We use your data to provide and improve the services we offer to members "
+                    "and customers around the world, every day of the year.</p>"}
+    server.expect_request("/p").respond_with_handler(
+        lambda _: Response(f"<html><body>{body['text']}</body></html>", content_type="text/html"))
+    project.write(f"""
+        [[source]]
+        name = "acme/p"
+        platform = "Acme"
+        url = "{server.url_for('/p')}"
+    """)
+    project.cli("init")
+    project.cli("check")
+    body["text"] = body["text"].replace("We use", "We may use").replace(
+        "the world", "the world, and to train generative AI models,")
+    assert "acme/p: changed" in project.cli("check").output
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")}
+    args = ["--config", str(project.config), "diff", "acme/p"]
+    shown = _run_on_pty(args, 60, env)
+    assert "\x1b[" in shown  # coloured on a terminal…
+    assert "\x1b[1;30;42mmay" in shown  # …the added word itself highlighted
+    visible = re.sub(r"\x1b\[[0-9;]*m", "", shown)
+    assert max(len(line) for line in visible.splitlines()) <= 60  # wrapped at the terminal's width
+    assert sum(line.startswith("+") for line in visible.splitlines()) >= 3
+    assert "\x1b[" not in _run_on_pty([*args, "--color=never"], 60, env)
+    assert "\x1b[" not in _run_on_pty(args, 60, {**env, "NO_COLOR": "1"})
+    piped = subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True,
+                           text=True, env=env, check=True).stdout
+    assert "\x1b[" not in piped  # no colour into a pipe or a file…
+    assert any(len(line) > 60 for line in piped.splitlines())  # …and no wrapping
+    forced = subprocess.run([sys.executable, "-m", "monitor", *args, "--color=always",
+                             "--width", "40"], capture_output=True, text=True, env=env,
+                            check=True).stdout
+    assert "\x1b[1;30;42m" in forced
+    assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", ln)) for ln in forced.splitlines()) <= 40

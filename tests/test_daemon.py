@@ -146,7 +146,7 @@ def test_notify_socket_gets_ready_status_watchdog_and_stopping(
     texts = [m for _, m in messages]
     assert sum("READY=1" in t for t in texts) == 1
     assert any(t.startswith("STATUS=") or "\nSTATUS=" in t for t in texts)
-    assert any("1 sources, 0 failing" in t for t in texts)
+    assert any("1 source, 0 failing" in t for t in texts)
     pings = [t for t, m in messages if m == "WATCHDOG=1"]
     assert len(pings) >= 5
     assert max(b - a for a, b in itertools.pairwise(pings)) <= 0.75

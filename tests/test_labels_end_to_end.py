@@ -180,9 +180,9 @@ def test_import_backfills_history_and_is_resumable(tmp_path: Path, project) -> N
         "2024-01-01.txt": "Terms v1.\n", "2024-02-01.txt": "Terms v2, with more words.\n"})
     project.write("")
     project.cli("init")
-    assert "2 versions, 1 changes" in project.cli("import", str(root)).output
+    assert "2 versions, 1 change" in project.cli("import", str(root)).output
     (root / "acme/terms/2024-03-01.txt").write_text("Terms v3: we train AI models on uploads.\n")
-    assert "1 changes" in project.cli("import", str(root)).output
+    assert "1 change\n" in project.cli("import", str(root)).output
     versions = project.json("history", "acme/terms")
     assert [v["seen_at"][:10] for v in versions] == ["2024-01-01", "2024-02-01", "2024-03-01"]
     (latest,) = project.json("changes", "--label", "ai_training")

@@ -522,3 +522,43 @@ def test_a_dead_target_is_visible_while_it_retries_and_raises_one_record(
     project.cli("notify", "flush")
     assert [t["target"] for t in project.json("deliveries", "--failing")] == [0]
     assert len(hook.received) >= 3
+
+
+@pytest.mark.parametrize(("platform", "title", "source", "name"), [
+    ("LinkedIn", "LinkedIn Privacy Policy", "linkedin/privacy-policy", "Privacy Policy"),
+    ("LinkedIn", "LinkedIn", "linkedin/privacy-policy", "Privacy policy"),
+    ("LinkedIn", None, "linkedin/user-agreement", "User agreement"),
+    ("Meta", "Meta's Privacy Policy", "meta/privacy", "Privacy Policy"),
+    ("LinkedIn", "LinkedIn and generative AI (GAI) FAQs", "linkedin/gai-faq",
+     "LinkedIn and generative AI (GAI) FAQs"),
+    ("X", "Xbox terms", "x/xbox", "Xbox terms"),
+])
+def test_pages_are_named_without_repeating_their_platform(platform: str, title: str | None,
+                                                          source: str, name: str) -> None:
+    from monitor import messages
+
+    assert messages.page_name(platform, title, source) == name
+
+
+def test_alerts_name_the_page_once_and_show_links_as_text() -> None:
+    from monitor import messages
+    from monitor.diff import compute
+
+    view = messages.ChangeView(
+        id=7, platform="LinkedIn", title=messages.page_name("LinkedIn", "LinkedIn", "linkedin/privacy"),
+        url="https://www.linkedin.com/legal/privacy-policy", kind="privacy_policy",
+        labels=["opt_out"], severity="medium", summary="opt-out added",
+        evidence=[{"label": "opt_out", "direction": "added", "severity": "medium", "old": None,
+                   "new": "Use the [Data Processing Objection Form](https://www.linkedin.com/help/"
+                          "linkedin/ask/TS-DPRO) to object."}],
+        opt_out=[{"type": "form", "text": "[Objection form](https://example.org/form)"}],
+        diff=compute("a\n", "b\n"))
+    for fmt in ("markdown", "html"):
+        message = messages.render_change(view, fmt, "https://monitor.example.org")
+        assert message.title == "[LinkedIn] Privacy: opt-out added — medium"
+        assert "LinkedIn changed its Privacy" in message.body
+        assert "LinkedIn: " not in message.title.split("] ", 1)[1]
+        assert "](https://www.linkedin.com/help" not in message.body
+        assert "Data Processing Objection Form (https://www.linkedin.com/help/linkedin/ask/TS" \
+               in message.body.replace("\\", "")
+        assert "Objection form (https://example.org/form)" in message.body.replace("\\", "")

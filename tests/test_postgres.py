@@ -76,7 +76,8 @@ def test_the_pipeline_runs_on_postgresql(pg_url: str, server: HTTPServer, projec
         name = "hook"
         url = "{hook.url}"
     """, settings=f'database_url = "{pg_url}"\nevent_window = "0s"')
-    assert "revision 0006" in project.cli("init").output
+    head = Store("sqlite://").head_revision()  # the newest migration, whatever its number
+    assert f"revision {head}" in project.cli("init").output
     assert project.check()["acme/privacy"]["outcome"] == "baseline"
     body["text"] = ("<main><p>We use your data to run the service. We may use your posts to train "
                     "generative AI models.</p></main>")

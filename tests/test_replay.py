@@ -67,3 +67,19 @@ def test_explain_says_why_a_partial_page_was_not_alerted(tmp_path: Path) -> None
     explained = runner.invoke(main, ["--config", str(config), "explain", "1"])
     assert explained.exit_code == 0, explained.output
     assert "Damped to low" in explained.output and "partial page" in explained.output
+
+
+def test_replay_says_so_when_it_finds_no_change(tmp_path: Path) -> None:
+    doc = tmp_path / "acme" / "privacy-policy"
+    doc.mkdir(parents=True)
+    (doc / "2024-01-01T000000Z.md").write_text(POLICY)
+    (doc / "2024-02-01T000000Z.md").write_text(POLICY)  # the same text again: no change
+    (tmp_path / "acme" / "terms").mkdir()
+    (tmp_path / "acme" / "terms" / "2024-01-01T000000Z.md").write_text("# Terms\n\nBe nice.\n")
+    result = CliRunner().invoke(main, ["replay", str(tmp_path)])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"no changes found in 2 documents ({tmp_path})"
+    (doc / "2024-03-01T000000Z.md").write_text(POLICY + "\nWe keep logs for a year.\n")
+    result = CliRunner().invoke(main, ["replay", str(tmp_path), "--min-severity", "high"])
+    assert result.output.strip() == f"no changes at least high found in 2 documents ({tmp_path})"
+    assert replay(tmp_path)  # the change itself is there

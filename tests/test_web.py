@@ -42,10 +42,19 @@ def site(tmp_path_factory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("web")
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
-    bodies = {"/privacy": "<h2>Data</h2><p>We use your data to run the service.</p>",
-              "/terms": "<h2>Terms</h2><p>Be nice.</p>"}
+    # Long unbroken text, a wide table and a long link: what pushes a page sideways.
+    wide = ("<p>Opt-out link: https://www.example.org/" + "settings/data-privacy/" * 20 + "</p>"
+            "<table><tr>" + "".join(f"<th>Column {i} heading</th>" for i in range(12))
+            + "</tr><tr>" + "".join(f"<td>value{i}" + "x" * 60 + "</td>" for i in range(12))
+            + "</tr></table>")
+    bodies = {"/privacy": f"<h2>Data</h2><p>We use your data to run the service.</p>{wide}",
+              "/terms": "<h2>Terms</h2><p>Be nice.</p>",
+              "/down": ""}
+    down_reason = {"status": 200}
 
     def handler(request: Request) -> Response:
+        if request.path == "/down":
+            return Response("<p>Service unavailable</p>", status=down_reason["status"])
         return Response(f"<html><body><main>{bodies[request.path]}</main></body></html>",
                         content_type="text/html; charset=utf-8")
 
@@ -67,8 +76,15 @@ def site(tmp_path_factory) -> Iterator[str]:
         platform = "Evil"
         url = "{server.url_for('/terms')}"
         select = "main"
+
+        [[source]]
+        name = "acme/down"
+        title = "Acme Terms"
+        platform = "Acme"
+        url = "{server.url_for('/down')}"
     """)
     project.cli("init")
+    down_reason["status"] = 503
     project.cli("check")
     bodies["/privacy"] += f"<p>{ADDED} You can opt out in Settings &gt; Data privacy.</p>"
     bodies["/terms"] += EVIL
@@ -111,7 +127,7 @@ def test_dashboard_source_change_and_feed_by_clicking(site: str, browser) -> Non
     assert "Watched pages" in page.text_content("h1")
     assert page.locator("svg[role=img] circle").count() >= 1  # the timeline chart
     page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
-    page.click("text=Privacy Policy")
+    page.click("h3 + table >> text=Privacy Policy")
     assert page.url.endswith("/sources/linkedin/privacy-policy")
     page.click("a[href^='/changes/']")
     assert "/changes/" in page.url
@@ -126,6 +142,45 @@ def test_dashboard_source_change_and_feed_by_clicking(site: str, browser) -> Non
     with page.expect_response(lambda r: r.url.endswith("/feeds/changes.atom")) as info:
         page.click("header >> text=Atom feed")
     assert info.value.headers["content-type"].startswith("application/atom+xml")
+    page.close()
+
+
+def test_failing_sources_show_their_reason_and_since_when(site: str, browser) -> None:
+    page = browser.new_page()
+    page.goto(site + "/")
+    failing = page.locator("ul.failures li", has_text="Acme Terms")
+    assert "failures in a row, transient, since" in failing.inner_text()
+    assert "HTTP 503" in failing.inner_text()
+    page.goto(site + "/sources/acme/down")
+    box = page.locator(".failing-box").inner_text()
+    assert box.startswith("Failing since") and "(transient)" in box and "HTTP 503" in box
+    page.close()
+
+
+def test_pages_fit_1280_pixels_and_versions_are_formatted(site: str, browser) -> None:
+    """No horizontal scrollbar at 1280 px on any kind of page, even with long URLs, wide
+    tables and long diff lines; a version reads as formatted text, not Markdown source."""
+    changes = json.loads(urllib.request.urlopen(site + "/api/changes?source=linkedin/privacy-policy").read())  # noqa: S310
+    change = changes[0]
+    paths = ["/", "/?range=30d", "/?range=all", "/sources/linkedin/privacy-policy",
+             f"/changes/{change['id']}", f"/changes/{change['id']}?view=side",
+             f"/versions/{change['to_snapshot_id']}", f"/events/{change['event_id']}",
+             f"/compare/linkedin/privacy-policy?from={change['from_snapshot_id']}"
+             f"&to={change['to_snapshot_id']}", "/search?q=data", "/sources/acme/down"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    for path in paths:
+        page.goto(site + path)
+        width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert width[0] <= width[1], (path, width)
+    page.goto(site + f"/versions/{change['to_snapshot_id']}")
+    assert page.locator("article.policy h2", has_text="Data").count() == 1  # a heading…
+    assert page.locator("article.policy table th").count() == 12  # …a real table…
+    assert "##" not in page.locator("article.policy").inner_text()  # …no Markdown marks
+    assert page.locator("pre").count() == 0
+    page.goto(site + "/")
+    marks = page.locator("svg.timeline a circle")
+    assert marks.count() >= 1
+    assert "Privacy Policy" in marks.first.locator("title").text_content()
     page.close()
 
 
@@ -150,6 +205,14 @@ def test_hostile_page_text_executes_nothing(site: str, browser) -> None:
     # The hostile text is there, as text.
     page.goto(site + f"/changes/{change['id']}")
     assert "<script>alert(1)</script>" in page.text_content("main")
+    evidence = " ".join(page.locator(".evidence").all_text_contents())
+    assert "opt out here (https://example.org/opt?x=1)" in evidence  # a link reads as text…
+    assert "](" not in evidence  # …never as Markdown source
+    # On the version page the safe link is a link, the javascript: one is not
+    page.goto(site + f"/versions/{change['to_snapshot_id']}")
+    assert page.locator("article.policy a[href='https://example.org/opt?x=1']").count() == 1
+    assert page.locator("article.policy a[href='https://example.org/opt?x=1']").get_attribute(
+        "rel") == "nofollow noopener noreferrer"
     # The raw page is a text/plain download, never rendered.
     with urllib.request.urlopen(site + f"/versions/{change['to_snapshot_id']}/raw") as r:  # noqa: S310
         assert r.headers["Content-Type"].startswith("text/plain")
@@ -206,6 +269,28 @@ def test_serving_beyond_loopback_needs_a_token(project) -> None:
     result = project.cli("serve", "--host", "0.0.0.0", ok=False)
     assert result.exit_code == 1
     assert "refusing to serve on 0.0.0.0 without web_token" in result.output
+
+
+def test_serve_prints_its_url_and_a_busy_port_is_one_clear_line(project) -> None:
+    project.write("")
+    project.cli("init")
+    port = _free_port()
+    args = [sys.executable, "-m", "monitor", "--config", str(project.config), "serve",
+            "--port", str(port)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == f"serving the web UI at http://127.0.0.1:{port}/ (Ctrl-C to stop)"
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).status == 200
+        busy = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        assert busy.returncode == 1
+        assert busy.stdout == ""
+        assert busy.stderr.strip() == (f"error: port {port} on 127.0.0.1 is in use (another "
+                                       "`serve`?); pick another with --port")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_token_protects_every_route(project) -> None:
@@ -285,3 +370,53 @@ def test_every_page_is_reachable_from_the_dashboard(site: str) -> None:
     kinds = {p.strip("/").split("/")[0].split("?")[0] or "/" for p in seen}
     assert {"/", "sources", "changes", "versions", "events", "feeds", "static",
             "openapi.json"} <= kinds, kinds
+
+
+@pytest.fixture(scope="module")
+def linkedin_site(tmp_path_factory) -> Iterator[str]:
+    """The LinkedIn histories of ../shared/corpus imported and served: real years of history."""
+    from tests.conftest import CORPUS
+
+    if not (CORPUS / "MANIFEST.json").exists():
+        pytest.skip("../shared/corpus is not present")
+    root = tmp_path_factory.mktemp("linkedin")
+    shutil.copytree(CORPUS / "linkedin", root / "histories" / "linkedin",
+                    ignore=lambda folder, names: [n for n in names if "." in n
+                                                  and not n.endswith(".md")])
+    project = Project(root)
+    project.write("")
+    project.cli("init")
+    project.cli("import", str(root / "histories"), "--ext", "md")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(project.config),
+                             "serve", "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.readline()  # "serving the web UI at …": it is listening
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_real_history_screenshots(linkedin_site: str, browser) -> None:
+    """Dashboard, source and change pages over the imported LinkedIn history, at 1280 px:
+    a timeline with a mark per change, high-severity headlines first, nothing wider than the
+    window. Screenshots go to test-output/."""
+    OUTPUT.mkdir(exist_ok=True)
+    high = json.loads(urllib.request.urlopen(  # noqa: S310
+        linkedin_site + "/api/changes?min_severity=high&limit=1").read())
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(linkedin_site + "/?range=all")
+    assert page.locator("svg.timeline a circle").count() > 50  # one mark per change, years of them
+    assert page.locator("svg.timeline circle.sev-mark-high").count() >= 1
+    first_high = page.locator("ul.high li").first.inner_text()
+    assert first_high.startswith("high") and "AI training" in first_high
+    page.screenshot(path=str(OUTPUT / "history-dashboard.png"), full_page=True)
+    change = high[0]
+    for path, shot in ((f"/sources/{change['source']}", "history-source.png"),
+                       (f"/changes/{change['id']}", "history-change.png"),
+                       (f"/versions/{change['to_snapshot_id']}", "history-version.png")):
+        page.goto(linkedin_site + path)
+        width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert width[0] <= width[1], (path, width)
+        page.screenshot(path=str(OUTPUT / shot), full_page=path.startswith("/sources"))
+    page.close()

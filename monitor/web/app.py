@@ -31,8 +31,10 @@ from monitor import diff as difflib
 from monitor import history
 from monitor.classify import LABELS
 from monitor.errors import NotFoundError
+from monitor.messages import plain_text
 from monitor.store import Store
 from monitor.web.svg import timeline_svg
+from monitor.web.text import render as render_text
 
 HERE = Path(__file__).parent
 PAGE = 50
@@ -140,7 +142,7 @@ class SecurityHeaders(BaseHTTPMiddleware):
 
 def highlight(sentence: str | None, phrases: list[str] | None) -> Markup:
     """Escape first, then mark the matched phrases: page text can never become markup."""
-    text = html.escape(sentence or "")
+    text = html.escape(plain_text(sentence or ""))
     for phrase in sorted(set(phrases or []), key=len, reverse=True):
         escaped = html.escape(phrase)
         if escaped:
@@ -163,6 +165,7 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.autoescape = True  # every extension, not only .html (GHSA-pwgc-w4x9-gw67)
     templates.env.globals["highlight"] = highlight
+    templates.env.filters["plain"] = plain_text  # Markdown marks out of quoted page text
 
     def page(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, context, status_code=code)
@@ -176,8 +179,13 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
     # ---- pages ----------------------------------------------------------------------------
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def dashboard(request: Request) -> HTMLResponse:
+    def dashboard(request: Request, period: str = Query("1y", alias="range",
+                                                        pattern="^(30d|1y|all)$")) -> HTMLResponse:
         days = 30
+        now = datetime.now(UTC)
+        since = {"30d": now - timedelta(days=30), "1y": now - timedelta(days=365)}.get(period)
+        marks = history.timeline(store, since)
+        start = since or (marks[0].detected_at if marks else now - timedelta(days=365))
         rows = history.dashboard(store, datetime.now(UTC) - timedelta(days=days))
         platforms: dict[str, list[history.DashboardRow]] = {}
         for r in rows:
@@ -186,7 +194,10 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
                     failing=[r for r in rows if r.failing or r.last_outcome == "failed"],
                     dead_targets=[t for t in store.target_health(failing_only=True) if t.alert_at],
                     recent=history.changes(store, limit=PAGE, with_sentences=False),
-                    chart=Markup(timeline_svg(history.timeline(store))))  # noqa: S704
+                    high=history.changes(store, limit=10, min_severity="high",
+                                         with_sentences=False),
+                    period=period, periods=(("30d", "30 days"), ("1y", "1 year"), ("all", "all")),
+                    chart=Markup(timeline_svg(marks, start, now)))  # noqa: S704
 
     @app.get("/sources/{name:path}", response_class=HTMLResponse, include_in_schema=False)
     def source_page(request: Request, name: str, page_no: int = Query(1, alias="page", ge=1),
@@ -223,7 +234,8 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
 
             row = s.get(SourceRow, snap.source_id)
             source = row.name if row else "?"
-        return page(request, "version.html", snap=snap, text=text, source=source)
+        return page(request, "version.html", snap=snap, text=text, source=source,
+                    formatted=render_text(text))
 
     @app.get("/versions/{snapshot_id}/raw", include_in_schema=False)
     def raw_page(snapshot_id: Id) -> Response:
