@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean chromium
+.PHONY: run test lint bench clean chromium compile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ chromium:
 	      chromium-headless-shell; } || \
 	    echo "note: no chromium installed; browser sources will fail until one is (see README)"
 
-run: $(STAMP) chromium
+# Byte-compile the package once: with PYTHONDONTWRITEBYTECODE set (as on some CI machines)
+# every command would otherwise recompile the modules it imports, each time it starts.
+compile: $(STAMP)
+	@$(BIN)/python -m compileall -q monitor >/dev/null
+
+run: $(STAMP) chromium compile
 	$(BIN)/policy-monitor init
 	$(BIN)/policy-monitor check
 	$(BIN)/policy-monitor run
@@ -39,7 +44,7 @@ lint: $(STAMP)
 # browser-fetcher tests its chromium-headless-shell, and the
 # PostgreSQL tests start a throwaway server; a clean Debian machine may lack any of them, so
 # install them from Debian (never a downloaded browser or database).
-test: lint
+test: lint compile
 	@missing=""; command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	    command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	    command -v chromium-headless-shell >/dev/null 2>&1 || missing="$$missing chromium-headless-shell"; \
@@ -48,7 +53,7 @@ test: lint
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(STAMP) compile
 	$(BIN)/python bench/check_throughput.py
 
 clean:

@@ -28,13 +28,12 @@ from monitor.reading import BR_RE as _BR_RE
 from monitor.reading import EMPHASIS_RE as _EMPHASIS_RE
 from monitor.reading import LINK_RE as _LINK_RE
 from monitor.reading import Anomaly, Recent, Text, document_title
+from monitor.wording import LABELS, SEVERITIES, max_severity, severity_rank
 
-__all__ = ["Anomaly", "OptOut", "Recent", "classify", "document_title", "recent_versions"]
+__all__ = ["LABELS", "SEVERITIES", "Anomaly", "OptOut", "Recent", "classify", "document_title",
+           "max_severity", "recent_versions", "severity_rank"]
 
 RULES_PATH = Path(__file__).with_name("rules.toml")
-SEVERITIES = ("none", "low", "medium", "high")
-LABELS = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_scope",
-          "third_party_ai", "retroactivity", "cosmetic")
 MAX_EVIDENCE_PER_LABEL = 5
 PAIR_SIMILARITY = 0.45
 PAIR_WINDOW = 40
@@ -43,18 +42,6 @@ ItemKind = Literal["added", "removed", "modified"]
 _PUNCT_RE = re.compile(r"[^\w\s]", re.UNICODE)
 _ENUM_RE = re.compile(r"^\s*(?:\(?[0-9ivxlc]+[.)]|\(?[a-z][.)]|[-*•])\s+", re.I)
 _WS_RE = re.compile(r"\s+")
-
-
-def severity_rank(severity: str | None) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
-
-
-def max_severity(values: Iterable[str | None]) -> str:
-    best = "none"
-    for value in values:
-        if value is not None and severity_rank(value) > severity_rank(best):
-            best = value
-    return best
 
 
 # ---- values -------------------------------------------------------------------------------

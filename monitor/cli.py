@@ -6,47 +6,37 @@ errors, so systemd does not restart into the same broken file); never a tracebac
 
 from __future__ import annotations
 
-import errno
-import json
-import logging
-import os
-import shutil
-import socket
 import sys
-import tempfile
-import threading
-import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from monitor import config as cfg
-from monitor import diff as difflib
-from monitor import history, importer, summary
-from monitor.browser import INSTALL_HINT, browser_for
-from monitor.classify import LABELS, SEVERITIES, mark, severity_rank
+# Only what defines the commands is imported here. Everything else, down to most of the
+# standard library, is imported by the commands that use it: SQLAlchemy alone takes most of a
+# second on a small machine, and `--help` or `changes` should not wait for what they never use.
 from monitor.errors import ConfigError, MonitorError, StoreError, unknown_source
-from monitor.fetch import Fetcher
-from monitor.messages import plain_text, plural
-from monitor.pipeline import CheckContext, CheckResult, check_source, reextract_source
-from monitor.robots import RobotsCache
-from monitor.store import Store
+from monitor.wording import LABELS, SEVERITIES, plain_text, plural, severity_rank
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from datetime import datetime
+
+    from monitor import config as cfg
+    from monitor.pipeline import CheckResult
+    from monitor.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
-log = logging.getLogger("monitor")
+CONFIG_ENV = "POLICY_MONITOR_CONFIG"  # the same as monitor.config.CONFIG_ENV
 
 
 class Context:
     """Lazily loaded config and store, shared by the commands of one invocation."""
 
     def __init__(self, config_path: str | None, verbose: bool) -> None:
+
         self.config_path = config_path
         self.verbose = verbose
         self._config: cfg.Config | None = None
@@ -54,16 +44,24 @@ class Context:
 
     @property
     def config(self) -> cfg.Config:
+        """The config as the read commands need it (selectors not compiled)."""
+        from monitor import config as cfg
+
         if self._config is None:
-            self._config = cfg.load(self.config_path)
+            self._config = cfg.load(self.config_path, selectors=False)
         return self._config
 
-    def checked_config(self) -> cfg.Config:
-        """The config with every alert target parsed too: for the commands that start things."""
-        self._config = cfg.load(self.config_path, targets=True)
+    def checked_config(self, *, targets: bool = False) -> cfg.Config:
+        """The config with its selectors compiled, and with `targets` every alert target parsed
+        too: for the commands that fetch, or start things."""
+        from monitor import config as cfg
+
+        self._config = cfg.load(self.config_path, targets=targets)
         return self._config
 
     def store(self, *, require_schema: bool = True) -> Store:
+        from monitor.store import Store
+
         if self._store is None:
             if require_schema:
                 missing = Store.missing_file(self.config.settings.database)
@@ -116,6 +114,8 @@ def handle_errors(func: F) -> F:
 
 
 def _echo_json(rows: Iterable[Any]) -> None:
+    import json
+
     click.echo(json.dumps([r.to_dict() if hasattr(r, "to_dict") else r for r in rows],
                           ensure_ascii=False, indent=2))
 
@@ -132,6 +132,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
 
 
 def _parse_since(value: str | None) -> datetime | None:
+    from datetime import UTC, datetime
+
     if not value:
         return None
     try:
@@ -142,13 +144,15 @@ def _parse_since(value: str | None) -> datetime | None:
 
 
 @click.group()
-@click.option("--config", "config_path", metavar="PATH", envvar=cfg.CONFIG_ENV,
+@click.option("--config", "config_path", metavar="PATH", envvar=CONFIG_ENV,
               help="sources.toml to use (default ./sources.toml; env POLICY_MONITOR_CONFIG).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step to stderr; show tracebacks.")
 @click.version_option(package_name="policy-monitor")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """Watch privacy policies and terms; keep every version; show what changed."""
+    import logging
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -166,7 +170,7 @@ pass_context = click.make_pass_decorator(Context)
 @handle_errors
 def init(ctx: Context) -> None:
     """Create the data directory and database (alembic upgrade head), and register sources."""
-    settings = ctx.checked_config().settings
+    settings = ctx.checked_config(targets=True).settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ctx.store(require_schema=False)
     revision = store.upgrade(backup_dir=settings.data_dir / "backups")
@@ -201,7 +205,7 @@ def sources_group() -> None:
 @handle_errors
 def sources_validate(ctx: Context) -> None:
     """Check sources.toml and every alert target; report each problem with file, line, field."""
-    conf = ctx.checked_config()
+    conf = ctx.checked_config(targets=True)
     enabled = sum(1 for s in conf.sources if s.enabled)
     click.echo(f"{conf.path}: ok ({plural(len(conf.sources), 'source')}, {enabled} enabled)")
 
@@ -212,6 +216,8 @@ def sources_validate(ctx: Context) -> None:
 @handle_errors
 def sources_list(ctx: Context, as_json: bool) -> None:
     """Sources with their last check, outcome and number of versions."""
+    from monitor import history
+
     store = ctx.store()
     store.sync_sources(ctx.config.sources, ctx.config.settings.interval)
     rows = history.sources(store)
@@ -228,6 +234,8 @@ def sources_list(ctx: Context, as_json: bool) -> None:
 
 
 def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
     return (urlsplit(url).hostname or url).lower()
 
 
@@ -240,6 +248,17 @@ def run_checks(
     subscriptions: tuple[cfg.Subscription, ...] = (),
 ) -> list[CheckResult]:
     """Check sources in parallel across hosts, one at a time per host with a polite delay."""
+    import threading
+    import time
+    from collections import defaultdict
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    from monitor.browser import INSTALL_HINT, browser_for
+    from monitor.fetch import Fetcher
+    from monitor.pipeline import CheckContext, check_source
+    from monitor.robots import RobotsCache
+
     fetcher = Fetcher(settings)
     robots = RobotsCache(fetcher, settings.user_agent) if settings.respect_robots else None
     browser = browser_for(settings, selected)
@@ -292,7 +311,12 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, verbose: bool,
     Exit status: 0 when every check ran (failed pages are recorded and retried), 1 with
     --fail-on-error when any check failed, 78 for a bad config.
     """
-    conf = ctx.config
+    import json
+    import time
+
+    from monitor import summary
+
+    conf = ctx.checked_config()
     store = ctx.store()
     store.sync_sources(conf.sources, conf.settings.interval)
     selected = [ctx.source(n) for n in names] if names else [s for s in conf.sources if s.enabled]
@@ -325,6 +349,8 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, verbose: bool,
 
 
 def _check_line(result: CheckResult) -> str:
+    from monitor.browser import INSTALL_HINT
+
     if result.detail == INSTALL_HINT:  # said once above, not once per source
         return f"{result.source}: failed: no browser to render it (see the note above)"
     return result.line()
@@ -337,7 +363,7 @@ def run(ctx: Context) -> None:
     """Run the daemon: check every source on its interval until SIGTERM (systemd-friendly)."""
     from monitor import service
 
-    path = ctx.checked_config().path  # validates the config first: exit 78 on errors
+    path = ctx.checked_config(targets=True).path  # validates the config first: exit 78 on errors
     click.get_current_context().exit(service.main(path))
 
 
@@ -350,6 +376,8 @@ def run(ctx: Context) -> None:
 @handle_errors
 def status(ctx: Context, as_json: bool, max_failures: int | None) -> None:
     """Per source: last check, outcome, last change, failures in a row, next due."""
+    from monitor import history
+
     limit = ctx.config.settings.failure_threshold if max_failures is None else max_failures
     rows = history.status(ctx.store())
     if as_json:
@@ -454,6 +482,8 @@ def notify_flush(ctx: Context) -> None:
 @handle_errors
 def notify_retry(ctx: Context, ids: tuple[int, ...]) -> None:
     """Put failed deliveries (all, or the given ones) back in the queue."""
+    from datetime import UTC, datetime
+
     count = ctx.store().retry_failed(ids, datetime.now(UTC))
     click.echo(f"{count} deliveries queued again")
 
@@ -477,7 +507,8 @@ def notify_digest(ctx: Context) -> None:
 @handle_errors
 def deliveries(ctx: Context, failed_only: bool, failing: bool, as_json: bool) -> None:
     """The alert outbox: what was sent, what is pending, what failed, where and why."""
-    from monitor.notify import error_class
+    from monitor import config as cfg
+    from monitor.wording import error_class
 
     store = ctx.store()
     if failing:
@@ -518,6 +549,8 @@ def deliveries(ctx: Context, failed_only: bool, failing: bool, as_json: bool) ->
 
 def _terminal(text: str) -> str:
     """Page text for a terminal: Markdown links as "text (url)", control characters inert."""
+    from monitor import diff as difflib
+
     return difflib.safe_terminal_text(plain_text(text))
 
 
@@ -541,7 +574,9 @@ def _cut(text: str | None, width: int) -> str:
 @handle_errors
 def serve(ctx: Context, host: str, port: int) -> None:
     """Serve the read-only web UI, Atom feeds and JSON API (loopback unless a token is set)."""
+    import errno
     import ipaddress
+    import socket
 
     import uvicorn
 
@@ -583,6 +618,8 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @handle_errors
 def history_cmd(ctx: Context, name: str, as_json: bool) -> None:
     """Versions of a source: time, hash, size and change stats."""
+    from monitor import history
+
     rows = history.versions(ctx.store(), name)
     if as_json:
         _echo_json(rows)
@@ -605,6 +642,8 @@ def history_cmd(ctx: Context, name: str, as_json: bool) -> None:
 @handle_errors
 def show(ctx: Context, snapshot_id: int, raw: bool) -> None:
     """Print one version's text (or, with --raw, the page as fetched)."""
+    from monitor import history
+
     if raw:
         _, body = history.raw(ctx.store(), snapshot_id)
         sys.stdout.buffer.write(body)
@@ -632,6 +671,13 @@ def show(ctx: Context, snapshot_id: int, raw: bool) -> None:
 def diff_cmd(ctx: Context, name: str, from_id: int | None, to_id: int | None, fmt: str,
              color_mode: str, width: int | None) -> None:
     """Show what changed (default: the latest change of SOURCE)."""
+    import json
+    import os
+    import shutil
+
+    from monitor import diff as difflib
+    from monitor import history
+
     old, new, d = history.diff_between(ctx.store(), name, from_id, to_id)
     if fmt == "json":
         click.echo(json.dumps({"source": name, "from": old, "to": new, **d.to_dict()},
@@ -664,6 +710,8 @@ def diff_cmd(ctx: Context, name: str, from_id: int | None, to_id: int | None, fm
 def changes(ctx: Context, source: str | None, since: str | None, labels: tuple[str, ...],
             min_severity: str | None, limit: int | None, as_json: bool) -> None:
     """Detected changes, newest first, with labels and severity."""
+    from monitor import history
+
     rows = history.changes(ctx.store(), source, _parse_since(since), limit=limit, labels=labels,
                            min_severity=min_severity)
     if as_json:
@@ -687,6 +735,11 @@ def changes(ctx: Context, source: str | None, since: str | None, labels: tuple[s
 @handle_errors
 def explain(ctx: Context, change_id: int, as_json: bool) -> None:
     """Why a change got its labels: the evidence, quoted, and how to opt out."""
+    import json
+
+    from monitor import history
+    from monitor.classify import mark
+
     d = history.change_detail(ctx.store(), change_id)
     if as_json:
         click.echo(json.dumps(d.to_dict(), ensure_ascii=False, indent=2))
@@ -727,6 +780,8 @@ def explain(ctx: Context, change_id: int, as_json: bool) -> None:
 @handle_errors
 def import_cmd(ctx: Context, directory: Path, extensions: tuple[str, ...]) -> None:
     """Backfill history from a folder of dated versions (one folder per document)."""
+    from monitor import importer
+
     documents = importer.discover(directory, extensions or None)
     store = ctx.store()
     changes = importer.import_documents(store, documents)
@@ -747,6 +802,12 @@ def import_cmd(ctx: Context, directory: Path, extensions: tuple[str, ...]) -> No
 def replay(click_ctx: click.Context, directory: Path, extensions: tuple[str, ...], as_json: bool,
            min_severity: str | None) -> None:
     """Import a folder of versions into a throwaway database and print every change."""
+    import json
+    import tempfile
+
+    from monitor import history, importer
+    from monitor.store import Store
+
     documents = importer.discover(directory, extensions or None)
     with tempfile.TemporaryDirectory(prefix="policy-monitor-replay-") as tmp:
         store = Store(f"sqlite:///{Path(tmp) / 'replay.db'}")
@@ -789,6 +850,9 @@ def replay(click_ctx: click.Context, directory: Path, extensions: tuple[str, ...
 @handle_errors
 def reextract(ctx: Context, name: str) -> None:
     """Rebuild SOURCE's versions from stored raw pages after its selectors changed."""
+    from monitor.pipeline import reextract_source
+
+    ctx.checked_config()
     source = ctx.source(name)
     store = ctx.store()
     store.sync_sources(ctx.config.sources, ctx.config.settings.interval)
@@ -800,6 +864,8 @@ def reextract(ctx: Context, name: str) -> None:
 
 def _safe_url(url: str) -> str:
     """A database URL without its password, for printing."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@")

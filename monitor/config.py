@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import soupsieve
-
 from monitor.errors import ConfigError, ConfigProblem
 from monitor.schedule import RETRY_LADDER, Policy
 
@@ -298,6 +296,8 @@ def _check_url(url: object) -> str:
 
 def _check_selector(selector: str) -> str:
     try:
+        import soupsieve  # 0.2 s to import: only when selectors are checked
+
         soupsieve.compile(selector)
     except Exception as exc:  # soupsieve raises several error types for bad syntax
         raise ValueError(f"invalid CSS selector {selector!r}: {str(exc).splitlines()[0]}") from exc
@@ -404,6 +404,9 @@ _SOURCE: dict[str, Callable[[Any], Any]] = {
     "title": _as_str,
     "fetcher": lambda v: _one_of(v, FETCHERS),
 }
+# For commands that never extract (changes, history, status…): selectors are kept as written,
+# not compiled, which saves importing soupsieve; the commands that fetch check them.
+_SOURCE_UNCHECKED = {**_SOURCE, "select": _str_list, "remove": _str_list}
 _REQUIRED_SOURCE = ("name", "platform", "url")
 
 
@@ -480,7 +483,7 @@ def _parse_table(
 
 
 def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
-          targets: bool = False) -> Config:
+          targets: bool = False, selectors: bool = True) -> Config:
     """Parse config text; raise ConfigError listing every problem. With `targets`, every alert
     target is also parsed as it will be sent (validate, init, run and SIGHUP ask for it)."""
     env = os.environ if env is None else env
@@ -519,7 +522,8 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
         name = raw.get("name")
         if isinstance(name, str):
             label = f"source[{name}]"
-        values = _parse_table(raw, _SOURCE, errors, "source", i, label)
+        values = _parse_table(raw, _SOURCE if selectors else _SOURCE_UNCHECKED, errors, "source",
+                              i, label)
         missing = [k for k in _REQUIRED_SOURCE if k not in raw]
         for key in missing:
             errors.add("source", i, None, f"{label}.{key}", "required key is missing")
@@ -580,7 +584,8 @@ def resolve_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(DEFAULT_CONFIG)
 
 
-def load(path: str | os.PathLike[str] | None = None, *, targets: bool = False) -> Config:
+def load(path: str | os.PathLike[str] | None = None, *, targets: bool = False,
+         selectors: bool = True) -> Config:
     """Read and parse the config file, naming the file in every error."""
     resolved = resolve_path(path)
     try:
@@ -592,4 +597,4 @@ def load(path: str | os.PathLike[str] | None = None, *, targets: bool = False) -
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigProblem(str(resolved), None, "file", str(exc))]) from None
-    return parse(text, resolved, targets=targets)
+    return parse(text, resolved, targets=targets, selectors=selectors)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -85,6 +84,8 @@ class NotFoundError(MonitorError):
 def unknown_source(name: str, known: Iterable[str], where: str = "") -> NotFoundError:
     """"no source named 'linkedin/privacy'; did you mean linkedin/privacy-policy?": a typo or a
     half-remembered name gets the names it was probably meant to be."""
+    import difflib
+
     names = sorted(set(known))
     near = [n for n in names if name and (n.startswith(name) or name in n)][:5]
     near += [n for n in difflib.get_close_matches(name, names, n=5, cutoff=0.6) if n not in near]

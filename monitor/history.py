@@ -9,17 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, cast, func, or_, select, text
 from sqlalchemy.orm import Session, defer
 
-from monitor import diff as difflib
 from monitor.blobstore import DatabaseBlobStore
-from monitor.classify import LABELS, SEVERITIES, severity_rank
 from monitor.errors import NotFoundError
 from monitor.models import Change, Check, Snapshot, SourceRow
 from monitor.store import Store
+from monitor.wording import LABELS, SEVERITIES, severity_rank
+
+if TYPE_CHECKING:
+    from monitor import diff as difflib
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -344,6 +346,8 @@ def changes(
 
 
 def change_detail(store: Store, change_id: int) -> ChangeDetail:
+    from monitor import diff as difflib
+
     with store.read() as s:
         ch = s.get(Change, change_id)
         if ch is None:
@@ -367,6 +371,8 @@ def diff_between(
     store: Store, name: str, from_id: int | None = None, to_id: int | None = None
 ) -> tuple[int, int, difflib.Diff]:
     """The diff of two snapshots of a source; by default its latest change."""
+    from monitor import diff as difflib
+
     with store.read() as s:
         row = store.source_row(s, name)
         if from_id is None and to_id is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from monitor import diff as difflib
-from monitor.classify import severity_rank
+from monitor.wording import plain_text, plural, severity_rank
 
 Format = Literal["markdown", "html", "json"]
 BUILTIN = Path(__file__).with_name("templates")
@@ -82,32 +82,6 @@ def trim(text: str, limit: int) -> str:
         kept.append(line)
         size += len(line) + 1
     return "\n".join(kept) + f"\n… {len(lines) - len(kept)} more lines"
-
-
-_MD_LINK_RE = re.compile(r"\[([^\]\n]{1,300})\]\((https?://[^)\s]{1,2000})\)")
-
-
-def plain_links(text: str) -> str:
-    """`[Settings](https://x/y)` → `Settings (https://x/y)`: page text keeps its links readable
-    in a message or a terminal, where Markdown link syntax would show as brackets (or, once
-    escaped, as backslashes)."""
-    return _MD_LINK_RE.sub(lambda m: m.group(1) if m.group(1) == m.group(2)
-                           else f"{m.group(1)} ({m.group(2)})", text)
-
-
-_EMPHASIS_RE = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
-
-
-def plain_text(text: str) -> str:
-    """A quoted sentence as a reader should see it: the Markdown that extraction wrote
-    (`**bold**`, `\\-` escapes, `[text](url)` links) taken out, links kept as "text (url)"."""
-    return plain_links(_ESCAPE_RE.sub(r"\1", _EMPHASIS_RE.sub(r"\2", text)))
-
-
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """`1 page`, `3 pages`: a count with its noun agreeing."""
-    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def page_name(platform: str, title: str | None, source: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from monitor import config as cfg
 from monitor import history, messages, reading, routing, targets, webhook
 from monitor.models import Delivery
 from monitor.store import Store
+from monitor.wording import error_class
 
 log = logging.getLogger("monitor.notify")
 STALE_SENDING = timedelta(minutes=5)  # longer than any single apprise send
@@ -72,27 +72,6 @@ def send(url: str, message: messages.Message, *, secret: str | None = None,
     return True, ""
 
 
-_CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\bHTTP (\d{3})\b|error=(\d{3})\b|\b(\d{3}) (?:error|response)", re.I), "HTTP {}"),
-    (re.compile(r"timed? ?out|timeout", re.I), "timeout"),
-    (re.compile(r"connection|connect|refused|resolve|unreachable", re.I), "connection error"),
-    (re.compile(r"auth|login|credential|password|token", re.I), "authentication error"),
-)
-
-
-def error_class(error: str | None) -> str:
-    """`HTTP 503`, `timeout`, `connection error`…: what kind of failure, in two words."""
-    if not error:
-        return ""
-    head = error.split(":", 1)[0]
-    if head in {"timeout", "connection error", "authentication error"}:
-        return head
-    for pattern, label in _CLASSES:
-        found = pattern.search(error)
-        if found:
-            code = next((g for g in found.groups() if g), "") if found.groups() else ""
-            return label.format(code) if "{}" in label else label
-    return "error"
 
 
 def _view(store: Store, change_id: int) -> messages.ChangeView:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from monitor.classify import severity_rank
 from monitor.config import Mode, Subscription
+from monitor.wording import severity_rank
 
 
 @dataclass(frozen=True)

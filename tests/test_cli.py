@@ -211,3 +211,43 @@ def test_diff_colours_words_on_a_terminal_and_wraps_at_its_width(server: HTTPSer
                             check=True).stdout
     assert "\x1b[1;30;42m" in forced
     assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", ln)) for ln in forced.splitlines()) <= 40
+
+
+WEB_STACK = ("fastapi", "starlette", "uvicorn", "jinja2", "markdown_it")
+HEAVY = ("apprise", "alembic", "bs4", "soupsieve", "playwright", "requests", "diff_match_patch")
+
+
+def _modules_after(config: Path, *args: str) -> set[str]:
+    """Run one command in a fresh interpreter; the top-level packages it imported."""
+    code = ("import sys\nfrom monitor.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('MODULES', ' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    out = subprocess.run([sys.executable, "-c", code, "--config", str(config), *args],
+                         capture_output=True, text=True, timeout=60)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("MODULES "))
+    return set(line.split()[1:])
+
+
+def test_commands_import_only_what_they_use(server: HTTPServer, project) -> None:
+    server.expect_request("/p").respond_with_data("<main><p>Hello.</p></main>",
+                                                  content_type="text/html")
+    project.write(f"""
+        [[source]]
+        name = "acme/p"
+        platform = "Acme"
+        url = "{server.url_for('/p')}"
+        select = "main"
+    """)
+    project.cli("init")
+    project.cli("check")
+    snapshot = project.json("history", "acme/p")[0]["snapshot_id"]
+    # The read commands: no web stack, no fetching, no notifying, no migrations.
+    for args in (("--help",), ("changes", "--limit", "20"), ("history", "acme/p"), ("status",),
+                 ("sources", "list"), ("show", str(snapshot)), ("deliveries",)):
+        loaded = _modules_after(project.config, *args)
+        assert not loaded & {*WEB_STACK, *HEAVY}, (args, loaded & {*WEB_STACK, *HEAVY})
+    assert "sqlalchemy" not in _modules_after(project.config, "--help")
+    # Checking fetches and extracts, but neither serves nor notifies.
+    loaded = _modules_after(project.config, "check")
+    assert {"requests", "bs4"} <= loaded
+    assert not loaded & {*WEB_STACK, "apprise", "alembic"}

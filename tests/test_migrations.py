@@ -107,3 +107,17 @@ def test_upgrading_a_database_with_history_backs_it_up_and_keeps_rows(tmp_path: 
                            ).fetchall() == [(1,)]
     finally:
         store.close()
+
+
+def test_head_from_file_names_is_alembics_head(tmp_path: Path) -> None:
+    """Commands check the schema without importing Alembic, by the migrations' file names."""
+    from monitor.store import Store, head_from_files
+
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        assert head_from_files() == store.head_revision()
+        assert store.stored_revision() is None
+        store.upgrade()
+        assert store.stored_revision() == head_from_files()
+    finally:
+        store.close()

@@ -1,0 +1,72 @@
+"""Words shared by every command: the label and severity vocabulary, counts with nouns, and
+page text made plain for reading. Pure and cheap to import: the CLI builds its options from
+it before it knows which heavy module a command needs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+SEVERITIES = ("none", "low", "medium", "high")
+LABELS = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_scope",
+          "third_party_ai", "retroactivity", "cosmetic")
+
+
+def severity_rank(severity: str | None) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+
+
+def max_severity(values: Iterable[str | None]) -> str:
+    best = "none"
+    for value in values:
+        if value is not None and severity_rank(value) > severity_rank(best):
+            best = value
+    return best
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """`1 page`, `3 pages`: a count with its noun agreeing."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+_MD_LINK_RE = re.compile(r"\[([^\]\n]{1,300})\]\((https?://[^)\s]{1,2000})\)")
+_EMPHASIS_RE = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
+
+
+def plain_links(text: str) -> str:
+    """`[Settings](https://x/y)` → `Settings (https://x/y)`: page text keeps its links readable
+    in a message or a terminal, where Markdown link syntax would show as brackets (or, once
+    escaped, as backslashes)."""
+    return _MD_LINK_RE.sub(lambda m: m.group(1) if m.group(1) == m.group(2)
+                           else f"{m.group(1)} ({m.group(2)})", text)
+
+
+def plain_text(text: str) -> str:
+    """A quoted sentence as a reader should see it: the Markdown that extraction wrote
+    (`**bold**`, `\\-` escapes, `[text](url)` links) taken out, links kept as "text (url)"."""
+    return plain_links(_ESCAPE_RE.sub(r"\1", _EMPHASIS_RE.sub(r"\2", text)))
+
+
+_CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bHTTP (\d{3})\b|error=(\d{3})\b|\b(\d{3}) (?:error|response)", re.I), "HTTP {}"),
+    (re.compile(r"timed? ?out|timeout", re.I), "timeout"),
+    (re.compile(r"connection|connect|refused|resolve|unreachable", re.I), "connection error"),
+    (re.compile(r"auth|login|credential|password|token", re.I), "authentication error"),
+)
+
+
+def error_class(error: str | None) -> str:
+    """`HTTP 503`, `timeout`, `connection error`…: what kind of failure, in two words."""
+    if not error:
+        return ""
+    head = error.split(":", 1)[0]
+    if head in {"timeout", "connection error", "authentication error"}:
+        return head
+    for pattern, label in _CLASSES:
+        found = pattern.search(error)
+        if found:
+            code = next((g for g in found.groups() if g), "") if found.groups() else ""
+            return label.format(code) if "{}" in label else label
+    return "error"
