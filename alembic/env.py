@@ -12,8 +12,11 @@ target_metadata = Base.metadata
 
 
 def include_object(obj, name, type_, reflected, compare_to):
-    """The FTS5 search index is created by hand (SQLite virtual tables have no model)."""
-    return not (type_ == "table" and name and name.startswith("snapshot_fts"))
+    """The FTS5 search indexes are created by hand (SQLite virtual tables have no model), as is
+    PostgreSQL's GIN index over the sentences' text."""
+    if type_ == "table" and name and name.startswith(("snapshot_fts", "sentence_fts")):
+        return False
+    return not (type_ == "index" and name == "ix_sentences_tsv")
 
 
 def _url() -> str:

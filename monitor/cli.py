@@ -729,6 +729,28 @@ def changes(ctx: Context, source: str | None, since: str | None, labels: tuple[s
 
 
 @main.command()
+@click.argument("words", nargs=-1, required=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@handle_errors
+def search(ctx: Context, words: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Which pages say WORDS now, since when, and which stopped saying them and when."""
+    from monitor import history
+
+    hits = history.search(ctx.store(), " ".join(words), limit)
+    if as_json:
+        _echo_json(hits)
+        return
+    if not hits:
+        click.echo(f"no page says {' '.join(words)!r}, now or before")
+        return
+    _table(["SOURCE", "NOW", "FIRST SEEN", "REMOVED", "SENTENCE"],
+           [[h.source, "yes" if h.present else "no", _ago(h.first_seen_at), _ago(h.removed_at),
+             _cut(_terminal(h.sentence), 90)] for h in hits])
+
+
+@main.command()
 @click.argument("change_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context

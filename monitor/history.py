@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, cast, func, or_, select, text
+from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from monitor.blobstore import DatabaseBlobStore
@@ -533,50 +533,50 @@ def event(store: Store, event_id: int) -> EventView:
 
 @dataclass(frozen=True)
 class SearchHit:
+    """One page's answer to a search: does it say it now, since when, and when it stopped."""
+
     source: str
     platform: str
+    present: bool  # the page's current version says it
+    sentence: str  # the matching sentence (the earliest to appear, among those it says now)
+    first_seen_at: datetime  # when a matching sentence first appeared on this page
     first_snapshot_id: int
-    first_seen_at: datetime
-    latest_snapshot_id: int
-    versions: int
-    snippet: str
+    removed_at: datetime | None  # when the last matching sentence went (None while present)
+    last_snapshot_id: int | None  # the last version that had it, once gone
+    sentences: int  # how many distinct matching sentences the page has had
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["first_seen_at"], d["removed_at"] = _iso(self.first_seen_at), _iso(self.removed_at)
+        return d
 
 
 def search(store: Store, query: str, limit: int = 50) -> list[SearchHit]:
-    """Sources whose versions contain the words, with the date the text first appeared."""
-    terms = [t for t in query.replace('"', " ").split() if t.strip()]
-    if not terms:
-        return []
+    """Pages whose text says (or said) every word of the query, by sentence: those that say it
+    now first, each with when it first appeared; then those that stopped, with when."""
+    from monitor.models import Sentence
+    from monitor.search import matching_ids
+
     with store.read() as s:
-        if store.is_sqlite:
-            match = " ".join(f'"{t}"' for t in terms)  # each term quoted: no FTS syntax injection
-            ids = [r[0] for r in s.execute(text("SELECT rowid FROM snapshot_fts WHERE snapshot_fts "
-                                                "MATCH :q LIMIT 5000"), {"q": match})]
-        else:
-            ids = []
+        ids = matching_ids(s.connection(), query)
         if not ids:
             return []
-        snaps = s.execute(select(Snapshot.id, Snapshot.source_id, Snapshot.first_seen_at,
-                                 Snapshot.text_blob, SourceRow.name, SourceRow.platform)
-                          .join(SourceRow, SourceRow.id == Snapshot.source_id)
-                          .where(Snapshot.id.in_(ids), Snapshot.generation == SourceRow.generation)
-                          .order_by(Snapshot.first_seen_at)).all()
-        grouped: dict[int, list[Any]] = {}
-        for row in snaps:
-            grouped.setdefault(row.source_id, []).append(row)
-        blobs = DatabaseBlobStore(s)
-        hits = []
-        for rows in grouped.values():
-            first, latest = rows[0], rows[-1]
-            body = blobs.get(latest.text_blob).decode("utf-8")
-            hits.append(SearchHit(first.name, first.platform, first.id, first.first_seen_at,
-                                  latest.id, len(rows), _snippet(body, terms)))
-        hits.sort(key=lambda h: h.first_seen_at)
-        return hits[:limit]
-
-
-def _snippet(body: str, terms: Sequence[str], width: int = 160) -> str:
-    lowered = body.lower()
-    pos = min((p for p in (lowered.find(t.lower()) for t in terms) if p >= 0), default=0)
-    start = max(0, pos - width // 2)
-    return ("…" if start else "") + " ".join(body[start:start + width].split()) + "…"
+        rows = s.execute(select(Sentence, SourceRow.name, SourceRow.platform)
+                         .join(SourceRow, SourceRow.id == Sentence.source_id)
+                         .where(Sentence.id.in_(ids))
+                         .order_by(Sentence.first_seen_at, Sentence.id)).all()
+    by_source: dict[str, list[Any]] = {}
+    for row in rows:
+        by_source.setdefault(row.name, []).append(row)
+    hits = []
+    for name, found in by_source.items():
+        present = [r for r in found if r.Sentence.removed_at is None]
+        shown = (present or found)[0].Sentence
+        first = found[0].Sentence
+        gone = None if present else max(found, key=lambda r: r.Sentence.removed_at).Sentence
+        hits.append(SearchHit(
+            name, found[0].platform, bool(present), shown.text, first.first_seen_at,
+            first.first_snapshot_id, gone.removed_at if gone else None,
+            gone.last_snapshot_id if gone else None, len(found)))
+    hits.sort(key=lambda h: (not h.present, h.first_seen_at))
+    return hits[:limit]

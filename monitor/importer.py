@@ -224,7 +224,7 @@ def import_documents(
             stored = store.record_version(state, version.at, 0, 200, NewVersion(
                 text=text, sha256=digest, raw=body, content_type=ctype, charset="utf-8",
                 url=str(version.path.name), etag=None, last_modified=None, fingerprint="",
-                diff=change, classification=classification,
+                diff=change, classification=classification, previous_text=previous_text,
                 outbox=routing.instant_outbox(subscriptions, source.platform, source.name,
                                               classification.labels, classification.severity)
                 if classification is not None else (),

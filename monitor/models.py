@@ -306,3 +306,23 @@ class TargetHealth(Base):
     last_attempt_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
     alert_at: Mapped[datetime | None]
+
+
+class Sentence(Base):
+    """One distinct sentence of a source (per extraction generation), once, with the version
+    where it first appeared and, once gone, the last version that had it and when it went.
+    The search index is built over these, not over every version's whole text."""
+
+    __tablename__ = "sentences"
+    __table_args__ = (UniqueConstraint("source_id", "generation", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    generation: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(16))  # blake2b of the comparison key
+    text: Mapped[str] = mapped_column(Text)
+    first_snapshot_id: Mapped[int] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime]
+    last_snapshot_id: Mapped[int | None] = mapped_column(Integer)  # set while it is gone
+    removed_at: Mapped[datetime | None]  # None: the current version says it
+    appearances: Mapped[int] = mapped_column(Integer, default=1)  # 2+: removed and re-added

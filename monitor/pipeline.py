@@ -213,6 +213,7 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
                                             done=done(True), fetcher=used)
             return CheckResult(source.name, "unchanged", snapshot_id=stored.snapshot_id)
 
+        old_text: str | None = None
         if state.current_text_blob is not None:
             previous_size = state.current_text_size or 0
             new_size = len(text.encode("utf-8"))
@@ -243,7 +244,7 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             text=text, sha256=digest, raw=result.body, content_type=result.content_type,
             charset=result.charset, url=result.url, etag=result.etag,
             last_modified=result.last_modified, fingerprint=fp, diff=change,
-            classification=classification, fetcher=used,
+            classification=classification, fetcher=used, previous_text=old_text,
             outbox=routing.instant_outbox(
                 ctx.subscriptions, source.platform, source.name, classification.labels,
                 classification.severity) if classification is not None else (),

@@ -51,6 +51,7 @@ from monitor.models import (
     SourceRow,
     TargetHealth,
 )
+from monitor.search import index_version
 from monitor.wording import max_severity
 
 if TYPE_CHECKING:
@@ -204,6 +205,7 @@ class NewVersion:
     outbox: tuple[Outgoing, ...] = ()  # instant alerts to queue with the change
     event_window: timedelta = timedelta(0)  # an event's first alert waits this long for siblings
     fetcher: str = "http"  # which fetcher produced it: http or browser
+    previous_text: str | None = None  # the current text it replaces, when the caller has it
 
 
 @dataclass(frozen=True)
@@ -613,6 +615,12 @@ class Store:
             row = self._locked_source(s, state)
             blobs = DatabaseBlobStore(s)
             snap = _upsert_snapshot(s, blobs, row, state, version, started)
+            if snap.id != state.current_snapshot_id:  # the sentence index follows the page
+                previous_text = version.previous_text
+                if previous_text is None and state.current_text_blob is not None:
+                    previous_text = blobs.get(state.current_text_blob).decode("utf-8")
+                index_version(s.connection(), row.id, row.generation, snap.id, version.text,
+                              started, state.current_snapshot_id, previous_text)
             outcome = "baseline" if state.current_snapshot_id is None else "changed"
             check = Check(source_id=row.id, started_at=started, duration_ms=duration_ms,
                           outcome=outcome, http_status=http_status, bytes=len(version.raw),
@@ -671,6 +679,7 @@ class Store:
             old_gen, new_gen = row.generation, row.generation + 1
             blobs = DatabaseBlobStore(s)
             previous: Snapshot | None = None
+            previous_text: str | None = None
             for old, text, diff, classification in versions:
                 data = text.encode("utf-8")
                 digest = sha256(data)
@@ -687,9 +696,12 @@ class Store:
                         last_seen_at=old.last_seen_at)
                     s.add(snap)
                     s.flush()
-                    _index_text(s, snap.id, text)
                 else:
                     snap.last_seen_at = max(snap.last_seen_at, old.last_seen_at)
+                if previous is None or previous.id != snap.id:
+                    index_version(s.connection(), row.id, new_gen, snap.id, text, old.first_seen_at,
+                                  previous.id if previous else None, previous_text)
+                    previous_text = text
                 if previous is not None and diff is not None and previous.id != snap.id:
                     change = _new_change(row, previous.id, snap.id, diff, old.first_seen_at,
                                          classification)
@@ -898,15 +910,7 @@ def _upsert_snapshot(
     )
     s.add(snap)
     s.flush()
-    _index_text(s, snap.id, version.text)
     return snap
-
-
-def _index_text(s: Session, snapshot_id: int, text_value: str) -> None:
-    """Add a new version to the full-text index (SQLite FTS5), in the same transaction."""
-    if s.get_bind().dialect.name == "sqlite":
-        s.execute(text("INSERT INTO snapshot_fts(rowid, text) VALUES (:id, :text)"),
-                  {"id": snapshot_id, "text": text_value})
 
 
 EVENT_WINDOW = timedelta(hours=72)

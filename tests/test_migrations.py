@@ -102,9 +102,10 @@ def test_upgrading_a_database_with_history_backs_it_up_and_keeps_rows(tmp_path: 
         assert new.execute("SELECT name, failing FROM sources").fetchall() == [("a/b", 0)]
         assert new.execute("SELECT count(*) FROM checks").fetchall() == [(1,)]
         assert new.execute("PRAGMA foreign_key_check").fetchall() == []
-        # The search index was backfilled with the existing version.
-        assert new.execute("SELECT rowid FROM snapshot_fts WHERE snapshot_fts MATCH 'train'"
-                           ).fetchall() == [(1,)]
+        # The sentence index was backfilled from the existing version.
+        assert new.execute("SELECT s.text, s.first_snapshot_id, s.removed_at FROM sentence_fts f "
+                           "JOIN sentences s ON s.id = f.rowid WHERE sentence_fts MATCH 'train'"
+                           ).fetchall() == [("We train AI models on your posts.", 1, None)]
     finally:
         store.close()
 

@@ -2,59 +2,15 @@
 
 from __future__ import annotations
 
-import glob
-import os
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from monitor.config import Source
 from monitor.store import Store
 from tests.test_notify import Hook
-
-
-def _binaries() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    bindir = _binaries()
-    if bindir is None:
-        pytest.fail("PostgreSQL is missing; `make test` installs Debian's postgresql")
-    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="policy-monitor-pg-"))
-    data = root / "data"
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-A", "trust",
-                    "-U", "postgres"], check=True, capture_output=True)
-    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                    "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root}", "-w", "start"],
-                   check=True, capture_output=True)
-    try:
-        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c",
-                        "CREATE DATABASE monitor"], check=True, capture_output=True)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/monitor"
-    finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                        "stop"], check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_pipeline_runs_on_postgresql(pg_url: str, server: HTTPServer, project) -> None:
@@ -96,6 +52,7 @@ def test_the_pipeline_runs_on_postgresql(pg_url: str, server: HTTPServer, projec
 def test_claims_are_exclusive_across_workers_on_postgresql(pg_url: str) -> None:
     store_a, store_b = Store(pg_url), Store(pg_url)
     try:
+        store_a.upgrade()  # each test has its own empty database
         store_a.sync_sources([Source(name=f"h{i}/doc", platform="P", url=f"https://h{i}.example/")
                               for i in range(6)], 3600)
         now = datetime.now(UTC) + timedelta(days=1)

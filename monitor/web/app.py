@@ -100,6 +100,18 @@ class DiffOut(BaseModel):
     stats: dict[str, int]
 
 
+class SearchHitOut(BaseModel):
+    source: str
+    platform: str
+    present: bool  # the page's current version says it
+    sentence: str
+    first_seen_at: str  # when a matching sentence first appeared on the page
+    first_snapshot_id: int
+    removed_at: str | None  # when it went, if the page no longer says it
+    last_snapshot_id: int | None  # the last version that had it
+    sentences: int
+
+
 class ErrorOut(BaseModel):
     detail: str
 
@@ -311,6 +323,13 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
     def api_versions(name: str) -> list[VersionOut]:
         return [VersionOut(**{k: v for k, v in ver.to_dict().items() if k in VersionOut.model_fields})
                 for ver in history.versions(store, name)]
+
+    @app.get("/api/search", response_model=list[SearchHitOut], tags=["search"])
+    def api_search(q: str = Query(..., min_length=1, max_length=500),
+                   limit: int = Query(50, ge=1, le=500)) -> list[SearchHitOut]:
+        """Pages that say (or said) every word of q: whether they say it now, when it first
+        appeared, and when it was removed."""
+        return [SearchHitOut(**h.to_dict()) for h in history.search(store, q, limit)]
 
     @app.get("/api/changes", response_model=list[ChangeOut], tags=["changes"], responses=NOT_FOUND)
     def api_changes(source: str | None = None, label: str | None = None,

@@ -1,0 +1,89 @@
+"""The sentence index: each distinct sentence of a page once, with when it came and went.
+
+Written in the same transaction as the version that changes a page's text (and by the
+migration that backfills it), read by history.search. Plain SQL over a Connection, so the
+store, the migration and both backends share one implementation:
+
+- SQLite: an FTS5 table over `sentences.text` (external content: the text is stored once).
+- PostgreSQL: a GIN index over `to_tsvector('simple', text)` ('simple': no stemming, so
+  every language of the watched pages is searched alike).
+
+A new version costs what it changed: sentences it adds are inserted (or, when they come back,
+marked present again), sentences it drops are marked removed; the rest is not touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, text, update
+
+from monitor.models import Sentence
+from monitor.sentences import sentences
+
+CHUNK = 400  # keys per IN (...): under SQLite's parameter limit everywhere
+FTS_DDL = ("CREATE VIRTUAL TABLE sentence_fts USING fts5(text, content='sentences', "
+           "content_rowid='id', tokenize='unicode61 remove_diacritics 2')")
+PG_INDEX_DDL = ("CREATE INDEX ix_sentences_tsv ON sentences "
+                "USING gin (to_tsvector('simple', text))")
+
+
+def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
+    for i in range(0, len(items), CHUNK):
+        yield list(items[i:i + CHUNK])
+
+
+def index_version(conn: Connection, source_id: int, generation: int, snapshot_id: int,
+                  new_text: str, at: datetime, previous_snapshot_id: int | None,
+                  previous_text: str | None) -> tuple[int, int]:
+    """Record that the page's current text went from `previous_text` to `new_text`; (sentences
+    added, sentences removed)."""
+    t = Sentence.__table__.c
+    new = sentences(new_text)
+    old = sentences(previous_text) if previous_text is not None else {}
+    added = [k for k in new if k not in old]
+    removed = [k for k in old if k not in new]
+    mine = (t.source_id == source_id) & (t.generation == generation)
+    known: dict[str, int] = {}
+    for keys in _chunks(added):
+        known.update((k, i) for k, i in conn.execute(select(t.key, t.id).where(mine, t.key.in_(keys))))
+    back = [known[k] for k in added if k in known]
+    for start in range(0, len(back), CHUNK):
+        conn.execute(update(Sentence).where(t.id.in_(back[start:start + CHUNK]),
+                                            t.removed_at.is_not(None))
+                     .values(removed_at=None, last_snapshot_id=None,
+                             appearances=t.appearances + 1))
+    fresh = [k for k in added if k not in known]
+    if fresh:
+        ids = conn.execute(insert(Sentence).returning(t.id, sort_by_parameter_order=True), [
+            {"source_id": source_id, "generation": generation, "key": k, "text": new[k],
+             "first_snapshot_id": snapshot_id, "first_seen_at": at, "appearances": 1}
+            for k in fresh]).scalars().all()
+        if conn.dialect.name == "sqlite":
+            conn.execute(text("INSERT INTO sentence_fts(rowid, text) VALUES (:id, :text)"),
+                         [{"id": i, "text": new[k]} for i, k in zip(ids, fresh, strict=True)])
+    for keys in _chunks(removed):
+        conn.execute(update(Sentence).where(mine, t.key.in_(keys), t.removed_at.is_(None))
+                     .values(removed_at=at, last_snapshot_id=previous_snapshot_id))
+    return len(added), len(removed)
+
+
+def matching_ids(conn: Connection, query: str, limit: int = 2000) -> list[int]:
+    """Sentences of the sources' current generations that contain every word of the query."""
+    terms = [t for t in query.replace('"', " ").split() if t.strip() and "\x00" not in t]
+    if not terms:
+        return []
+    if conn.dialect.name == "sqlite":
+        match = " ".join(f'"{t}"' for t in terms)  # each term quoted: no FTS syntax injection
+        rows = conn.execute(text(
+            "SELECT s.id FROM sentence_fts f JOIN sentences s ON s.id = f.rowid "
+            "JOIN sources src ON src.id = s.source_id AND src.generation = s.generation "
+            "WHERE sentence_fts MATCH :q LIMIT :limit"), {"q": match, "limit": limit})
+    else:
+        rows = conn.execute(text(
+            "SELECT s.id FROM sentences s "
+            "JOIN sources src ON src.id = s.source_id AND src.generation = s.generation "
+            "WHERE to_tsvector('simple', s.text) @@ plainto_tsquery('simple', :q) LIMIT :limit"),
+            {"q": " ".join(terms), "limit": limit})
+    return [row[0] for row in rows]
