@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor.config import Settings, Source  # noqa: E402
-from monitor.fetch import Fetcher  # noqa: E402
+from monitor.fetch import Fetcher, FetchResult  # noqa: E402
 from monitor.pipeline import check_source  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
@@ -145,11 +145,119 @@ def db_bytes(path: Path) -> int:
         conn.close()
 
 
+class MemoryFetcher:
+    """Answers from memory: the pipeline's own cost, without HTTP's."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, bytes] = {}
+        self.not_modified = False
+
+    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+              headers: object = None, locale: str | None = None,
+              select: tuple[str, ...] = ()) -> FetchResult:
+        if self.not_modified:
+            return FetchResult(url, 304, b"", "text/html", "utf-8", etag, None, 0.0)
+        return FetchResult(url, 200, self.bodies[url], "text/html", "utf-8", '"v"', None, 0.0)
+
+    def close(self) -> None:
+        pass
+
+
+def _variant(html: str, selector: str, i: int, edit: int, noise: bool) -> bytes:
+    """Page i, its own paragraph edited `edit` times, with fresh noise outside the selection."""
+    at = _open_tag_end(html, selector)
+    own = f"<p>Benchmark page {i}. This paragraph is about page {i} only.</p>"
+    if edit:
+        own = (f"<p>Benchmark page {i}, amended {edit} times. We may use your content to train "
+               f"AI models; you can opt out in Settings.</p>")
+    body = html[:at] + own + html[at:]
+    if noise:
+        body = body.replace("</head>", f'<script>window.__csrf="{random.getrandbits(128):032x}";'
+                            "</script></head>", 1)
+    return body.encode("utf-8")
+
+
+def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100) -> dict[str, float]:
+    """CPU per check of each path of the pipeline after the fetch, in-process, on corpus pages:
+    first snapshot, unchanged 200, 304, and changed page (one edited paragraph); and database
+    growth (main file + WAL after a checkpoint) per changed page and per unchanged check."""
+    tmp = Path(tempfile.mkdtemp(prefix="pm-stages-"))
+    db = tmp / "monitor.db"
+    subprocess.run([sys.executable, "-c", "import sys; from monitor.store import Store; "
+                    "Store(sys.argv[1]).upgrade()", f"sqlite:///{db}"], check=True, cwd=ROOT)
+    store = Store(f"sqlite:///{db}")
+    sources = [Source(name=f"bench/p{i}", platform="Bench", url=f"mem://p/{i}",
+                      select=(pages[i % len(pages)][1],)) for i in range(n)]
+    store.sync_sources(sources)
+    fetcher = MemoryFetcher()
+    edits = [0] * n
+
+    def load(noise: bool) -> None:
+        for i, src in enumerate(sources):
+            html, selector = pages[i % len(pages)]
+            fetcher.bodies[src.url] = _variant(html, selector, i, edits[i], noise)
+
+    def file_bytes() -> int:
+        conn = sqlite3.connect(db)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        wal = db.with_name(db.name + "-wal")
+        return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+    def run(subset: list[int]) -> tuple[float, dict[str, int]]:
+        outcomes: dict[str, int] = {}
+        cpu0 = time.process_time()
+        for i in subset:
+            result = check_source(store, fetcher, sources[i])  # type: ignore[arg-type]
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+        return (time.process_time() - cpu0) * 1000 / len(subset), outcomes
+
+    out: dict[str, float] = {}
+    everyone = list(range(n))
+    load(noise=True)
+    out["first_ms"], _ = run(everyone)
+    load(noise=True)
+    run(everyone)  # warm: the second sight of every page
+    size0 = file_bytes()
+    load(noise=True)
+    out["unchanged_ms"], _ = run(everyone)
+    out["unchanged_bytes"] = (file_bytes() - size0) / n
+    fetcher.not_modified = True
+    out["not_modified_ms"], _ = run(everyone)
+    fetcher.not_modified = False
+    step = max(1, n // 10)
+    changed_cpu, changed_pages, growth, round_no = 0.0, 0, 0, 0
+    while changed_pages < changed_total:
+        round_no += 1
+        picked = list(range(round_no % step, n, step))[:changed_total - changed_pages]
+        for i in picked:
+            edits[i] += 1
+        load(noise=True)
+        before = file_bytes()
+        ms, outcomes = run(picked)
+        growth += file_bytes() - before
+        changed_cpu += ms * len(picked)
+        changed_pages += outcomes.get("changed", 0)
+    out["changed_ms"] = changed_cpu / changed_pages
+    out["changed_bytes"] = growth / changed_pages
+    store.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--no-corpus", action="store_true")
+    parser.add_argument("--stages-only", action="store_true",
+                        help="Only the in-process pipeline figures (no HTTP, no one-shot runs).")
     args = parser.parse_args()
+    if args.stages_only:
+        use = CORPUS.exists() and not args.no_corpus
+        figures = stages(corpus_pages() if use else [generated_page(i) for i in range(20)], args.n)
+        print(" ".join(f"{k}={v:.2f}" for k, v in figures.items()))
+        return
 
     use_corpus = CORPUS.exists() and not args.no_corpus
     pages = corpus_pages() if use_corpus else [generated_page(i) for i in range(20)]

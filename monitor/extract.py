@@ -16,9 +16,9 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.etree
 import lxml.html
-from bs4 import BeautifulSoup, Comment, NavigableString, Tag, UnicodeDammit
-from bs4.element import CData, Declaration, Doctype, ProcessingInstruction
+from bs4 import BeautifulSoup, Tag, UnicodeDammit
 from lxml.cssselect import CSSSelector
+from lxml.html import HtmlElement
 
 from monitor.config import Source
 from monitor.errors import ExtractError
@@ -208,8 +208,8 @@ def clean_link(href: str, base_url: str) -> str | None:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
-def _hidden(tag: Tag) -> bool:
-    attrs = tag.attrs
+def _hidden(el: HtmlElement) -> bool:
+    attrs = el.attrib
     if not attrs:
         return False
     # aria-hidden is deliberately not "hidden": policy pages (LinkedIn's among them) put whole
@@ -217,7 +217,12 @@ def _hidden(tag: Tag) -> bool:
     if "hidden" in attrs:
         return True
     style = attrs.get("style")
-    return bool(style and _HIDDEN_STYLE_RE.search(str(style)))
+    return bool(style and _HIDDEN_STYLE_RE.search(style))
+
+
+def _children(el: HtmlElement) -> list[HtmlElement]:
+    """Element children only (comments and processing instructions are not content)."""
+    return [child for child in el if isinstance(child.tag, str)]
 
 
 class _Renderer:
@@ -232,23 +237,25 @@ class _Renderer:
         self.group = 0  # numbers each top-level list/table so two adjacent lists stay apart
 
     def flush(self) -> None:
-        text = normalize_inline("".join(self.inline))
-        self.inline = []
-        if text:
-            self.blocks.append((self.kind, self.prefix + text))
+        if self.inline:  # most flushes find nothing pending: skip the regexes
+            text = normalize_inline("".join(self.inline))
+            self.inline = []
+            if text:
+                self.blocks.append((self.kind, self.prefix + text))
         self.prefix, self.kind = "", "p"
 
-    def walk(self, node: Tag, depth: int = 0) -> None:
-        for child in node.children:
-            if isinstance(child, Tag):
+    def walk(self, node: HtmlElement, depth: int = 0) -> None:
+        """The node's content: its text, its children, and the text after each child."""
+        if node.text:
+            self.inline.append(node.text)
+        for child in node:
+            if isinstance(child.tag, str):
                 self.element(child, depth)
-            elif isinstance(child, (Comment, CData, ProcessingInstruction, Declaration, Doctype)):
-                continue
-            elif isinstance(child, NavigableString):
-                self.inline.append(str(child))
+            if child.tail:
+                self.inline.append(child.tail)
 
-    def element(self, tag: Tag, depth: int) -> None:
-        name = tag.name
+    def element(self, tag: HtmlElement, depth: int) -> None:
+        name = tag.tag
         if _hidden(tag):
             return
         if name in _HEADINGS:
@@ -260,14 +267,15 @@ class _Renderer:
             self.flush()
             if depth == 0:
                 self.group += 1
-            for i, item in enumerate(tag.find_all("li", recursive=False), start=1):
+            items = [child for child in _children(tag) if child.tag == "li"]
+            for i, item in enumerate(items, start=1):
                 if _hidden(item):
                     continue
                 marker = f"{i}." if name == "ol" else "-"
                 self.list_item(item, "  " * depth + marker + " ", depth)
             # Text directly inside the list (invalid but common) still counts.
-            for child in tag.children:
-                if isinstance(child, Tag) and child.name != "li":
+            for child in _children(tag):
+                if child.tag != "li":
                     self.element(child, depth)
             self.flush()
         elif name == "li":
@@ -281,7 +289,7 @@ class _Renderer:
             self.flush_line()
         elif name == "pre":
             self.flush()
-            text = tag.get_text()
+            text = tag.text_content()
             lines = [ln.rstrip() for ln in text.split("\n")]
             self.blocks.append(("pre", "\n".join(ln for ln in lines if ln.strip())))
         elif name == "hr":
@@ -291,13 +299,13 @@ class _Renderer:
             href = tag.get("href")
             start = len(self.inline)
             self.walk(tag, depth)
-            link = clean_link(str(href), self.base_url) if isinstance(href, str) else None
+            link = clean_link(href, self.base_url) if href is not None else None
             label = normalize_inline("".join(self.inline[start:]))
             if link and label:
                 self.inline[start:] = [f"[{label}]({link})"]
         elif name == "img":
             alt = tag.get("alt")
-            if isinstance(alt, str) and alt.strip():
+            if alt and alt.strip():
                 self.inline.append(f" {alt.strip()} ")
         elif name in _BLOCKS:
             self.flush()
@@ -315,38 +323,44 @@ class _Renderer:
             self.blocks.append((kind if kind != "p" else "br", prefix + text))
         self.prefix, self.kind = "", kind if kind != "p" else "br"
 
-    def list_item(self, item: Tag, prefix: str, depth: int) -> None:
+    def list_item(self, item: HtmlElement, prefix: str, depth: int) -> None:
         self.flush()
         kind = f"li{self.group}"
         self.prefix, self.kind = prefix, kind
-        for child in item.children:
-            if isinstance(child, Tag) and child.name in ("ul", "ol"):
+        if item.text:
+            self.inline.append(item.text)
+        for child in item:
+            if not isinstance(child.tag, str):
+                pass
+            elif child.tag in ("ul", "ol"):
                 self.prefix, self.kind = self.prefix or " " * len(prefix), kind
                 self.flush()
                 self.element(child, depth + 1)
                 self.prefix, self.kind = "", kind
-            elif isinstance(child, Tag):
-                if child.name in _BLOCKS or child.name in _HEADINGS:
+            else:
+                if child.tag in _BLOCKS or child.tag in _HEADINGS:
                     # Paragraphs inside an item are part of the item, not new blocks.
                     self.walk(child, depth)
                     self.inline.append(" ")
                 else:
                     self.element(child, depth)
                 self.kind = kind
-            elif isinstance(child, NavigableString) and not isinstance(child, Comment):
-                self.inline.append(str(child))
+            if child.tail:
+                self.inline.append(child.tail)
         if not self.prefix and self.inline and normalize_inline("".join(self.inline)):
             self.prefix = "  " * depth + "  "
         self.kind = kind
         self.flush()
 
-    def table(self, table: Tag) -> None:
+    def table(self, table: HtmlElement) -> None:
         self.group += 1
-        for row in table.find_all("tr"):
-            if row.find_parent("table") is not table or _hidden(row):
+        for row in table.iter("tr"):
+            if _nearest_table(row) is not table or _hidden(row):
                 continue
             cells = []
-            for cell in row.find_all(["td", "th"], recursive=False):
+            for cell in _children(row):
+                if cell.tag not in ("td", "th"):
+                    continue
                 sub = _Renderer(self.base_url)
                 sub.walk(cell)
                 sub.flush()
@@ -367,58 +381,73 @@ class _Renderer:
         return "".join(out)
 
 
-def _preselect(markup: str, source: Source) -> str | None:
-    """The selected subtrees as HTML, cut out with lxml (fast, C) before BeautifulSoup runs.
+def _nearest_table(el: HtmlElement) -> HtmlElement | None:
+    parent = el.getparent()
+    while parent is not None and parent.tag != "table":
+        parent = parent.getparent()
+    return parent
 
-    BeautifulSoup then builds a tree of the policy text only, not of the whole page with its
-    navigation and inline state: several times faster and lighter on large pages. None when
-    lxml cannot evaluate a selector, so soupsieve handles the whole page as before.
+
+def _roots(markup: str, source: Source) -> list[HtmlElement]:
+    """The selected subtrees, parsed and cut out with lxml (C), without what is never text.
+
+    A selector cssselect cannot translate (soupsieve accepts a few more) is evaluated by
+    BeautifulSoup on the whole page instead, and what it selects is parsed again by lxml:
+    slower, the same text.
     """
     selectors = [_lxml_selector(css) for css in source.select]
-    if not selectors or any(sel is None for sel in selectors):
-        return None
+    removers = [_lxml_selector(css) for css in source.remove]
+    if any(sel is None for sel in (*selectors, *removers)):
+        return _roots_by_soupsieve(markup, source)
     try:
-        root = lxml.html.document_fromstring(markup)
+        doc = lxml.html.document_fromstring(markup)
     except (lxml.etree.ParserError, ValueError):
-        return None
-    found: list[lxml.etree._Element] = []
+        return []
+    found: list[HtmlElement] = []
     for sel in selectors:
         assert sel is not None
-        found.extend(el for el in sel(root) if el not in found)
-    if not found:
+        found.extend(el for el in sel(doc) if el not in found)
+    if source.select and not found:
         raise ExtractError(f"selector {', '.join(source.select)!r} matched nothing on the page")
-    # Each root in its own block so two selected fragments never run together.
-    return "".join(f"<div>{lxml.etree.tostring(el, encoding='unicode', with_tail=False)}</div>"
-                   for el in found)
+    if not found:
+        found = [doc.body if doc.find("body") is not None else doc]
+    for root in found:
+        lxml.etree.strip_elements(root, *_DROP, with_tail=False)  # their tail text stays
+        for remove in removers:
+            assert remove is not None
+            for el in remove(root):
+                if el is not root:
+                    el.drop_tree()
+    return found
 
 
-def _html_to_text(markup: str, source: Source, base_url: str) -> str:
-    fragment = _preselect(markup, source)
-    soup = BeautifulSoup(fragment if fragment is not None else markup, "lxml")
-    roots: list[Tag] = []
-    if fragment is not None:
-        roots = [soup.body or soup]
-    else:
-        for css in source.select:
-            roots.extend(el for el in soup.select(css) if el not in roots)
-        if source.select and not roots:
-            raise ExtractError(f"selector {', '.join(source.select)!r} matched nothing on the page")
-    if not roots:
-        roots = [soup.body or soup]
-    for root in roots:
-        for el in root.find_all(_DROP):
-            el.decompose()
+def _roots_by_soupsieve(markup: str, source: Source) -> list[HtmlElement]:
+    soup = BeautifulSoup(markup, "lxml")
+    picked: list[Tag] = []
+    for css in source.select:
+        picked.extend(el for el in soup.select(css) if el not in picked)
+    if source.select and not picked:
+        raise ExtractError(f"selector {', '.join(source.select)!r} matched nothing on the page")
+    if not picked:
+        picked = [soup.body or soup]
+    for root in picked:
         for css in source.remove:
             for el in root.select(css):
                 el.decompose()
+    # Each root in its own block so two selected fragments never run together.
+    fragment = "".join(f"<div>{el.decode_contents() if el is soup else el}</div>" for el in picked)
+    doc = lxml.html.document_fromstring(f"<html><body>{fragment}</body></html>")
+    lxml.etree.strip_elements(doc, *_DROP, with_tail=False)
+    return [doc.body]
+
+
+def _html_to_text(markup: str, source: Source, base_url: str) -> str:
     renderer = _Renderer(base_url)
     try:
-        for root in roots:
+        for root in _roots(markup, source):
             renderer.flush()
-            if root.name == "[document]":
-                renderer.walk(root)
-            else:
-                renderer.element(root, 0)
+            renderer.element(root, 0)
+            renderer.flush()
     except RecursionError:
         raise ExtractError("page is nested too deeply to extract") from None
     return normalize_text(unicodedata.normalize("NFC", renderer.text()))
