@@ -15,7 +15,9 @@ generated ~150 KB pages with scripts, nav, inline JSON and per-request noise.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
+import os
 import random
 import resource
 import sqlite3
@@ -246,17 +248,117 @@ def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100) -> di
     return out
 
 
+def one_shot(pages: list[tuple[str, str]], n: int) -> dict[str, float]:
+    """CPU per page of a fresh `policy-monitor check` process over n sources, as a cron user
+    runs it: start-up included. Rounds: first check, steady (fresh noise, no validators),
+    304, and 10% of pages changed."""
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=serve, args=(pages, n, queue), daemon=True)
+    proc.start()
+    base = f"http://127.0.0.1:{queue.get(timeout=30)}"
+    tmp = Path(tempfile.mkdtemp(prefix="pm-oneshot-"))
+    config = tmp / "sources.toml"
+    config.write_text(f'[settings]\ndata_dir = "{tmp / "data"}"\nallow_private_addresses = true\n'
+                      'per_host_delay = "0s"\n\n' + "".join(
+                          f'[[source]]\nname = "bench/p{i}"\nplatform = "Bench"\nurl = "{base}/p/{i}"\n'
+                          f'select = "{pages[i % len(pages)][1]}"\n\n' for i in range(n)))
+    cli = [sys.executable, "-m", "monitor", "--config", str(config)]
+    subprocess.run([*cli, "init"], check=True, capture_output=True, cwd=ROOT)
+
+    def control(query: str) -> None:
+        import urllib.request
+
+        urllib.request.urlopen(f"{base}/control?{query}", timeout=10).close()  # noqa: S310
+
+    def round_cpu() -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([*cli, "check"], check=True, capture_output=True, cwd=ROOT)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)) * 1000 / n
+
+    out = {"oneshot_first_ms": round_cpu(), "oneshot_steady_ms": round_cpu()}
+    control("etag=1")
+    round_cpu()  # the first answer carries the ETag
+    out["oneshot_304_ms"] = round_cpu()
+    control("etag=0")
+    control("bump=" + ",".join(str(i) for i in range(0, n, 10)))
+    out["oneshot_changed_round_ms"] = round_cpu()
+    proc.terminate()
+    return out
+
+
+def startup(sources: int = 100, versions: int = 200) -> dict[str, float]:
+    """Wall time of `--help`, and of `changes --limit 20` on a sources x versions database
+    (filled through the real store and classifier, as bench/web_latency.py does)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from web_latency import fill
+
+    tmp = Path(tempfile.mkdtemp(prefix="pm-startup-"))
+    config = tmp / "sources.toml"
+    config.write_text(f'[settings]\ndata_dir = "{tmp / "data"}"\n')
+    cli = [sys.executable, "-m", "monitor", "--config", str(config)]
+    subprocess.run([*cli, "init"], check=True, capture_output=True, cwd=ROOT)
+    store = Store(f"sqlite:///{tmp / 'data' / 'monitor.db'}")
+    fill(store, sources, versions)
+    store.close()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "monitor")],
+                   check=True, capture_output=True)
+
+    def best_wall(args: list[str], runs: int = 5) -> float:
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run([*cli, *args], check=True, capture_output=True, cwd=ROOT)
+            times.append(time.perf_counter() - t0)
+        return sorted(times)[len(times) // 2] * 1000
+
+    return {"help_wall_ms": best_wall(["--help"]),
+            "changes_wall_ms": best_wall(["changes", "--limit", "20"]),
+            "import_sqlalchemy_wall_ms": best_wall_python("import sqlalchemy.orm")}
+
+
+def best_wall_python(code: str, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2] * 1000
+
+
+TARGETS = {"first_ms": 40, "changed_ms": 30, "unchanged_ms": 5, "not_modified_ms": 1.5,
+           "changed_bytes": 8192, "unchanged_bytes": 300, "help_wall_ms": 150,
+           "changes_wall_ms": 300}
+
+
+def machine() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), "unknown CPU")
+    return f"{os.cpu_count()} cores, {cpu}, Python {sys.version.split()[0]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--no-corpus", action="store_true")
     parser.add_argument("--stages-only", action="store_true",
                         help="Only the in-process pipeline figures (no HTTP, no one-shot runs).")
+    parser.add_argument("--json", action="store_true",
+                        help="Print the issue's figures as one JSON object (pipeline stages, "
+                             "one-shot rounds, start-up) instead of the HTTP round table.")
     args = parser.parse_args()
-    if args.stages_only:
+    if args.stages_only or args.json:
         use = CORPUS.exists() and not args.no_corpus
-        figures = stages(corpus_pages() if use else [generated_page(i) for i in range(20)], args.n)
-        print(" ".join(f"{k}={v:.2f}" for k, v in figures.items()))
+        pages_used = corpus_pages() if use else [generated_page(i) for i in range(20)]
+        figures = stages(pages_used, args.n)
+        if args.json:
+            figures.update(one_shot(pages_used, args.n))
+            figures.update(startup())
+            figures["pages"] = float(args.n)
+            print(json.dumps({"figures": {k: round(v, 2) for k, v in figures.items()},
+                              "targets": TARGETS, "machine": machine()}, indent=2))
+        else:
+            print(" ".join(f"{k}={v:.2f}" for k, v in figures.items()))
         return
 
     use_corpus = CORPUS.exists() and not args.no_corpus

@@ -51,7 +51,6 @@ from monitor.models import (
     SourceRow,
     TargetHealth,
 )
-from monitor.search import index_version
 from monitor.wording import max_severity
 
 if TYPE_CHECKING:
@@ -616,6 +615,8 @@ class Store:
             blobs = DatabaseBlobStore(s)
             snap = _upsert_snapshot(s, blobs, row, state, version, started)
             if snap.id != state.current_snapshot_id:  # the sentence index follows the page
+                from monitor.search import index_version
+
                 previous_text = version.previous_text
                 if previous_text is None and state.current_text_blob is not None:
                     previous_text = blobs.get(state.current_text_blob).decode("utf-8")
@@ -699,6 +700,8 @@ class Store:
                 else:
                     snap.last_seen_at = max(snap.last_seen_at, old.last_seen_at)
                 if previous is None or previous.id != snap.id:
+                    from monitor.search import index_version
+
                     index_version(s.connection(), row.id, new_gen, snap.id, text, old.first_seen_at,
                                   previous.id if previous else None, previous_text)
                     previous_text = text
