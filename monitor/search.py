@@ -50,13 +50,24 @@ def _delta(old_text: str | None, new_text: str) -> tuple[dict[str, str], list[st
     if not plus and not minus:
         return {}, []
     shared = [ln for ln in new_lines if ln in old_set and ln.strip()]
-    lowered = [ln.lower() for ln in shared]
+    if len(plus) + len(minus) > FEW:  # a rewrite: read the shared lines once, whole
+        shared_keys = set(sentences("\n".join(shared)))
 
-    def stands(k: str, sentence: str) -> bool:
-        """Whether a shared line says it: only lines holding its longest word are split."""
-        word = max(_WORD_RE.findall(sentence), key=len, default="").lower()
-        return any(word in low and k in sentences(line)
-                   for line, low in zip(shared, lowered, strict=True))
+        def stands(k: str, sentence: str) -> bool:
+            return k in shared_keys
+    else:  # a few edits: split only the shared lines that hold the sentence's longest word
+        lowered = [ln.lower() for ln in shared]
+        split: dict[int, dict[str, str]] = {}
+
+        def stands(k: str, sentence: str) -> bool:
+            word = max(_WORD_RE.findall(sentence), key=len, default="").lower()
+            for i, low in enumerate(lowered):
+                if word in low:
+                    if i not in split:
+                        split[i] = sentences(shared[i])
+                    if k in split[i]:
+                        return True
+            return False
 
     added = {k: v for k, v in plus.items() if k not in minus and not stands(k, v)}
     dropped = [k for k, v in minus.items() if k not in plus and not stands(k, v)]
@@ -64,6 +75,7 @@ def _delta(old_text: str | None, new_text: str) -> tuple[dict[str, str], list[st
 
 
 _WORD_RE = re.compile(r"\w+")
+FEW = 20  # changed sentences up to which shared lines are searched, not all split
 
 
 def index_version(conn: Connection, source_id: int, generation: int, snapshot_id: int,
