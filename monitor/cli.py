@@ -857,7 +857,7 @@ def replay(click_ctx: click.Context, directory: Path, extensions: tuple[str, ...
                     click.echo(f"{item.source} {item.from_stem} → {item.to_stem}: "
                                f"{d.severity} {','.join(d.labels) or '-'} {d.summary}")
 
-            found = importer.import_documents(store, documents, on_change=show)
+            found = importer.import_documents(store, documents, on_change=show, search_index=False)
         finally:
             store.close()
     if not as_json and not shown:

@@ -180,8 +180,11 @@ def import_documents(
     documents: Sequence[Document],
     on_change: Callable[[ImportedChange], None] | None = None,
     subscriptions: Sequence[Subscription] = (),
+    search_index: bool = True,
 ) -> list[ImportedChange]:
     """Store each document's versions in order; versions not newer than its history are skipped.
+
+    `search_index=False` skips the sentence index: for `replay`, whose database is thrown away.
 
     With subscriptions, each change queues its alerts exactly as a live check would.
     """
@@ -225,6 +228,7 @@ def import_documents(
                 text=text, sha256=digest, raw=body, content_type=ctype, charset="utf-8",
                 url=str(version.path.name), etag=None, last_modified=None, fingerprint="",
                 diff=change, classification=classification, previous_text=previous_text,
+                search_index=search_index,
                 outbox=routing.instant_outbox(subscriptions, source.platform, source.name,
                                               classification.labels, classification.severity)
                 if classification is not None else (),

@@ -205,6 +205,7 @@ class NewVersion:
     event_window: timedelta = timedelta(0)  # an event's first alert waits this long for siblings
     fetcher: str = "http"  # which fetcher produced it: http or browser
     previous_text: str | None = None  # the current text it replaces, when the caller has it
+    search_index: bool = True  # False only where the database is thrown away (replay)
 
 
 @dataclass(frozen=True)
@@ -614,7 +615,7 @@ class Store:
             row = self._locked_source(s, state)
             blobs = DatabaseBlobStore(s)
             snap = _upsert_snapshot(s, blobs, row, state, version, started)
-            if snap.id != state.current_snapshot_id:  # the sentence index follows the page
+            if snap.id != state.current_snapshot_id and version.search_index:  # it follows the page
                 from monitor.search import index_version
 
                 previous_text = version.previous_text
