@@ -11,24 +11,23 @@ from __future__ import annotations
 import hashlib
 import re
 from functools import lru_cache
-from itertools import islice
 
 from monitor.diff import split_sentences
-from monitor.reading import key as comparison_key
 from monitor.wording import plain_text
 
 MIN_LETTERS = 3  # "1.", "|", "—" are not sentences anyone searches for
-MAX_SENTENCE = 2000
-_LETTER_RE = re.compile(r"[^\W\d_]")  # a runaway "sentence" (a table flattened to one line) is cut for display
+MAX_SENTENCE = 2000  # a runaway "sentence" (a table flattened to one line) is cut for display
+_MARKUP_RE = re.compile(r"[*_\[\\`]")  # what plain_text() would have work to do on
+_WORD_RE = re.compile(r"\w+")
 
 
 def sentence_key(sentence: str) -> str | None:
-    """16 hex digits of the sentence's comparison key (case, punctuation, emphasis and link
-    targets ignored), or None for a fragment with too few letters to be worth indexing."""
-    flat = comparison_key(sentence)
-    if sum(1 for _ in islice(_LETTER_RE.finditer(flat), MIN_LETTERS)) < MIN_LETTERS:
+    """16 hex digits of the sentence's words, case-folded (punctuation, emphasis and spacing
+    ignored), or None for a fragment with too few letters to be worth indexing."""
+    words = _WORD_RE.findall(sentence.casefold())
+    if sum(len(w) for w in words if not w.isdigit()) < MIN_LETTERS:
         return None
-    return hashlib.blake2b(flat.encode("utf-8"), digest_size=8).hexdigest()
+    return hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).hexdigest()
 
 
 @lru_cache(maxsize=8)  # a new version's sentences are the next version's previous ones
@@ -37,7 +36,9 @@ def sentences(text: str) -> dict[str, str]:
     A table row is one unit ("Ads | Consent"): its cells mean something together."""
     out: dict[str, str] = {}
     for sentence in split_sentences(text):
-        shown = plain_text(sentence.strip(" |")).strip()
+        shown = sentence.strip(" |")
+        if _MARKUP_RE.search(shown):  # most sentences carry no Markdown: skip the regexes
+            shown = plain_text(shown).strip()
         k = sentence_key(shown)
         if k is not None and k not in out:
             out[k] = shown[:MAX_SENTENCE]
