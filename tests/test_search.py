@@ -53,19 +53,25 @@ def _settings(database: str) -> str:
     return f'database_url = "{database}"' if database else ""
 
 
-def test_first_and_last_appearance_across_add_remove_and_readd(server: HTTPServer, project,
-                                                                database: str) -> None:
-    body = {"html": _page(A, B)}
+def _watch(server: HTTPServer, project, body: dict[str, str], database: str = "",
+           select: str = "main") -> None:
+    """One source, acme/privacy, serving whatever body["html"] holds; initialised and checked."""
     _serve(server, body)
     project.write(f"""
         [[source]]
         name = "acme/privacy"
         platform = "Acme"
         url = "{server.url_for('/p')}"
-        select = "main"
+        select = "{select}"
     """, settings=_settings(database))
     project.cli("init")
     project.cli("check")
+
+
+def test_first_and_last_appearance_across_add_remove_and_readd(server: HTTPServer, project,
+                                                                database: str) -> None:
+    body = {"html": _page(A, B)}
+    _watch(server, project, body, database)
     versions = lambda: project.json("history", "acme/privacy")  # noqa: E731
     first = versions()[0]
     body["html"] = _page(A, C, D)  # B removed; C and D added
@@ -124,19 +130,9 @@ def test_first_and_last_appearance_across_add_remove_and_readd(server: HTTPServe
 
 def test_search_follows_a_reextraction(server: HTTPServer, project, database: str) -> None:
     body = {"html": _page(A, B)}
-    _serve(server, body)
-    source = f"""
-        [[source]]
-        name = "acme/privacy"
-        platform = "Acme"
-        url = "{server.url_for('/p')}"
-        select = "main"
-    """
-    project.write(source, settings=_settings(database))
-    project.cli("init")
-    project.cli("check")
+    _watch(server, project, body, database)
     assert _hits(project, "related") == {}
-    project.write(source.replace('select = "main"', 'select = "body"'), settings=_settings(database))
+    project.config.write_text(project.config.read_text().replace('select = "main"', 'select = "body"'))
     project.cli("reextract", "acme/privacy")
     hit = _hits(project, "related")["acme/privacy"]  # the aside is now part of the page
     assert hit["present"] is True
@@ -151,16 +147,7 @@ def test_migration_down_and_up_on_a_populated_database_loses_nothing(server: HTT
     from monitor.store import Store
 
     body = {"html": _page(A, B)}
-    _serve(server, body)
-    project.write(f"""
-        [[source]]
-        name = "acme/privacy"
-        platform = "Acme"
-        url = "{server.url_for('/p')}"
-        select = "main"
-    """)
-    project.cli("init")
-    project.cli("check")
+    _watch(server, project, body)
     body["html"] = _page(A, C)
     project.cli("check")
     body["html"] = _page(A, B, D)
