@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from monitor.messages import plural
 from monitor.pipeline import CheckResult
+from monitor.wording import plural
 
 GROUP_AT = 3  # this many sources failing the same way are one line
 
