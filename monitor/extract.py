@@ -36,6 +36,8 @@ _BLOCKS = frozenset({
     "fieldset", "legend", "body", "html", "center", "caption", "hgroup", "label",
 })
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
+# Elements the renderer treats on their own; every other one is a block or an inline wrapper.
+_SPECIAL = frozenset({*_HEADINGS, "ul", "ol", "menu", "li", "table", "br", "pre", "hr", "a", "img"})
 _SPACE_RE = re.compile(r"[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 _INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _HIDDEN_STYLE_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
@@ -209,14 +211,12 @@ def clean_link(href: str, base_url: str) -> str | None:
 
 
 def _hidden(el: HtmlElement) -> bool:
-    attrs = el.attrib
-    if not attrs:
-        return False
     # aria-hidden is deliberately not "hidden": policy pages (LinkedIn's among them) put whole
     # sections in collapsed accordions marked aria-hidden="true" until a click.
-    if "hidden" in attrs:
+    # (el.get is one C call; building el.attrib for every element costs more.)
+    if el.get("hidden") is not None:
         return True
-    style = attrs.get("style")
+    style = el.get("style")
     return bool(style and _HIDDEN_STYLE_RE.search(style))
 
 
@@ -257,6 +257,14 @@ class _Renderer:
     def element(self, tag: HtmlElement, depth: int) -> None:
         name = tag.tag
         if _hidden(tag):
+            return
+        if name not in _SPECIAL:  # most elements: a block or inline wrapper, nothing more
+            if name in _BLOCKS:
+                self.flush()
+                self.walk(tag, depth)
+                self.flush()
+            else:
+                self.walk(tag, depth)
             return
         if name in _HEADINGS:
             self.flush()
