@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -795,16 +794,18 @@ def explain(ctx: Context, change_id: int, as_json: bool) -> None:
 
 
 @main.command("import")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--ext", "extensions", multiple=True, metavar="EXT",
               help="Only files with this extension (html, md, txt); repeatable.")
 @pass_context
 @handle_errors
-def import_cmd(ctx: Context, directory: Path, extensions: tuple[str, ...]) -> None:
+def import_cmd(ctx: Context, directory: str, extensions: tuple[str, ...]) -> None:
     """Backfill history from a folder of dated versions (one folder per document)."""
+    from pathlib import Path
+
     from monitor import importer
 
-    documents = importer.discover(directory, extensions or None)
+    documents = importer.discover(Path(directory), extensions or None)
     store = ctx.store()
     changes = importer.import_documents(store, documents)
     versions = sum(len(d.versions) for d in documents)
@@ -813,7 +814,7 @@ def import_cmd(ctx: Context, directory: Path, extensions: tuple[str, ...]) -> No
 
 
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--ext", "extensions", multiple=True, metavar="EXT",
               help="Only files with this extension (html, md, txt); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per detected change.")
@@ -821,16 +822,17 @@ def import_cmd(ctx: Context, directory: Path, extensions: tuple[str, ...]) -> No
               help="Only print changes at least this severe.")
 @click.pass_context
 @handle_errors
-def replay(click_ctx: click.Context, directory: Path, extensions: tuple[str, ...], as_json: bool,
+def replay(click_ctx: click.Context, directory: str, extensions: tuple[str, ...], as_json: bool,
            min_severity: str | None) -> None:
     """Import a folder of versions into a throwaway database and print every change."""
     import json
     import tempfile
+    from pathlib import Path
 
     from monitor import history, importer
     from monitor.store import Store
 
-    documents = importer.discover(directory, extensions or None)
+    documents = importer.discover(Path(directory), extensions or None)
     with tempfile.TemporaryDirectory(prefix="policy-monitor-replay-") as tmp:
         store = Store(f"sqlite:///{Path(tmp) / 'replay.db'}")
         try:
