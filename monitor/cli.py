@@ -17,7 +17,7 @@ import click
 # standard library, is imported by the commands that use it: SQLAlchemy alone takes most of a
 # second on a small machine, and `--help` or `changes` should not wait for what they never use.
 from monitor.errors import ConfigError, MonitorError, StoreError, unknown_source
-from monitor.wording import LABELS, SEVERITIES, plain_text, plural, severity_rank
+from monitor.wording import LABELS, SEVERITIES, iso, plain_text, plural, severity_rank
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -511,39 +511,43 @@ def deliveries(ctx: Context, failed_only: bool, failing: bool, as_json: bool) ->
 
     store = ctx.store()
     if failing:
-        targets: list[dict[str, Any]] = [{"subscription": t.subscription, "target": t.target, "url": t.masked,
-                    "failing_since": _iso(t.failing_since), "last_attempt_at": _iso(t.last_attempt_at),
-                    "last_success_at": _iso(t.last_success_at), "error": t.last_error,
-                    "error_class": error_class(t.last_error), "alert_at": _iso(t.alert_at)}
-                   for t in store.target_health(failing_only=True)]
+        health = store.target_health(failing_only=True)
         if as_json:
-            _echo_json(targets)
+            _echo_json({"subscription": t.subscription, "target": t.target, "url": t.masked,
+                        "failing_since": iso(t.failing_since),
+                        "last_attempt_at": iso(t.last_attempt_at),
+                        "last_success_at": iso(t.last_success_at), "error": t.last_error,
+                        "error_class": error_class(t.last_error), "alert_at": iso(t.alert_at)}
+                       for t in health)
             return
-        if not targets:
+        if not health:
             click.echo("no alert target is failing")
         _table(["SUBSCRIPTION", "TARGET", "FAILING SINCE", "PROBLEM", "LAST SUCCESS", "ERROR"],
-               [[f"{t['subscription']}#{t['target']}", t["url"], _short_time(t["failing_since"]),
-                 t["error_class"], _short_time(t["last_success_at"]) or "never",
-                 _cut(t["error"], 70)] for t in targets])
+               [[f"{t.subscription}#{t.target}", t.masked, _ago(t.failing_since),
+                 error_class(t.last_error), _ago(t.last_success_at) if t.last_success_at else "never",
+                 _cut(t.last_error, 70)] for t in health])
         return
     masked = {(sub.name, i): cfg.mask_url(url) for sub in ctx.config.subscriptions
               for i, url in enumerate(sub.url)}
-    rows: list[dict[str, Any]] = [
-        {"id": d.id, "kind": d.kind, "change_id": d.change_id, "subscription": d.subscription,
-         "target": d.target, "url": masked.get((d.subscription, d.target)), "status": d.status,
-         "attempts": d.attempts, "next_attempt_at": _iso(d.next_attempt_at),
-         "sent_at": _iso(d.sent_at), "error": d.last_error,
-         "error_class": error_class(d.last_error) if d.status != "merged" else ""}
-        for d in store.deliveries(failed_only)]
+    rows = store.deliveries(failed_only)
+
+    def problem(d: Any) -> str:
+        return error_class(d.last_error) if d.status != "merged" else ""
+
     if as_json:
-        _echo_json(rows)
+        _echo_json({"id": d.id, "kind": d.kind, "change_id": d.change_id,
+                    "subscription": d.subscription, "target": d.target,
+                    "url": masked.get((d.subscription, d.target)), "status": d.status,
+                    "attempts": d.attempts, "next_attempt_at": iso(d.next_attempt_at),
+                    "sent_at": iso(d.sent_at), "error": d.last_error, "error_class": problem(d)}
+                   for d in rows)
         return
     _table(["ID", "KIND", "CHANGE", "TARGET", "STATUS", "TRIES", "PROBLEM", "NEXT TRY", "ERROR"],
-           [[r["id"], r["kind"], r["change_id"] or "-",
-             f"{r['subscription']}#{r['target']} {r['url'] or '(gone from config)'}", r["status"],
-             r["attempts"], r["error_class"] or "-",
-             _short_time(r["next_attempt_at"]) if r["status"] == "pending" and r["error"] else "-",
-             _cut(r["error"], 60)] for r in rows])
+           [[d.id, d.kind, d.change_id or "-",
+             f"{d.subscription}#{d.target} {masked.get((d.subscription, d.target)) or '(gone from config)'}",
+             d.status, d.attempts, problem(d) or "-",
+             _ago(d.next_attempt_at) if d.status == "pending" and d.last_error else "-",
+             _cut(d.last_error, 60)] for d in rows])
 
 
 def _terminal(text: str) -> str:
@@ -551,14 +555,6 @@ def _terminal(text: str) -> str:
     from monitor import diff as difflib
 
     return difflib.safe_terminal_text(plain_text(text))
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def _short_time(value: str | None) -> str:
-    return value[:16].replace("T", " ") if value else ""
 
 
 def _cut(text: str | None, width: int) -> str:

@@ -19,13 +19,10 @@ from monitor.errors import NotFoundError
 from monitor.models import Change, Check, Snapshot, SourceRow
 from monitor.store import Store
 from monitor.wording import LABELS, SEVERITIES, severity_rank
+from monitor.wording import iso as _iso
 
 if TYPE_CHECKING:
     from monitor import diff as difflib
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import Connection, insert, select, text, update
 
 from monitor.models import Sentence
 from monitor.sentences import sentences
 
+T = TypeVar("T")
 CHUNK = 400  # keys per IN (...): under SQLite's parameter limit everywhere
 FTS_DDL = ("CREATE VIRTUAL TABLE sentence_fts USING fts5(text, content='sentences', "
            "content_rowid='id', tokenize='unicode61 remove_diacritics 2')")
@@ -30,7 +32,7 @@ PG_INDEX_DDL = ("CREATE INDEX ix_sentences_tsv ON sentences "
                 "USING gin (to_tsvector('simple', text))")
 
 
-def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
+def _chunks(items: Sequence[T]) -> Iterator[list[T]]:
     for i in range(0, len(items), CHUNK):
         yield list(items[i:i + CHUNK])
 
@@ -80,9 +82,8 @@ FEW = 20  # changed sentences up to which shared lines are searched, not all spl
 
 def index_version(conn: Connection, source_id: int, generation: int, snapshot_id: int,
                   new_text: str, at: datetime, previous_snapshot_id: int | None,
-                  previous_text: str | None) -> tuple[int, int]:
-    """Record that the page's current text went from `previous_text` to `new_text`; (sentences
-    added, sentences removed)."""
+                  previous_text: str | None) -> None:
+    """Record that the page's current text went from `previous_text` to `new_text`."""
     t = Sentence.__table__.c
     new, removed = _delta(previous_text, new_text)
     added = list(new)
@@ -90,10 +91,8 @@ def index_version(conn: Connection, source_id: int, generation: int, snapshot_id
     known: dict[str, int] = {}
     for keys in _chunks(added):
         known.update((k, i) for k, i in conn.execute(select(t.key, t.id).where(mine, t.key.in_(keys))))
-    back = [known[k] for k in added if k in known]
-    for start in range(0, len(back), CHUNK):
-        conn.execute(update(Sentence).where(t.id.in_(back[start:start + CHUNK]),
-                                            t.removed_at.is_not(None))
+    for back in _chunks([known[k] for k in added if k in known]):  # they come back
+        conn.execute(update(Sentence).where(t.id.in_(back), t.removed_at.is_not(None))
                      .values(removed_at=None, last_snapshot_id=None,
                              appearances=t.appearances + 1))
     fresh = [k for k in added if k not in known]
@@ -108,7 +107,6 @@ def index_version(conn: Connection, source_id: int, generation: int, snapshot_id
     for keys in _chunks(removed):
         conn.execute(update(Sentence).where(mine, t.key.in_(keys), t.removed_at.is_(None))
                      .values(removed_at=at, last_snapshot_id=previous_snapshot_id))
-    return len(added), len(removed)
 
 
 def matching_ids(conn: Connection, query: str, limit: int = 2000) -> list[int]:

@@ -27,11 +27,11 @@ from sqlalchemy import func, select
 
 from monitor import config as cfg
 from monitor.errors import ConfigError, StoreError
-from monitor.messages import plural
 from monitor.models import SourceRow
 from monitor.scheduler import Dispatcher, build_scheduler
 from monitor.sdnotify import Notifier
 from monitor.store import Store
+from monitor.wording import plural
 
 log = logging.getLogger("monitor.service")
 STATUS_EVERY = 10.0

@@ -21,14 +21,11 @@ import requests
 from monitor import history
 from monitor.store import Store
 from monitor.targets import webhook_endpoint
+from monitor.wording import iso as _iso
 
 VERSION = 1
 SIGNATURE_HEADER = "X-Policy-Monitor-Signature"
 TIMEOUT = (10.0, 30.0)  # connect, read
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def _links(base_url: str, change_id: int) -> dict[str, str]:

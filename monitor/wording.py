@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
 
 SEVERITIES = ("none", "low", "medium", "high")
 LABELS = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_scope",
@@ -25,6 +26,11 @@ def max_severity(values: Iterable[str | None]) -> str:
     return best
 
 
+def iso(value: datetime | None) -> str | None:
+    """`2026-12-01T20:50:58Z`: how every JSON form (CLI, API, webhook) writes a UTC time."""
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
 def plural(n: int, one: str, many: str | None = None) -> str:
     """`1 page`, `3 pages`: a count with its noun agreeing."""
     return f"{n} {one if n == 1 else (many or one + 's')}"
@@ -35,18 +41,13 @@ _EMPHASIS_RE = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
 
 
-def plain_links(text: str) -> str:
-    """`[Settings](https://x/y)` → `Settings (https://x/y)`: page text keeps its links readable
-    in a message or a terminal, where Markdown link syntax would show as brackets (or, once
-    escaped, as backslashes)."""
-    return _MD_LINK_RE.sub(lambda m: m.group(1) if m.group(1) == m.group(2)
-                           else f"{m.group(1)} ({m.group(2)})", text)
-
-
 def plain_text(text: str) -> str:
     """A quoted sentence as a reader should see it: the Markdown that extraction wrote
-    (`**bold**`, `\\-` escapes, `[text](url)` links) taken out, links kept as "text (url)"."""
-    return plain_links(_ESCAPE_RE.sub(r"\1", _EMPHASIS_RE.sub(r"\2", text)))
+    (`**bold**`, `\\-` escapes, `[text](url)` links) taken out, links kept as "text (url)" so
+    they stay readable in a message or a terminal."""
+    text = _ESCAPE_RE.sub(r"\1", _EMPHASIS_RE.sub(r"\2", text))
+    return _MD_LINK_RE.sub(lambda m: m.group(1) if m.group(1) == m.group(2)
+                           else f"{m.group(1)} ({m.group(2)})", text)
 
 
 _CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (

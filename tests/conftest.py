@@ -202,3 +202,8 @@ def pg_url(pg_server: str) -> str:
     return f"postgresql+psycopg://postgres@{pg_server}/{name}"
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server a test starts, or a refused connection)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from sqlalchemy import text
 from werkzeug import Response
 
 from monitor.store import Store
+from tests.conftest import free_port
 
 A = "We use your data to provide the services."
 B = "We may use your posts to train generative AI models."
@@ -42,11 +42,6 @@ def database(request) -> str:
     """The same tests on both backends: "" is the default SQLite file."""
     return "" if request.param == "sqlite" else request.getfixturevalue("pg_url")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _settings(database: str) -> str:
@@ -108,7 +103,7 @@ def test_first_and_last_appearance_across_add_remove_and_readd(server: HTTPServe
     # The command, the API and the web page agree, on either backend.
     out = project.cli("search", "train", "generative").output
     assert "acme/privacy" in out and "yes" in out
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(project.config),
                              "serve", "--port", str(port)], stdout=subprocess.PIPE, text=True)
     try:

@@ -19,7 +19,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import Project
+from tests.conftest import Project, free_port
 
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -29,11 +29,6 @@ EVIL = ('<p>Read this &lt;script&gt;alert(1)&lt;/script&gt; and &lt;img src=x on
         '<a href="https://example.org/opt?x=1">opt out here</a>.</p>'
         '<script>alert(4)</script><img src="x" onerror="alert(5)">')
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +85,7 @@ def site(tmp_path_factory) -> Iterator[str]:
     bodies["/terms"] += EVIL
     project.cli("check")
     server.stop()
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(project.config),
                              "serve", "--port", str(port)], stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -274,7 +269,7 @@ def test_serving_beyond_loopback_needs_a_token(project) -> None:
 def test_serve_prints_its_url_and_a_busy_port_is_one_clear_line(project) -> None:
     project.write("")
     project.cli("init")
-    port = _free_port()
+    port = free_port()
     args = [sys.executable, "-m", "monitor", "--config", str(project.config), "serve",
             "--port", str(port)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -298,7 +293,7 @@ def test_token_protects_every_route(project) -> None:
 
     project.write("", settings='web_token = "s3cret"')
     project.cli("init")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(project.config),
                              "serve", "--port", str(port)], stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -387,7 +382,7 @@ def linkedin_site(tmp_path_factory) -> Iterator[str]:
     project.write("")
     project.cli("init")
     project.cli("import", str(root / "histories"), "--ext", "md")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(project.config),
                              "serve", "--port", str(port)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

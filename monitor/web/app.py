@@ -31,10 +31,11 @@ from monitor import diff as difflib
 from monitor import history
 from monitor.classify import LABELS
 from monitor.errors import NotFoundError
-from monitor.messages import plain_text
 from monitor.store import Store
 from monitor.web.svg import timeline_svg
 from monitor.web.text import render as render_text
+from monitor.wording import iso as _iso
+from monitor.wording import plain_text
 
 HERE = Path(__file__).parent
 PAGE = 50
@@ -160,10 +161,6 @@ def highlight(sentence: str | None, phrases: list[str] | None) -> Markup:
         if escaped:
             text = re.sub(re.escape(escaped), lambda m: f"<mark>{m.group(0)}</mark>", text, count=1)
     return Markup(text)  # noqa: S704 - built from escaped text above
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
