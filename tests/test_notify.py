@@ -478,6 +478,15 @@ def test_json_webhook_posts_signed_change_resources_that_match_the_schema(
     assert headers["X-Policy-Monitor-Signature"].startswith("sha256=")
 
 
+def flush_when_due(project) -> None:
+    """Wait for the latest retry time the deliveries carry (the backoff doubles with jitter), then flush."""
+    due = [datetime.fromisoformat(r["next_attempt_at"]) for r in project.json("deliveries")
+           if r["status"] == "pending" and r["next_attempt_at"]]
+    if due:
+        time.sleep(max(0.0, (max(due) - datetime.now(UTC)).total_seconds()) + 0.05)
+    project.cli("notify", "flush")
+
+
 def test_a_dead_target_is_visible_while_it_retries_and_raises_one_record(
         server: HTTPServer, project) -> None:
     hook = JsonHook(server, status=503)
@@ -510,17 +519,15 @@ def test_a_dead_target_is_visible_while_it_retries_and_raises_one_record(
     assert project.cli("status").exit_code == 0
     # still failing after target_failing_after: one record each, shown by status
     time.sleep(1.2)
-    project.cli("notify", "flush")
-    time.sleep(1.2)
-    project.cli("notify", "flush")
+    flush_when_due(project)
+    flush_when_due(project)
     result = project.cli("status", ok=False)
     assert result.exit_code == 1
     assert result.output.count("alert target failing: team#0") == 1
     assert result.output.count("alert target failing: team#1") == 1
     # the webhook comes back: its record closes, the dead one stays
     hook.status = 200
-    time.sleep(1.2)
-    project.cli("notify", "flush")
+    flush_when_due(project)
     assert [t["target"] for t in project.json("deliveries", "--failing")] == [0]
     assert len(hook.received) >= 3
 
