@@ -12,6 +12,7 @@ from typing import Protocol
 
 import zstandard
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from monitor.models import Blob
 
@@ -29,6 +30,17 @@ class BlobStore(Protocol):
     def get(self, key: str) -> bytes:
         """The exact bytes stored under `key`; raises KeyError if missing."""
         ...
+
+
+def insert_ignore(session: Session, model: type[Blob]) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect (SQLite and PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model).on_conflict_do_nothing()
 
 
 def sha256(data: bytes) -> str:
@@ -57,7 +69,10 @@ class DatabaseBlobStore:
                 codec, payload, depth = "zstd-delta", delta, base_row.depth + 1
         else:
             base_row = None
-        self.session.add(Blob(
+        # Two processes may store the same bytes at once (two sources with one text): the
+        # content is the key, so whichever insert lands first is the blob, and the other is a
+        # no-op rather than an IntegrityError that would fail its whole check.
+        self.session.execute(insert_ignore(self.session, Blob).values(
             sha256=key, codec=codec, size=len(data),
             base=base_row.sha256 if base_row is not None and codec == "zstd-delta" else None,
             depth=depth, data=payload,
