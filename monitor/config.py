@@ -21,6 +21,7 @@ from monitor.schedule import RETRY_LADDER, Policy
 
 CONFIG_ENV = "POLICY_MONITOR_CONFIG"
 DATA_ENV = "POLICY_MONITOR_DATA"
+DATABASE_ENV = "POLICY_MONITOR_DATABASE_URL"  # keeps a PostgreSQL password out of sources.toml
 DEFAULT_CONFIG = "sources.toml"
 USER_AGENT = (
     "policy-monitor/0.1 (+https://github.com/policy-monitor/policy-monitor; "
@@ -67,7 +68,8 @@ class Settings:
     workers: int = 4
     shutdown_timeout: float = 30.0
     failure_threshold: int = 3
-    dispatch_interval: float = 1.0
+    dispatch_interval: float = 1.0  # the longest the dispatcher sleeps when nothing wakes it
+    lease_duration: float = 30.0  # a check's hold on its source and host, renewed while it runs
     base_url: str = "http://127.0.0.1:8080"
     notify_interval: float = 10.0
     delivery_max_attempts: int = 10
@@ -373,6 +375,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "shutdown_timeout": parse_duration,
     "failure_threshold": _as_positive_int,
     "dispatch_interval": parse_duration,
+    "lease_duration": parse_duration,
     "base_url": lambda v: _check_url(v).rstrip("/"),
     "notify_interval": parse_duration,
     "delivery_max_attempts": _as_positive_int,
@@ -509,6 +512,8 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
         settings_values = _parse_table(raw_settings, _SETTINGS, errors, "settings", 0, "settings")
     if env.get(DATA_ENV):
         settings_values["data_dir"] = Path(env[DATA_ENV])
+    if env.get(DATABASE_ENV):
+        settings_values["database_url"] = env[DATABASE_ENV]
     settings = Settings(**settings_values)
 
     raw_sources = data.get("source", [])

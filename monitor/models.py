@@ -98,6 +98,8 @@ class Blob(Base):
 
 class SourceRow(Base):
     __tablename__ = "sources"
+    # A claim takes a ready host's earliest due source: one index probe, whatever the table size.
+    __table_args__ = (Index("ix_sources_host_next", "host_id", "next_check_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -125,7 +127,7 @@ class SourceRow(Base):
     updated_at: Mapped[datetime]
     # Schedule state: all of it stored, so a restart resumes exactly where it stopped and
     # several worker processes can share one database.
-    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), index=True)
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"))
     interval_seconds: Mapped[float | None]
     next_check_at: Mapped[datetime | None] = mapped_column(index=True)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
@@ -147,6 +149,10 @@ class Host(Base):
     lease_expires_at: Mapped[datetime | None]
     crawl_delay: Mapped[float | None]
     robots_checked_at: Mapped[datetime | None]
+    # When this host can next be claimed: the latest of its earliest due source, its polite
+    # gap and its lease; NULL when none of its sources is scheduled. Kept in the transactions
+    # that change any of them, so the claim reads an index range instead of every source.
+    ready_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class SourceAlert(Base):

@@ -1,8 +1,11 @@
-"""APScheduler wiring: a `dispatch()` job every second hands due sources to a worker pool.
+"""The daemon's dispatcher: a loop that claims due sources and runs their checks on a pool.
 
-The schedule itself lives in the database (next check, leases, host gaps); APScheduler only
-provides the heartbeat. That is why a restart resumes where it stopped and why the same
-`dispatch()` can run in several processes against one database.
+The schedule itself lives in the database (next check, leases, host ready times); this loop
+sleeps until the earliest ready time it knows (at most `dispatch_interval`) or until a worker
+finishes, so work starts when it becomes due instead of on the next tick. APScheduler keeps the
+periodic jobs: lease renewal (the heartbeat that lets leases be short), maintenance,
+notifications. That is why a restart resumes where it stopped and why several processes, on
+several machines, can share one database.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
@@ -30,6 +34,15 @@ log = logging.getLogger("monitor.scheduler")
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Running:
+    """A check in flight: its future, its claim (renewed while it runs) and when it started."""
+
+    future: Future[None]
+    claim: Claim
+    started: float
 
 
 class Dispatcher:
@@ -56,15 +69,24 @@ class Dispatcher:
             log.warning("%s; sources that need a browser will fail", INSTALL_HINT)
         self.robots = RobotsCache(self.fetcher, settings.user_agent) if settings.respect_robots else None
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="check")
-        self.in_flight: dict[int, Future[None]] = {}
+        self.in_flight: dict[int, Running] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.wake = threading.Event()
         self.dispatching = threading.Lock()  # one dispatch at a time, from any thread
         self.last_dispatch = time.monotonic()
+        self.thread: threading.Thread | None = None
 
     @property
     def lease_seconds(self) -> float:
-        """Long enough for the slowest possible check, so a healthy worker never loses it."""
+        """Short: renewed every third of it while a check runs, so a killed process's sources
+        and hosts come back within about one lease."""
+        return self.config.settings.lease_duration
+
+    @property
+    def max_hold(self) -> float:
+        """How long a check may keep renewing: past the slowest possible check it is wedged,
+        and its lease is left to lapse so the source is not lost to it."""
         return self.config.settings.total_timeout * 2 + 60
 
     def context(self) -> CheckContext:
@@ -75,12 +97,39 @@ class Dispatcher:
                             event_window=timedelta(seconds=s.event_window),
                             default_fetcher=s.fetcher, browser=self.browser)
 
-    def dispatch(self) -> int:
-        """One scheduling step: claim what is due and free, and start it.
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, name="dispatch", daemon=True)
+        self.thread.start()
 
-        Runs from the APScheduler heartbeat and again whenever a check finishes, so a free
-        worker picks up due work at once instead of idling until the next tick.
-        """
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            claimed = 0
+            try:
+                claimed = self.dispatch()
+            except Exception:
+                log.exception("dispatch failed")
+            self.wake.wait(self._sleep_for(claimed))
+            self.wake.clear()
+
+    def _sleep_for(self, claimed: int) -> float:
+        """Until the earliest host becomes ready, within [a moment, dispatch_interval]."""
+        longest = self.config.settings.dispatch_interval
+        with self.lock:
+            if len(self.in_flight) >= self.workers:
+                return longest  # a finishing check wakes the loop
+        try:
+            ready = self.store.next_ready()
+        except Exception:
+            return longest
+        if ready is None:
+            return longest
+        wait = (ready - self.clock()).total_seconds()
+        if wait <= 0:  # ready now but not claimed: another process holds it; don't spin
+            return 0.01 if claimed else min(0.2, longest)
+        return min(wait + 0.005, longest)
+
+    def dispatch(self) -> int:
+        """One scheduling step: claim what is due and free, and start it."""
         self.last_dispatch = time.monotonic()
         if self.stopping.is_set():
             return 0
@@ -100,12 +149,13 @@ class Dispatcher:
         claims = self.store.claim(self.owner, now, free, self.lease_seconds)
         for claim in claims:
             source = self.config.source(claim.name)
-            if source is None or not source.enabled:
+            if source is None or not source.enabled or self.stopping.is_set():
                 self.store.release(claim)
                 continue
             lag = (now - claim.due_at).total_seconds() if claim.due_at is not None else 0.0
             with self.lock:
-                self.in_flight[claim.source_id] = self.pool.submit(self._run, claim, source, lag)
+                future = self.pool.submit(self._run, claim, source, lag)
+                self.in_flight[claim.source_id] = Running(future, claim, time.monotonic())
         return len(claims)
 
     def _run(self, claim: Claim, source: cfg.Source, lag: float) -> None:
@@ -123,14 +173,18 @@ class Dispatcher:
         finally:
             with self.lock:
                 self.in_flight.pop(claim.source_id, None)
-        if not self.stopping.is_set():
-            try:
-                self.dispatch()
-            except Exception:
-                log.exception("dispatch after a check failed")
+            self.wake.set()  # a worker is free: the loop claims at once
+
+    def renew(self) -> None:
+        """The heartbeat: extend the leases of checks still making their way (not wedged ones)."""
+        now = time.monotonic()
+        with self.lock:
+            live = [r.claim for r in self.in_flight.values() if now - r.started < self.max_hold]
+        if live:
+            self.store.renew(live, self.clock() + timedelta(seconds=self.lease_seconds))
 
     def healthy(self, max_age: float) -> bool:
-        """The dispatch job ran recently and the database answers."""
+        """The dispatch loop ran recently and the database answers."""
         if time.monotonic() - self.last_dispatch > max_age:
             return False
         try:
@@ -140,8 +194,18 @@ class Dispatcher:
         return True
 
     def stop(self, timeout: float) -> bool:
-        """Stop claiming, let running checks finish; True if they all did within the timeout."""
+        """Stop claiming, let running checks finish; True if they all did within the timeout.
+
+        Checks still running at the deadline have their leases released, so another process
+        takes their sources at once; if they finish later their commit finds the lease gone
+        and writes nothing.
+        """
         self.stopping.set()
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        with self.dispatching:  # a dispatch in progress (from any thread) has handed out its work
+            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -149,28 +213,32 @@ class Dispatcher:
                     break
             time.sleep(0.05)
         with self.lock:
-            unfinished = len(self.in_flight)
-        self.pool.shutdown(wait=unfinished == 0, cancel_futures=True)
-        if unfinished == 0:
+            unfinished = [r.claim for r in self.in_flight.values()]
+        for claim in unfinished:
+            try:
+                self.store.release(claim)
+            except Exception:
+                log.exception("could not release %s; its lease lapses on its own", claim.name)
+        self.pool.shutdown(wait=not unfinished, cancel_futures=True)
+        if not unfinished:
             self.fetcher.close()
             if self.browser is not None:
                 self.browser.close()
-        return unfinished == 0
+        return not unfinished
 
 
 def build_scheduler(dispatcher: Dispatcher, maintenance: Callable[[], None]) -> BackgroundScheduler:
-    """The APScheduler 3.x jobs: dispatch every second, maintenance hourly."""
+    """The APScheduler 3.x jobs: lease renewal every third of a lease, maintenance hourly."""
     scheduler = BackgroundScheduler(
         timezone=UTC,
         job_defaults={
-            "coalesce": True,  # a late heartbeat runs once, not once per missed second
+            "coalesce": True,  # a late run happens once, not once per missed period
             "max_instances": 1,
             "misfire_grace_time": None,  # a busy pool delays a run; it must never drop it
         },
     )
-    interval = dispatcher.config.settings.dispatch_interval
-    scheduler.add_job(dispatcher.dispatch, IntervalTrigger(seconds=interval), id="dispatch",
-                      name="dispatch", next_run_time=datetime.now(UTC))
+    scheduler.add_job(dispatcher.renew, IntervalTrigger(seconds=dispatcher.lease_seconds / 3),
+                      id="renew", name="renew leases")
     scheduler.add_job(maintenance, IntervalTrigger(hours=1), id="maintenance", name="maintenance")
 
     def on_event(event: JobExecutionEvent) -> None:

@@ -2,7 +2,7 @@
 
 SIGTERM/SIGINT only set an event; the main thread stops claiming work, lets running checks
 finish (up to `shutdown_timeout`) and exits 0. SIGHUP re-reads sources.toml and keeps the old
-config if the new one is invalid. WATCHDOG=1 is sent only while the dispatch job keeps running
+config if the new one is invalid. WATCHDOG=1 is sent only while the dispatch loop keeps running
 and the database answers, so a wedged scheduler gets restarted by systemd.
 """
 
@@ -30,7 +30,7 @@ from monitor.errors import ConfigError, StoreError
 from monitor.models import SourceRow
 from monitor.scheduler import Dispatcher, build_scheduler
 from monitor.sdnotify import Notifier
-from monitor.store import Store
+from monitor.store import DatabaseClock, Store
 from monitor.wording import plural
 
 log = logging.getLogger("monitor.service")
@@ -48,11 +48,13 @@ class Service:
                  clock: Callable[[], datetime] = _now, notifier: Notifier | None = None) -> None:
         self.config_path = config_path
         self.config = cfg.load(config_path, targets=True)
-        self.clock = clock
         self.notifier = notifier or Notifier()
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.store = Store.from_settings(self.config.settings)
+        # Every time the daemon writes (leases, due times, host gaps) is the database's, so
+        # daemons on machines whose clocks disagree still share one schedule.
+        self.clock = DatabaseClock(self.store, clock)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.rng = random.Random()
 
@@ -115,9 +117,9 @@ class Service:
         scheduler = build_scheduler(dispatcher, self.maintenance)
         self.add_notification_jobs(scheduler)
         scheduler.start()
+        dispatcher.start()
         self.notifier.ready(self.status_line())
-        log.info("running: %d workers, dispatch every %.1fs", settings.workers,
-                 settings.dispatch_interval)
+        log.info("running: %d workers, leases of %.0fs", settings.workers, settings.lease_duration)
         watchdog = self.notifier.watchdog_interval
         tick = min(1.0, watchdog / 2) if watchdog else 1.0
         last_ping = last_status = 0.0

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,11 +23,13 @@ from sqlalchemy import (
     Connection,
     Engine,
     bindparam,
+    case,
     create_engine,
     event,
     func,
     insert,
     inspect,
+    literal,
     select,
     text,
     update,
@@ -50,6 +53,7 @@ from monitor.models import (
     SourceAlert,
     SourceRow,
     TargetHealth,
+    UTCDateTime,
 )
 from monitor.wording import max_severity
 
@@ -100,6 +104,30 @@ _SEEN_SNAPSHOT = update(Snapshot).where(Snapshot.id == bindparam("snap")).values
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHUNK = 500  # rows per statement in bulk writes: under every backend's parameter limit
+
+
+def _ready_time(dialect: str) -> Any:
+    """SQL for when a host can next be claimed: the latest of its earliest due enabled source,
+    its polite gap and its lease (NULL when nothing of it is scheduled). The one definition of
+    host readiness; `claim` reads it through the index on hosts.ready_at."""
+    earliest = (select(SourceRow.next_check_at)
+                .where(SourceRow.host_id == Host.id, SourceRow.enabled.is_(True),
+                       SourceRow.next_check_at.is_not(None))
+                .order_by(SourceRow.next_check_at).limit(1).scalar_subquery())
+    greatest = func.greatest if dialect == "postgresql" else func.max
+    return case((earliest.is_(None), None),
+                else_=greatest(earliest, Host.next_allowed_at,
+                               func.coalesce(Host.lease_expires_at, literal(EPOCH, UTCDateTime()))))
+
+
+def refresh_hosts(conn: Connection, host_ids: Iterable[int | None]) -> None:
+    """Recompute hosts.ready_at after their sources' schedule, gap or lease changed, in the
+    caller's transaction (so the claim index never disagrees with what it summarises)."""
+    ids = sorted({h for h in host_ids if h is not None})
+    ready = _ready_time(conn.dialect.name)
+    for i in range(0, len(ids), CHUNK):
+        conn.execute(update(Host).where(Host.id.in_(ids[i:i + CHUNK])).values(ready_at=ready))
 
 
 def host_of(url: str) -> str:
@@ -137,6 +165,36 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
+
+
+class DatabaseClock:
+    """The database server's time, read as the local clock plus a measured offset.
+
+    Leases, due times and host gaps are compared across processes, so they must come from one
+    clock: with PostgreSQL that is the server's (re-measured every `every` seconds, so a
+    machine whose clock is seconds off or gets stepped stays polite). A SQLite file lives on
+    one machine, whose clock every process already shares.
+    """
+
+    def __init__(self, store: Store, local: Callable[[], datetime] = utcnow, every: float = 10.0) -> None:
+        self.store, self.local, self.every = store, local, every
+        self.offset = timedelta(0)
+        self._synced = -every  # monotonic time of the last measurement
+
+    def sync(self) -> None:
+        self._synced = time.monotonic()
+        if self.store.is_sqlite:
+            return
+        before = self.local()
+        server = self.store.db_time()
+        after = self.local()
+        self.offset = server - (before + (after - before) / 2)
+
+    def __call__(self) -> datetime:
+        if time.monotonic() - self._synced >= self.every:
+            with contextlib.suppress(DatabaseError):  # keep the last offset; retry next call
+                self.sync()
+        return self.local() + self.offset
 
 
 @dataclass(frozen=True)
@@ -295,7 +353,23 @@ class Store:
         return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
 
     def upgrade(self, backup_dir: Path | None = None) -> str | None:
-        """`alembic upgrade head`, backing up a non-empty SQLite database first."""
+        """`alembic upgrade head`, backing up a non-empty SQLite database first.
+
+        On PostgreSQL, daemons on several machines may each run `db upgrade` as they start:
+        a session lock lets one migrate while the others wait and then find nothing to do.
+        """
+        if self.is_sqlite:
+            return self._upgrade(backup_dir)
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(hashtext('policy-monitor upgrade'))"))
+            conn.commit()
+            try:
+                return self._upgrade(backup_dir)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(hashtext('policy-monitor upgrade'))"))
+                conn.commit()
+
+    def _upgrade(self, backup_dir: Path | None) -> str | None:
         from alembic import command
 
         current, head = self.current_revision(), self.head_revision()
@@ -343,94 +417,168 @@ class Store:
     # ---- sources -----------------------------------------------------------------------
 
     def sync_sources(self, sources: Sequence[cfg.Source], default_interval: float | None = None) -> None:
-        """Make the sources table match the config by name; never delete history."""
+        """Make the sources table match the config by name; never delete history.
+
+        Writes only what differs, so a restart or SIGHUP with an unchanged config writes
+        nothing, and 100,000 new sources go in as a few bulk statements. Daemons starting
+        together take turns under one lock, and rows are locked source first, host second,
+        like every check transaction, so a sync cannot deadlock with checks or claims.
+        """
         now = utcnow()
-        with self.write() as s:
-            rows = {r.name: r for r in s.scalars(select(SourceRow))}
-            hosts = {h.host: h for h in s.scalars(select(Host))}
+        with self.write_conn() as conn:
+            advisory_lock(conn, "sync-sources")
+            existing = {r.name: r for r in conn.execute(select(*_SYNC_COLUMNS))}
+            hosts: dict[str, int] = dict(conn.execute(select(Host.host, Host.id)).all())
+            missing = sorted({host_of(src.url) for src in sources} - hosts.keys())
+            for i in range(0, len(missing), CHUNK):
+                conn.execute(insert(Host), [{"host": h, "next_allowed_at": EPOCH}
+                                            for h in missing[i:i + CHUNK]])
+            if missing:
+                hosts = dict(conn.execute(select(Host.host, Host.id)).all())
+            inserts: list[dict[str, Any]] = []
+            updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            touched: set[int | None] = set()
             for src in sources:
-                row = rows.pop(src.name, None)
-                if row is None:
-                    row = SourceRow(name=src.name, created_at=now, generation=0,
-                                    consecutive_failures=0, extraction_key=src.extraction_key(),
-                                    failing=False)
-                    s.add(row)
-                row.platform, row.title, row.url, row.kind = src.platform, src.title, src.url, src.kind
-                row.enabled, row.in_config, row.updated_at = src.enabled, True, now
-                if not row.extraction_key:
-                    row.extraction_key = src.extraction_key()
                 interval = src.interval or default_interval
+                values: dict[str, Any] = {
+                    "platform": src.platform, "title": src.title, "url": src.url,
+                    "kind": str(src.kind), "enabled": src.enabled, "in_config": True,
+                    "host_id": hosts[host_of(src.url)]}
+                row = existing.pop(src.name, None)
+                if row is None:
+                    inserts.append({**values, "name": src.name, "created_at": now, "updated_at": now,
+                                    "generation": 0, "consecutive_failures": 0, "failing": False,
+                                    "extraction_key": src.extraction_key(),
+                                    "interval_seconds": interval})
+                    touched.add(values["host_id"])
+                    continue
+                if interval:
+                    values["interval_seconds"] = interval
+                if not row.extraction_key:
+                    values["extraction_key"] = src.extraction_key()
                 if interval and row.interval_seconds and interval != row.interval_seconds \
                         and row.last_check_at is not None and row.next_check_at is not None:
                     # Retimed: the next check follows the new interval from the last one.
-                    row.next_check_at = row.last_check_at + timedelta(seconds=interval)
-                row.interval_seconds = interval or row.interval_seconds
-                name = host_of(src.url)
-                host = hosts.get(name)
-                if host is None:
-                    host = Host(host=name, next_allowed_at=EPOCH)  # free from the start
-                    s.add(host)
-                    s.flush()
-                    hosts[name] = host
-                row.host_id = host.id
-            for row in rows.values():  # gone from the config: disabled, history kept
+                    values["next_check_at"] = row.last_check_at + timedelta(seconds=interval)
+                if any(getattr(row, k) != v for k, v in values.items()):
+                    _add_update(updates, row.id, values, now)
+                    touched |= {row.host_id, values["host_id"]}
+            for row in existing.values():  # gone from the config: disabled, history kept
                 if row.in_config or row.enabled:
-                    row.in_config, row.enabled, row.updated_at = False, False, now
+                    _add_update(updates, row.id, {"in_config": False, "enabled": False}, now)
+                    touched.add(row.host_id)
+            _lock_rows(conn, SourceRow, [u["b_id"] for group in updates.values() for u in group])
+            _lock_rows(conn, Host, touched)
+            for i in range(0, len(inserts), CHUNK):
+                conn.execute(insert(SourceRow), inserts[i:i + CHUNK])
+            for keys, group in updates.items():
+                stmt = (update(SourceRow).where(SourceRow.id == bindparam("b_id"))
+                        .values({k: bindparam(f"b_{k}") for k in keys}))
+                for i in range(0, len(group), CHUNK):
+                    conn.execute(stmt, group[i:i + CHUNK])
+            refresh_hosts(conn, touched)
 
     def schedule_new(self, now: datetime, rng: random.Random, default_interval: float) -> int:
         """Give never-checked sources a first check spread over min(interval, 10 minutes)."""
-        with self.write() as s:
-            rows = s.scalars(select(SourceRow).where(
-                SourceRow.enabled.is_(True), SourceRow.next_check_at.is_(None))).all()
-            for row in rows:
-                row.next_check_at = schedule.first_check(
-                    now, row.interval_seconds or default_interval, rng)
+        with self.write_conn() as conn:
+            advisory_lock(conn, "sync-sources")
+            rows = conn.execute(select(SourceRow.id, SourceRow.interval_seconds, SourceRow.host_id)
+                                .where(SourceRow.enabled.is_(True), SourceRow.next_check_at.is_(None))
+                                .order_by(SourceRow.id)).all()
+            planned = [{"b_id": r.id, "b_next": schedule.first_check(
+                now, r.interval_seconds or default_interval, rng)} for r in rows]
+            stmt = (update(SourceRow)
+                    .where(SourceRow.id == bindparam("b_id"), SourceRow.next_check_at.is_(None))
+                    .values(next_check_at=bindparam("b_next")))
+            for i in range(0, len(planned), CHUNK):
+                conn.execute(stmt, planned[i:i + CHUNK])
+            refresh_hosts(conn, (r.host_id for r in rows))
             return len(rows)
 
     def claim(self, owner: str, now: datetime, limit: int, lease_seconds: float) -> list[Claim]:
         """Take up to `limit` due sources, at most one per free host, under fresh leases.
 
-        One write transaction (BEGIN IMMEDIATE on SQLite; FOR UPDATE SKIP LOCKED on
-        PostgreSQL), so two processes never claim the same source or the same host.
+        Reads the ready hosts from the index on hosts.ready_at and each one's earliest due
+        source from the index on (host, next check): the cost grows with what is claimed, not
+        with the table. One write transaction (BEGIN IMMEDIATE on SQLite; SKIP LOCKED on
+        PostgreSQL, so it never waits for a row another process holds), so two processes
+        never claim the same source or the same host.
         """
         if limit <= 0:
             return []
         expires = now + timedelta(seconds=lease_seconds)
-        free_source = (SourceRow.enabled.is_(True) & (SourceRow.next_check_at <= now)
-                       & (SourceRow.lease_expires_at.is_(None) | (SourceRow.lease_expires_at < now)))
-        oldest_due = (select(func.min(SourceRow.next_check_at))
-                      .where(SourceRow.host_id == Host.id, free_source).scalar_subquery())
-        hosts_q = (select(Host.id)
-                   .where(Host.next_allowed_at <= now,
-                          Host.lease_expires_at.is_(None) | (Host.lease_expires_at < now),
-                          oldest_due.is_not(None))
-                   .order_by(oldest_due).limit(limit))
+        hosts_q = (select(Host.id, Host.next_allowed_at, Host.lease_expires_at)
+                   .where(Host.ready_at <= now).order_by(Host.ready_at).limit(limit))
         if not self.is_sqlite:
             hosts_q = hosts_q.with_for_update(skip_locked=True)
         claims: list[Claim] = []
-        with self.write() as s:
-            for host_id in s.scalars(hosts_q).all():
-                row = s.execute(select(SourceRow.id, SourceRow.name, SourceRow.next_check_at)
-                                .where(SourceRow.host_id == host_id, free_source)
-                                .order_by(SourceRow.next_check_at).limit(1)).first()
+        stale: list[int] = []
+        with self.write_conn() as conn:
+            for host_id, allowed, leased_until in conn.execute(hosts_q).all():
+                if allowed > now or (leased_until is not None and leased_until >= now):
+                    stale.append(host_id)  # its ready time is behind what it summarises
+                    continue
+                source_q = (select(SourceRow.id, SourceRow.name, SourceRow.next_check_at)
+                            .where(SourceRow.host_id == host_id, SourceRow.enabled.is_(True),
+                                   SourceRow.next_check_at <= now,
+                                   SourceRow.lease_expires_at.is_(None)
+                                   | (SourceRow.lease_expires_at < now))
+                            .order_by(SourceRow.next_check_at).limit(1))
+                if not self.is_sqlite:
+                    source_q = source_q.with_for_update(skip_locked=True)
+                row = conn.execute(source_q).first()
                 if row is None:
+                    stale.append(host_id)
                     continue
                 token = uuid.uuid4().hex
                 lease = {"lease_owner": owner, "lease_token": token, "lease_expires_at": expires}
-                s.execute(update(Host).where(Host.id == host_id).values(**lease))
-                s.execute(update(SourceRow).where(SourceRow.id == row[0]).values(**lease))
+                conn.execute(update(Host).where(Host.id == host_id).values(**lease, ready_at=expires))
+                conn.execute(update(SourceRow).where(SourceRow.id == row[0]).values(**lease))
                 claims.append(Claim(row[0], row[1], host_id, token, row[2]))
+            refresh_hosts(conn, stale)
         return claims
+
+    def renew(self, claims: Sequence[Claim], expires: datetime) -> int:
+        """Extend the leases of checks still running (the heartbeat): a lease can then be short,
+        so a killed process's sources and hosts come back within about one lease. Returns how
+        many were still held."""
+        held = 0
+        for claim in sorted(claims, key=lambda c: c.source_id):  # one lock order for everyone
+            with self.write_conn() as conn:
+                if conn.execute(update(SourceRow).where(
+                        SourceRow.id == claim.source_id, SourceRow.lease_token == claim.token)
+                        .values(lease_expires_at=expires)).rowcount != 1:
+                    continue
+                held += 1
+                if claim.host_id is not None:
+                    conn.execute(update(Host).where(Host.id == claim.host_id,
+                                                    Host.lease_token == claim.token)
+                                 .values(lease_expires_at=expires))
+                    refresh_hosts(conn, [claim.host_id])
+        return held
+
+    def next_ready(self) -> datetime | None:
+        """When the earliest host becomes claimable: how long the dispatcher may sleep."""
+        with self.read_engine.connect() as conn:
+            return conn.execute(select(func.min(Host.ready_at))).scalar()
+
+    def db_time(self) -> datetime:
+        """The database server's clock (PostgreSQL), for processes on several machines."""
+        with self.read_engine.connect() as conn:
+            value = conn.execute(text("SELECT clock_timestamp()")).scalar()
+        assert isinstance(value, datetime)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     def release(self, claim: Claim) -> None:
         """Give a claimed source and its host back without checking (e.g. on shutdown)."""
         cleared = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
-        with self.write() as s:
-            s.execute(update(SourceRow).where(SourceRow.id == claim.source_id,
-                                              SourceRow.lease_token == claim.token).values(**cleared))
+        with self.write_conn() as conn:
+            conn.execute(update(SourceRow).where(SourceRow.id == claim.source_id,
+                                                 SourceRow.lease_token == claim.token).values(**cleared))
             if claim.host_id is not None:
-                s.execute(update(Host).where(Host.id == claim.host_id,
-                                             Host.lease_token == claim.token).values(**cleared))
+                conn.execute(update(Host).where(Host.id == claim.host_id,
+                                                Host.lease_token == claim.token).values(**cleared))
+                refresh_hosts(conn, [claim.host_id])
 
     def ensure_sources(self, sources: Sequence[cfg.Source], *, enabled: bool = True) -> None:
         """Create or update these sources only; others are left alone (used by `import`)."""
@@ -444,6 +592,8 @@ class Store:
                     s.add(row)
                 row.platform, row.title, row.url, row.kind = src.platform, src.title, src.url, src.kind
                 row.enabled, row.updated_at = enabled, now
+                s.flush()
+                refresh_hosts(s.connection(), [row.host_id])
 
     def source_row(self, session: Session, name: str) -> SourceRow:
         row = session.scalar(select(SourceRow).where(SourceRow.name == name))
@@ -951,6 +1101,10 @@ def _assign_event(s: Session, platform: str, change: Change) -> tuple[int | None
     """
     if change.severity in (None, "none"):
         return None, None
+    # Several processes may record changes of one platform at once: without the lock both
+    # could start an event, or both add one to `changes` and lose one (PostgreSQL; SQLite's
+    # BEGIN IMMEDIATE already lets one writer in at a time).
+    advisory_lock(s.connection(), f"event:{platform}")
     at = change.detected_at
     event = s.scalars(
         select(Event).where(Event.platform == platform,
@@ -966,6 +1120,38 @@ def _assign_event(s: Session, platform: str, change: Change) -> tuple[int | None
     event.changes = (event.changes or 0) + 1
     s.flush()
     return event.id, event.first_at
+
+
+_SYNC_COLUMNS = (SourceRow.id, SourceRow.name, SourceRow.platform, SourceRow.title, SourceRow.url,
+                 SourceRow.kind, SourceRow.enabled, SourceRow.in_config, SourceRow.extraction_key,
+                 SourceRow.interval_seconds, SourceRow.host_id, SourceRow.last_check_at,
+                 SourceRow.next_check_at)
+
+
+def _add_update(updates: dict[tuple[str, ...], list[dict[str, Any]]], row_id: int,
+                values: dict[str, Any], now: datetime) -> None:
+    """Group row updates by the columns they set, for one executemany per group."""
+    values = {**values, "updated_at": now}
+    updates.setdefault(tuple(sorted(values)), []).append(
+        {"b_id": row_id, **{f"b_{k}": v for k, v in values.items()}})
+
+
+def _lock_rows(conn: Connection, model: type[SourceRow] | type[Host], ids: Iterable[int | None]) -> None:
+    """Lock rows in id order before changing them (PostgreSQL), so writers that touch several
+    rows never wait on each other in a circle."""
+    wanted = sorted({i for i in ids if i is not None})
+    if conn.dialect.name != "postgresql":
+        return
+    for i in range(0, len(wanted), CHUNK):
+        conn.execute(select(model.id).where(model.id.in_(wanted[i:i + CHUNK]))
+                     .order_by(model.id).with_for_update())
+
+
+def advisory_lock(conn: Connection, name: str) -> None:
+    """Hold a PostgreSQL transaction lock named `name` until commit; SQLite needs none (one
+    writer at a time)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": name})
 
 
 def _complete(
@@ -998,6 +1184,7 @@ def _complete(
         conn.execute(update(Host).where(host_guard).values(
             next_allowed_at=done.host_next_allowed_at, lease_owner=None, lease_token=None,
             lease_expires_at=None))
+        refresh_hosts(conn, [state.host_id])
     if opened or closed:
         alert_id = conn.execute(insert(SourceAlert).values(
             source_id=state.id, kind="failing" if opened else "recovered", at=at,
