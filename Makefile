@@ -41,14 +41,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The deploy tests run `systemd-analyze verify`, the web tests drive Debian's chromium, the
-# browser-fetcher tests its chromium-headless-shell, and the
-# PostgreSQL tests start a throwaway server; a clean Debian machine may lack any of them, so
-# install them from Debian (never a downloaded browser or database).
+# browser-fetcher tests its chromium-headless-shell, the
+# PostgreSQL tests start a throwaway server, and the scale-out tests run one daemon with its
+# clock set ahead by libfaketime; a clean Debian machine may lack any of them, so install
+# them from Debian (never a downloaded browser or database).
 test: lint compile
 	@missing=""; command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	    command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	    command -v chromium-headless-shell >/dev/null 2>&1 || missing="$$missing chromium-headless-shell"; \
 	    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	    ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing="$$missing faketime"; \
 	    if [ -n "$$missing" ]; then apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	$(BIN)/pytest

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import glob
 import itertools
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +20,7 @@ from click.testing import CliRunner, Result
 from pytest_httpserver import HTTPServer
 
 from monitor.cli import main
+from tests.pgserver import binaries, create_database, throwaway_postgres
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -153,40 +151,13 @@ def wait_for(predicate, timeout: float = 15.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def _binaries() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A throwaway PostgreSQL on loopback for the whole run; tests take databases from it."""
-    bindir = _binaries()
-    if bindir is None:
+    if binaries() is None:
         pytest.fail("PostgreSQL is missing; `make test` installs Debian's postgresql")
-    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="policy-monitor-pg-"))
-    data = root / "data"
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-A", "trust",
-                    "-U", "postgres"], check=True, capture_output=True)
-    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                    "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root}", "-w", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                        "stop"], check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-
-
+    with throwaway_postgres() as server:
+        yield server
 
 
 _databases = itertools.count(1)
@@ -195,11 +166,7 @@ _databases = itertools.count(1)
 @pytest.fixture
 def pg_url(pg_server: str) -> str:
     """A fresh, empty PostgreSQL database for one test."""
-    name = f"monitor{next(_databases)}"
-    host, port = pg_server.split(":")
-    subprocess.run(["psql", "-h", host, "-p", port, "-U", "postgres", "-c",
-                    f"CREATE DATABASE {name}"], check=True, capture_output=True)
-    return f"postgresql+psycopg://postgres@{pg_server}/{name}"
+    return create_database(pg_server, f"monitor{next(_databases)}")
 
 
 def free_port() -> int:

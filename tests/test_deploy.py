@@ -41,6 +41,26 @@ def test_systemd_analyze_verify_passes(root: Path) -> None:
     assert proc.stderr.strip() == ""
 
 
+def test_several_daemons_install_as_documented_and_verify(root: Path) -> None:
+    """The deploy README's steps for several daemons give units systemd accepts."""
+    units = root / "etc/systemd/system"
+    shutil.copy(units / "policy-monitor.service", units / "policy-monitor@.service")
+    dropin = units / "policy-monitor@.service.d"
+    dropin.mkdir()
+    shutil.copy(DEPLOY / "several-daemons.conf", dropin / "several-daemons.conf")
+    env = root / "etc/policy-monitor/database.env"
+    env.parent.mkdir(parents=True)
+    env.write_text("POLICY_MONITOR_DATABASE_URL=postgresql+psycopg://monitor@127.0.0.1/monitor\n")
+    proc = subprocess.run(["systemd-analyze", f"--root={root}", "verify",
+                           "policy-monitor@1.service", "policy-monitor@2.service"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == ""
+    steps = (DEPLOY / "README.md").read_text()
+    assert "policy-monitor@.service.d/several-daemons.conf" in steps
+    assert "EnvironmentFile=/etc/policy-monitor/database.env" in (DEPLOY / "several-daemons.conf").read_text()
+
+
 def test_daemon_unit_promises() -> None:
     text = (DEPLOY / "policy-monitor.service").read_text()
     for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=78",

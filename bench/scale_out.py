@@ -1,0 +1,259 @@
+"""Several daemons on one PostgreSQL, at scale, judged by the origin servers' request log.
+
+    python bench/scale_out.py [--sources 100000] [--hosts 2500] [--interval 3600]
+                              [--processes 1] [--seconds 120] [--skew 0] [--kill]
+
+Starts a throwaway PostgreSQL on loopback (with pg_stat_statements), serves small policy pages
+from one asyncio process listening on 127.0.H.H for every host, writes a sources.toml, times
+`policy-monitor init`, spreads the first checks over one interval (the steady state of a
+daemon that has run for a while), starts N `policy-monitor run` processes (the first one with
+its clock `--skew` seconds ahead, through libfaketime; `--kill` SIGKILLs the last one a third
+of the way in) and prints, from the request log: checks/s against what the schedule asks,
+lag p50/p99, double checks, host-gap violations, PostgreSQL CPU per check, the claim
+query's mean time, and with `--kill` how long the killed process's sources took to come back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import itertools
+import multiprocessing
+import os
+import random
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+from tests.pgserver import create_database, throwaway_postgres  # noqa: E402
+
+
+def host_address(h: int) -> str:
+    return f"127.0.{h // 250}.{h % 250 + 1}"
+
+
+def serve(hosts: int, port: int, log_path: str, ready: multiprocessing.Queue) -> None:
+    """One process, one listening socket per host address, one log line per request."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    body = "".join(f"<h2>Section {i}</h2><p>We process data for purpose {i}. You may object at "
+                   f"any time in your settings.</p>" for i in range(30))
+    log = open(log_path, "a", buffering=1)  # noqa: SIM115 - open for the process's life
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            path = head.split(b"\r\n", 1)[0].split()[1].decode()
+            log.write(f"{time.time():.4f} {writer.get_extra_info('sockname')[0]} {path}\n")
+            noise = f"{random.getrandbits(64):x}"
+            page = (f"<html><head><script>var t='{noise}'</script></head><body><nav>{noise}</nav>"
+                    f"<main><h1>Policy {path}</h1>{body}</main></body></html>").encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+                         b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(page) + page)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        for h in range(hosts):
+            await asyncio.start_server(handle, host_address(h), port, backlog=64)
+        ready.put(True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def postgres_cpu() -> float:
+    """CPU seconds used so far by every postgres process on this machine (the throwaway one)."""
+    total = 0.0
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            text = Path(stat).read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        if name.startswith("postgres"):
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def read_log(path: Path) -> list[tuple[float, str, str]]:
+    rows = []
+    for line in path.read_text().splitlines():
+        t, host, p = line.split(" ", 2)
+        rows.append((float(t), host, p))
+    return rows
+
+
+def double_checks(log: list[tuple[float, str, str]], interval: float) -> int:
+    """One page asked twice within half its interval: two processes checked it."""
+    count = 0
+    for _, group in itertools.groupby(sorted(log, key=lambda r: (r[2], r[0])), key=lambda r: r[2]):
+        times = [t for t, _, _ in group]
+        count += sum(1 for a, b in itertools.pairwise(times) if b - a < interval / 2)
+    return count
+
+
+def gap_violations(log: list[tuple[float, str, str]], gap: float) -> int:
+    count = 0
+    for _, group in itertools.groupby(sorted(log, key=lambda r: (r[1], r[0])), key=lambda r: r[1]):
+        times = [t for t, _, _ in group]
+        count += sum(1 for a, b in itertools.pairwise(times) if b - a < gap - 0.01)
+    return count
+
+
+def faketime_env(seconds: float) -> dict[str, str]:
+    lib = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    if not lib:
+        sys.exit("--skew needs libfaketime (apt-get install faketime)")
+    return {"LD_PRELOAD": lib[0], "FAKETIME": f"+{seconds:g}s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sources", type=int, default=100_000)
+    parser.add_argument("--hosts", type=int, default=2500)
+    parser.add_argument("--interval", type=float, default=3600.0)
+    parser.add_argument("--per-host-delay", type=float, default=5.0)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--warmup", type=float, default=30.0,
+                        help="seconds for the daemons to start before the first check is due")
+    parser.add_argument("--skew", type=float, default=0.0,
+                        help="run the first process with its clock this many seconds ahead")
+    parser.add_argument("--kill", action="store_true",
+                        help="SIGKILL the last process a third of the way through")
+    args = parser.parse_args()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    tmp = Path(tempfile.mkdtemp(prefix="pm-scale-out-"))
+    log_path = tmp / "requests.log"
+    log_path.touch()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ready: multiprocessing.Queue = multiprocessing.Queue()
+    origin = multiprocessing.Process(target=serve, args=(args.hosts, port, str(log_path), ready),
+                                     daemon=True)
+    origin.start()
+    ready.get(timeout=120)
+
+    with throwaway_postgres("-c shared_preload_libraries=pg_stat_statements "
+                            "-c max_connections=300") as server:
+        url = create_database(server, "scale")
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url)
+        config = tmp / "sources.toml"
+        lines = ["[settings]", f'database_url = "{url}"', f'data_dir = "{tmp}"',
+                 "allow_private_addresses = true", f'interval = "{args.interval:g}s"',
+                 'jitter = "0s"', f'per_host_delay = "{args.per_host_delay:g}s"',
+                 f"workers = {args.workers}", ""]
+        for i in range(args.sources):
+            lines += ["[[source]]", f'name = "bench/s{i}"', 'platform = "Bench"',
+                      f'url = "http://{host_address(i % args.hosts)}:{port}/p{i}"',
+                      'select = "main"', ""]
+        config.write_text("\n".join(lines))
+        cli = [sys.executable, "-m", "monitor", "--config", str(config)]
+        t = time.perf_counter()
+        subprocess.run([*cli, "init"], check=True, cwd=ROOT, capture_output=True)
+        init_s = time.perf_counter() - t
+
+        # The steady state of a daemon that has run for a while: due times spread over one
+        # interval, starting once the daemons are up.
+        from monitor.store import Store, refresh_hosts
+
+        store = Store(url)
+        with store.write_conn() as conn:
+            conn.execute(sa.text(
+                "UPDATE sources SET next_check_at = clock_timestamp() + make_interval(secs => "
+                ":warm + random() * :interval)"), {"warm": args.warmup, "interval": args.interval})
+            refresh_hosts(conn, conn.execute(sa.text("SELECT id FROM hosts")).scalars())
+        store.close()
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+
+        daemons: list[subprocess.Popen[bytes]] = []
+        logs: list[Path] = []
+        for n in range(args.processes):
+            env = {**os.environ, **(faketime_env(args.skew) if args.skew and n == 0 else {})}
+            logs.append(tmp / f"daemon{n}.log")
+            daemons.append(subprocess.Popen([*cli, "run"], cwd=ROOT, env=env,
+                                            stderr=logs[-1].open("w"), stdout=subprocess.DEVNULL))
+        time.sleep(args.warmup)
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_stat_statements_reset()"))
+        t0, cpu0 = time.time(), postgres_cpu()
+        killed_at, victims = 0.0, set()
+        if args.kill:
+            time.sleep(args.seconds / 3)
+            owner = f"{socket.gethostname()}:{daemons[-1].pid}"
+            with engine.connect() as conn:
+                victims = {u.rsplit("/", 1)[1] for u in conn.execute(sa.text(
+                    "SELECT url FROM sources WHERE lease_owner = :o"), {"o": owner}).scalars()}
+            daemons[-1].kill()
+            killed_at = time.time()
+            time.sleep(args.seconds * 2 / 3)
+        else:
+            time.sleep(args.seconds)
+        t1, cpu1 = time.time(), postgres_cpu()
+        with engine.connect() as conn:
+            claim = conn.execute(sa.text(
+                "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0) "
+                "FROM pg_stat_statements WHERE query LIKE '%FROM hosts%SKIP LOCKED%'")).one()
+        for d in daemons:
+            if d.poll() is None:
+                d.send_signal(signal.SIGTERM)
+        for d in daemons:
+            d.wait(timeout=120)
+        engine.dispose()
+    origin.terminate()
+
+    log = read_log(log_path)
+    window = [r for r in log if t0 <= r[0] < t1]
+    rate = len(window) / (t1 - t0)
+    lags = sorted(float(m) for p in logs for m in re.findall(r"lag=([0-9.]+)s", p.read_text()))
+    errors = sum(p.read_text().count("Traceback") for p in logs)
+    print(f"{args.sources:,} sources on {args.hosts:,} loopback hosts, interval {args.interval:g}s, "
+          f"per-host delay {args.per_host_delay:g}s, {args.processes} process(es) × "
+          f"{args.workers} workers" + (f", first {args.skew:g}s ahead" if args.skew else "")
+          + (", last one SIGKILLed" if args.kill else ""))
+    print(f"init: {init_s:.1f}s")
+    print(f"checks/s: {rate:.1f} (the schedule asks for {args.sources / args.interval:.1f}) "
+          f"over {t1 - t0:.0f}s")
+    if lags:
+        p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+        print(f"lag: p50 {statistics.median(lags):.2f}s, p99 {p99:.2f}s over {len(lags)} checks")
+    print(f"double checks: {double_checks(log, args.interval)}; host-gap violations: "
+          f"{gap_violations(log, args.per_host_delay)} (whole run, {len(log)} requests)")
+    print(f"PostgreSQL CPU per check: {(cpu1 - cpu0) * 1000 / max(1, len(window)):.2f} ms")
+    calls, total = claim
+    print(f"claim query: {int(calls)} calls, mean {total / max(1, calls):.2f} ms")
+    if args.kill:
+        back = [min((t for t, _, p in log if p == f"/{v}" and t > killed_at), default=None)
+                for v in victims]
+        waits = [b - killed_at for b in back if b is not None]
+        print(f"killed process held {len(victims)} sources; re-checked {len(waits)} of them, "
+              f"the last {max(waits, default=0):.1f}s after the kill")
+    print(f"tracebacks in daemon logs: {errors}; logs in {tmp}")
+
+
+if __name__ == "__main__":
+    main()
