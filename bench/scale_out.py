@@ -59,7 +59,7 @@ def serve(hosts: int, port: int, log_path: str, ready: multiprocessing.Queue) ->
             log.write(f"{time.time():.4f} {writer.get_extra_info('sockname')[0]} {path}\n")
             noise = f"{random.getrandbits(64):x}"
             page = (f"<html><head><script>var t='{noise}'</script></head><body><nav>{noise}</nav>"
-                    f"<main><h1>Policy {path}</h1>{body}</main></body></html>").encode()
+                    f"<main><h1>Policy</h1>{body}</main></body></html>").encode()
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
                          b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(page) + page)
             await writer.drain()
@@ -90,6 +90,14 @@ def postgres_cpu() -> float:
             fields = text.rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / TICKS
     return total
+
+
+def proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def read_log(path: Path) -> list[tuple[float, str, str]]:
@@ -176,12 +184,27 @@ def main() -> None:
         subprocess.run([*cli, "init"], check=True, cwd=ROOT, capture_output=True)
         init_s = time.perf_counter() - t
 
-        # The steady state of a daemon that has run for a while: due times spread over one
-        # interval, starting once the daemons are up.
+        # The steady state of a daemon that has run for a while: every page has its first
+        # version (one real check, then copied, as all pages show one text) and due times
+        # are spread over one interval, starting once the daemons are up.
+        subprocess.run([*cli, "check", "bench/s0"], check=True, cwd=ROOT, capture_output=True)
         from monitor.store import Store, refresh_hosts
 
         store = Store(url)
         with store.write_conn() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO snapshots (source_id, generation, sha256, text_blob, raw_blob, "
+                "content_type, charset, url, text_size, raw_size, fetcher, first_seen_at, "
+                "last_seen_at) SELECT s.id, s.generation, t.sha256, t.text_blob, t.raw_blob, "
+                "t.content_type, t.charset, s.url, t.text_size, t.raw_size, t.fetcher, "
+                "t.first_seen_at, t.last_seen_at FROM sources s, snapshots t "
+                "WHERE t.source_id = (SELECT id FROM sources WHERE name = 'bench/s0') "
+                "AND s.name <> 'bench/s0'"))
+            conn.execute(sa.text(
+                "UPDATE sources SET current_snapshot_id = snapshots.id, last_outcome = 'baseline', "
+                "fingerprint = (SELECT fingerprint FROM sources WHERE name = 'bench/s0'), "
+                "last_check_at = snapshots.first_seen_at FROM snapshots "
+                "WHERE snapshots.source_id = sources.id AND sources.name <> 'bench/s0'"))
             conn.execute(sa.text(
                 "UPDATE sources SET next_check_at = clock_timestamp() + make_interval(secs => "
                 ":warm + random() * :interval)"), {"warm": args.warmup, "interval": args.interval})
@@ -201,6 +224,7 @@ def main() -> None:
         with engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_stat_statements_reset()"))
         t0, cpu0 = time.time(), postgres_cpu()
+        daemon0 = sum(proc_cpu(d.pid) for d in daemons)
         killed_at, victims = 0.0, set()
         if args.kill:
             time.sleep(args.seconds / 3)
@@ -214,6 +238,7 @@ def main() -> None:
         else:
             time.sleep(args.seconds)
         t1, cpu1 = time.time(), postgres_cpu()
+        daemon1 = sum(proc_cpu(d.pid) for d in daemons if d.poll() is None)
         with engine.connect() as conn:
             claim = conn.execute(sa.text(
                 "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0) "
@@ -243,9 +268,11 @@ def main() -> None:
         print(f"lag: p50 {statistics.median(lags):.2f}s, p99 {p99:.2f}s over {len(lags)} checks")
     print(f"double checks: {double_checks(log, args.interval)}; host-gap violations: "
           f"{gap_violations(log, args.per_host_delay)} (whole run, {len(log)} requests)")
-    print(f"PostgreSQL CPU per check: {(cpu1 - cpu0) * 1000 / max(1, len(window)):.2f} ms")
-    calls, total = claim
-    print(f"claim query: {int(calls)} calls, mean {total / max(1, calls):.2f} ms")
+    print(f"PostgreSQL CPU per check: {(cpu1 - cpu0) * 1000 / max(1, len(window)):.2f} ms; "
+          f"daemons' CPU per check: {(daemon1 - daemon0) * 1000 / max(1, len(window)):.1f} ms"
+          + (" (the killed one's not counted)" if args.kill else ""))
+    calls, total = int(claim[0]), float(claim[1])
+    print(f"claim query: {calls} calls, mean {total / max(1, calls):.2f} ms")
     if args.kill:
         back = [min((t for t, _, p in log if p == f"/{v}" and t > killed_at), default=None)
                 for v in victims]

@@ -8,6 +8,7 @@ waits for the lock instead of failing with SQLITE_BUSY. PostgreSQL uses the same
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import threading
 import time
@@ -132,7 +133,15 @@ def refresh_hosts(conn: Connection, host_ids: Iterable[int | None]) -> None:
 
 def host_of(url: str) -> str:
     """The politeness key of a URL: its lower-cased host name."""
-    return (urlsplit(url).hostname or url).lower()
+    start = url.find("://") + 3 if "://" in url else 0
+    ends = [i for i in (url.find("/", start), url.find("?", start), url.find("#", start)) if i >= 0]
+    return _host_of_origin(url[:min(ends)] if ends else url)
+
+
+@functools.lru_cache(maxsize=8192)
+def _host_of_origin(origin: str) -> str:
+    """Parsed once per scheme://host:port: 100,000 sources on 2,500 hosts parse 2,500 URLs."""
+    return (urlsplit(origin).hostname or origin).lower()
 
 
 def utcnow() -> datetime:
@@ -296,9 +305,11 @@ class Store:
             self.read_engine = self.engine
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(self.read_engine, expire_on_commit=False)
-        # One writer at a time inside a process: SQLite allows one anyway, and queueing here is
-        # cheaper than spinning on busy_timeout.
-        self._write_lock = threading.Lock()
+        # One writer at a time inside a process on SQLite, which allows one anyway: queueing
+        # here is cheaper than spinning on busy_timeout. PostgreSQL takes writers in parallel,
+        # and with several workers their commits' round trips and WAL flushes overlap.
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.is_sqlite else contextlib.nullcontext())
 
     @staticmethod
     def missing_file(url: str) -> Path | None:
@@ -429,11 +440,10 @@ class Store:
             advisory_lock(conn, "sync-sources")
             existing = {r.name: r for r in conn.execute(select(*_SYNC_COLUMNS))}
             hosts: dict[str, int] = dict(conn.execute(select(Host.host, Host.id)).all())
-            missing = sorted({host_of(src.url) for src in sources} - hosts.keys())
-            for i in range(0, len(missing), CHUNK):
-                conn.execute(insert(Host), [{"host": h, "next_allowed_at": EPOCH}
-                                            for h in missing[i:i + CHUNK]])
+            host_names = {src.url: host_of(src.url) for src in sources}
+            missing = sorted(set(host_names.values()) - hosts.keys())
             if missing:
+                _bulk_insert(conn, Host, [{"host": h, "next_allowed_at": EPOCH} for h in missing])
                 hosts = dict(conn.execute(select(Host.host, Host.id)).all())
             inserts: list[dict[str, Any]] = []
             updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -443,7 +453,7 @@ class Store:
                 values: dict[str, Any] = {
                     "platform": src.platform, "title": src.title, "url": src.url,
                     "kind": str(src.kind), "enabled": src.enabled, "in_config": True,
-                    "host_id": hosts[host_of(src.url)]}
+                    "host_id": hosts[host_names[src.url]]}
                 row = existing.pop(src.name, None)
                 if row is None:
                     inserts.append({**values, "name": src.name, "created_at": now, "updated_at": now,
@@ -469,8 +479,7 @@ class Store:
                     touched.add(row.host_id)
             _lock_rows(conn, SourceRow, [u["b_id"] for group in updates.values() for u in group])
             _lock_rows(conn, Host, touched)
-            for i in range(0, len(inserts), CHUNK):
-                conn.execute(insert(SourceRow), inserts[i:i + CHUNK])
+            _bulk_insert(conn, SourceRow, inserts)
             for keys, group in updates.items():
                 stmt = (update(SourceRow).where(SourceRow.id == bindparam("b_id"))
                         .values({k: bindparam(f"b_{k}") for k in keys}))
@@ -1126,6 +1135,25 @@ _SYNC_COLUMNS = (SourceRow.id, SourceRow.name, SourceRow.platform, SourceRow.tit
                  SourceRow.kind, SourceRow.enabled, SourceRow.in_config, SourceRow.extraction_key,
                  SourceRow.interval_seconds, SourceRow.host_id, SourceRow.last_check_at,
                  SourceRow.next_check_at)
+
+
+def _bulk_insert(conn: Connection, model: type[SourceRow] | type[Host],
+                 rows: list[dict[str, Any]]) -> None:
+    """Insert many rows in the caller's transaction: COPY on PostgreSQL (100,000 sources in
+    about a second; parameterised INSERTs spend most of their time building the statement),
+    executemany on SQLite (whose driver loops in C)."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(model), rows)
+        return
+    columns = list(rows[0])
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(
+            f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def _add_update(updates: dict[tuple[str, ...], list[dict[str, Any]]], row_id: int,
