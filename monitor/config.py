@@ -7,14 +7,16 @@ one error per run gives up. Nothing here touches the network or the database.
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import tomli as tomllib  # the stdlib's parser, compiled: 3-4x faster on large watch lists
 
 from monitor.errors import ConfigError, ConfigProblem
 from monitor.schedule import RETRY_LADDER, Policy
@@ -58,6 +60,7 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     total_timeout: float = 60.0
+    min_transfer_rate: float = 512.0  # bytes/s a body must average after 5 s, or the fetch stops
     max_bytes: int = 10 * 1024 * 1024
     interval: float = 6 * 3600.0
     jitter: float = 300.0
@@ -190,7 +193,12 @@ class Config:
     subscriptions: tuple[Subscription, ...] = field(default=())
 
     def source(self, name: str) -> Source | None:
-        return next((s for s in self.sources if s.name == name), None)
+        return self._by_name.get(name)
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Source]:
+        """Every claim looks its source up by name: a dict, not a scan of 100,000 sources."""
+        return {s.name: s for s in self.sources}
 
     def subscription(self, name: str) -> Subscription | None:
         return next((s for s in self.subscriptions if s.name == name), None)
@@ -223,13 +231,20 @@ def parse_duration(value: object) -> float:
 class _LineIndex:
     """Finds the line of a key inside the n-th `[[table]]` or `[table]`, for error messages.
 
-    tomllib keeps no positions, so we scan the text once; good enough for hand-written files.
+    tomllib keeps no positions, so we scan the text, once and only when a problem needs a
+    line (a valid watch list of 100,000 sources is never scanned).
     """
 
     _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*)?$")
     _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
 
     def __init__(self, text: str) -> None:
+        self.text = text
+        self.built = False
+
+    def _build(self) -> None:
+        self.built = True
+        text = self.text
         self.tables: dict[tuple[str, int], int] = {}
         self.keys: dict[tuple[str, int, str], int] = {}
         counts: dict[str, int] = {}
@@ -250,6 +265,8 @@ class _LineIndex:
                 self.keys.setdefault((*current, key.group(1).strip('"')), lineno)
 
     def line(self, table: str, index: int, key: str | None = None) -> int | None:
+        if not self.built:
+            self._build()
         if key is not None and (table, index, key) in self.keys:
             return self.keys[(table, index, key)]
         return self.tables.get((table, index))
@@ -281,11 +298,14 @@ def _ladder(value: object) -> tuple[float, ...]:
     return tuple(parse_duration(v) for v in value)
 
 
+_UNSAFE_URL_CHAR = re.compile(r"[\x00-\x20\\]")
+
+
 def _check_url(url: object) -> str:
     if not isinstance(url, str) or not url.strip():
         raise ValueError("expected a URL string")
     url = url.strip()
-    if "\\" in url or any(ord(c) < 33 for c in url):
+    if _UNSAFE_URL_CHAR.search(url):
         # Parser differentials (GHSA-rph4-96w6-q594) start with backslashes or control characters.
         raise ValueError(f"URL contains a backslash, space or control character: {url!r}")
     parts = urlsplit(url)
@@ -365,6 +385,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "read_timeout": parse_duration,
     "total_timeout": parse_duration,
     "max_bytes": _as_positive_int,
+    "min_transfer_rate": lambda v: 0.0 if v == 0 else float(_as_positive_int(v)),
     "interval": parse_duration,
     "jitter": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
     "retry_ladder": _ladder,
@@ -539,12 +560,11 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
                     "must be a slug: lowercase letters, digits, '.', '_', '-' and '/' between parts",
                 )
             elif values["name"] in seen:
-                errors.add(
-                    "source", i, "name", f"{label}.name",
-                    f"duplicate name (first defined at line {seen[values['name']]})",
-                )
+                first = errors.index.line("source", seen[values["name"]], "name") or 0
+                errors.add("source", i, "name", f"{label}.name",
+                           f"duplicate name (first defined at line {first})")
             else:
-                seen[values["name"]] = errors.index.line("source", i, "name") or 0
+                seen[values["name"]] = i
         if not missing and len(values) == len(raw):
             sources.append(Source(**values))
 
