@@ -6,15 +6,19 @@ scheduler what to do next.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import socket
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -28,6 +32,86 @@ RETRY_AFTER_CAP = 6 * 3600.0  # a host asking for more than this just waits for 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _CHUNK = 64 * 1024
+DEADLINE = "total deadline exceeded"
+RATE_GRACE = 5.0  # seconds of a body before the minimum transfer rate applies
+
+
+class Exchange:
+    """One fetch (all its redirects) as the reaper sees it: its deadline and open sockets."""
+
+    def __init__(self, deadline: float, started: float) -> None:
+        self.deadline = deadline
+        self.started = started
+        self.sockets: list[socket.socket] = []
+        self.received = 0  # body bytes so far
+        self.body_started: float | None = None
+        self.expired: str | None = None  # why the reaper cut it off
+
+    def abort(self, reason: str) -> None:
+        self.expired = reason
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):  # already closed: nothing left to stop
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class Reaper:
+    """Enforces each fetch's total deadline and minimum transfer rate from outside the fetch.
+
+    A server that trickles headers or body a byte at a time restarts the socket's read
+    timeout with every byte, and a deadline checked between reads is never reached while a
+    read blocks. This thread shuts the sockets of an overdue exchange down, which makes the
+    blocked read return at once, whatever phase (connect, TLS, headers, body) it is in.
+    """
+
+    def __init__(self, min_rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.min_rate = min_rate
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.active: set[Exchange] = set()
+        self.local = threading.local()
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def current(self) -> Exchange | None:
+        return getattr(self.local, "exchange", None)
+
+    @contextlib.contextmanager
+    def watch(self, exchange: Exchange) -> Iterator[Exchange]:
+        with self.lock:
+            self.active.add(exchange)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="fetch-reaper", daemon=True)
+                self.thread.start()
+        self.local.exchange = exchange
+        try:
+            yield exchange
+        finally:
+            self.local.exchange = None
+            with self.lock:
+                self.active.discard(exchange)
+
+    def register(self, sock: socket.socket) -> None:
+        exchange = self.current()
+        if exchange is not None:
+            exchange.sockets.append(sock)
+            if exchange.expired:
+                exchange.abort(exchange.expired)
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait(0.2)
+            now = self.clock()
+            with self.lock:
+                exchanges = list(self.active)
+            for ex in exchanges:
+                if ex.expired:
+                    continue
+                if now > ex.deadline:
+                    ex.abort(DEADLINE)
+                elif self.min_rate and ex.body_started is not None \
+                        and now - ex.body_started > RATE_GRACE \
+                        and ex.received / (now - ex.body_started) < self.min_rate:
+                    ex.abort(f"slower than the minimum transfer rate of {self.min_rate:g} bytes/s")
 
 
 class PageFetcher(Protocol):
@@ -88,7 +172,8 @@ def split_content_type(header: str | None) -> tuple[str, str | None]:
     return media, charset
 
 
-def _gated(base: type[HTTPConnection], gate: URLGate) -> type[HTTPConnection]:
+def _gated(base: type[HTTPConnection], gate: URLGate,
+           reaper: Reaper | None = None) -> type[HTTPConnection]:
     """A connection class that checks the address it actually connected to.
 
     The gate resolves names before fetching, but the socket resolves them again: a DNS answer
@@ -97,6 +182,12 @@ def _gated(base: type[HTTPConnection], gate: URLGate) -> type[HTTPConnection]:
     """
 
     class Gated(base):  # type: ignore[valid-type,misc]
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            if reaper is not None:
+                reaper.register(sock)  # before TLS: a trickled handshake is cut off too
+            return sock
+
         def connect(self) -> None:
             super().connect()
             sock = getattr(self, "sock", None)
@@ -114,16 +205,17 @@ def _gated(base: type[HTTPConnection], gate: URLGate) -> type[HTTPConnection]:
 class GatedAdapter(HTTPAdapter):
     """requests' adapter with connection pools whose connections pass the URL gate."""
 
-    def __init__(self, gate: URLGate, **kwargs: Any) -> None:
+    def __init__(self, gate: URLGate, reaper: Reaper | None = None, **kwargs: Any) -> None:
         self.gate = gate
+        self.reaper = reaper
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         http_cls = type("GatedHTTPPool", (HTTPConnectionPool,),
-                        {"ConnectionCls": _gated(HTTPConnection, self.gate)})
+                        {"ConnectionCls": _gated(HTTPConnection, self.gate, self.reaper)})
         https_cls = type("GatedHTTPSPool", (HTTPSConnectionPool,),
-                         {"ConnectionCls": _gated(HTTPSConnection, self.gate)})
+                         {"ConnectionCls": _gated(HTTPSConnection, self.gate, self.reaper)})
         self.poolmanager.pool_classes_by_scheme = {"http": http_cls, "https": https_cls}
         self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
 
@@ -143,7 +235,9 @@ class Fetcher:
         self.session = requests.Session()
         self.session.trust_env = False  # a stray HTTP(S)_PROXY must not reroute around the gate
         self.session.max_redirects = MAX_REDIRECTS
-        adapter = GatedAdapter(self.gate, pool_connections=32, pool_maxsize=32, max_retries=0)
+        self.reaper = Reaper(settings.min_transfer_rate, clock)
+        adapter = GatedAdapter(self.gate, self.reaper, pool_connections=32, pool_maxsize=32,
+                               max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -177,6 +271,30 @@ class Fetcher:
             request_headers["If-Modified-Since"] = last_modified
         request_headers.update(headers or {})
 
+        with self.reaper.watch(Exchange(deadline, start)) as exchange:
+            try:
+                result = self._exchange(url, request_headers, start, deadline)
+                if exchange.expired:  # a cut-off can look like a short but complete answer
+                    raise self._cut_off(exchange, start)
+                return result
+            except FetchError:
+                if exchange.expired:
+                    raise self._cut_off(exchange, start) from None
+                raise
+            except Exception:
+                if exchange.expired:  # whatever the aborted read raised, this is why
+                    raise self._cut_off(exchange, start) from None
+                raise
+
+    def _cut_off(self, exchange: Exchange, start: float) -> FetchError:
+        got = f"{exchange.received} bytes of body" if exchange.received else "no body"
+        detail = f"{got} in {self.clock() - start:.1f}s"
+        if exchange.expired == DEADLINE:
+            detail = f"{self.settings.total_timeout:g}s allowed; {detail}"
+        return FetchError(FailureKind.TRANSIENT, f"{exchange.expired} ({detail})")
+
+    def _exchange(self, url: str, request_headers: dict[str, str], start: float,
+                  deadline: float) -> FetchResult:
         hops: list[str] = []
         current = url
         while True:
@@ -261,9 +379,16 @@ class Fetcher:
             )
         chunks: list[bytes] = []
         size = 0
+        exchange = self.reaper.current()
+        if exchange is not None:
+            exchange.body_started = self.clock()
         try:
-            for chunk in response.iter_content(_CHUNK):
+            # read1 returns what has arrived (at most a chunk) instead of waiting for a whole
+            # chunk, so the byte count the reaper judges the transfer rate by is current.
+            while chunk := response.raw.read1(_CHUNK, decode_content=True):
                 size += len(chunk)
+                if exchange is not None:
+                    exchange.received = size
                 if size > limit:
                     raise FetchError(
                         FailureKind.PERMANENT,
@@ -273,7 +398,7 @@ class Fetcher:
                 if self.clock() > deadline:
                     raise FetchError(FailureKind.TRANSIENT, "total deadline exceeded while reading")
                 chunks.append(chunk)
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise FetchError(
                 FailureKind.TRANSIENT, f"body incomplete: {_short(exc)}", status=response.status_code
             ) from None

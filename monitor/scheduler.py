@@ -183,15 +183,23 @@ class Dispatcher:
         if live:
             self.store.renew(live, self.clock() + timedelta(seconds=self.lease_seconds))
 
-    def healthy(self, max_age: float) -> bool:
-        """The dispatch loop ran recently and the database answers."""
+    def problem(self, max_age: float) -> str | None:
+        """Why the daemon is not making progress, or None: the dispatch loop has not run
+        lately, the database does not answer, or every worker has been on one check for
+        longer than any check may take (a fetch or a step that ignores its deadline)."""
         if time.monotonic() - self.last_dispatch > max_age:
-            return False
+            return f"the dispatch loop has not run for {max_age:.0f}s"
+        now = time.monotonic()
+        with self.lock:
+            stuck = [r.claim.name for r in self.in_flight.values() if now - r.started > self.max_hold]
+        if self.workers and len(stuck) >= self.workers:
+            return (f"all {self.workers} workers stuck for more than {self.max_hold:.0f}s "
+                    f"(on {', '.join(sorted(stuck)[:5])})")
         try:
             self.store.counts_cheap()
-        except Exception:
-            return False
-        return True
+        except Exception as exc:
+            return f"the database does not answer: {str(exc).splitlines()[0][:200]}"
+        return None
 
     def stop(self, timeout: float) -> bool:
         """Stop claiming, let running checks finish; True if they all did within the timeout.

@@ -123,16 +123,23 @@ class Service:
         watchdog = self.notifier.watchdog_interval
         tick = min(1.0, watchdog / 2) if watchdog else 1.0
         last_ping = last_status = 0.0
+        reported: str | None = None
         healthy_within = max(3 * settings.dispatch_interval, 5.0)
         while not self.stop_event.wait(tick):
             if self.reload_event.is_set():
                 self.reload_event.clear()
                 self.reload(dispatcher)
             now = time.monotonic()
-            if watchdog and now - last_ping >= watchdog and dispatcher.healthy(healthy_within):
+            problem = dispatcher.problem(healthy_within)
+            if problem is not None and problem != reported:
+                # No WATCHDOG=1 from here on: systemd restarts a daemon that makes no progress.
+                log.error("not healthy: %s", problem)
+                self.notifier.status(f"not healthy: {problem}")
+            reported = problem
+            if watchdog and now - last_ping >= watchdog and problem is None:
                 self.notifier.watchdog()
                 last_ping = now
-            if now - last_status >= STATUS_EVERY:
+            if problem is None and now - last_status >= STATUS_EVERY:
                 try:
                     self.notifier.status(self.status_line())
                 except Exception:
