@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import random
 import threading
 import time
@@ -36,7 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, IntegrityError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import config as cfg
@@ -108,7 +109,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK = 500  # rows per statement in bulk writes: under every backend's parameter limit
 
 
-def _ready_time(dialect: str) -> Any:
+def _ready_time(dialect: str, allowed: Any = None, leased_until: Any = None) -> Any:
     """SQL for when a host can next be claimed: the latest of its earliest due enabled source,
     its polite gap and its lease (NULL when nothing of it is scheduled). The one definition of
     host readiness; `claim` reads it through the index on hosts.ready_at."""
@@ -117,9 +118,11 @@ def _ready_time(dialect: str) -> Any:
                        SourceRow.next_check_at.is_not(None))
                 .order_by(SourceRow.next_check_at).limit(1).scalar_subquery())
     greatest = func.greatest if dialect == "postgresql" else func.max
-    return case((earliest.is_(None), None),
-                else_=greatest(earliest, Host.next_allowed_at,
-                               func.coalesce(Host.lease_expires_at, literal(EPOCH, UTCDateTime()))))
+    if allowed is None:
+        allowed = Host.next_allowed_at
+    if leased_until is None:
+        leased_until = func.coalesce(Host.lease_expires_at, literal(EPOCH, UTCDateTime()))
+    return case((earliest.is_(None), None), else_=greatest(earliest, allowed, leased_until))
 
 
 def refresh_hosts(conn: Connection, host_ids: Iterable[int | None]) -> None:
@@ -286,7 +289,7 @@ class StoredCheck:
 class Store:
     """Owns the engines; hands out write and read sessions."""
 
-    def __init__(self, url: str, *, read_only: bool = False) -> None:
+    def __init__(self, url: str, *, read_only: bool = False, connections: int = 8) -> None:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -300,9 +303,26 @@ class Store:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(url, writer=True)
             self.read_engine = _sqlite_engine(url, writer=False)
-        else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+        elif read_only:
+            # The web UI's connections are read-only in the server itself: every transaction
+            # starts READ ONLY, so it cannot write even by bug (as mode=ro on SQLite).
+            self.engine = create_engine(url, pool_pre_ping=True, connect_args={
+                "options": "-c default_transaction_read_only=on"})
             self.read_engine = self.engine
+        else:
+            # Enough pooled connections for every worker, the dispatcher and the periodic jobs
+            # at once: a connection beyond the pool is opened and closed per use, and a new
+            # PostgreSQL backend costs more server CPU than the check's own statements.
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=connections,
+                                        max_overflow=connections)
+            self.read_engine = self.engine
+        # The file this process writes, and its identity (device, inode) once known: a file
+        # deleted or replaced under a running process must stop its writes, not swallow them.
+        self.file = Path(parsed.database).resolve() if self.is_sqlite and parsed.database \
+            and parsed.database != ":memory:" and not read_only else None
+        self._identity: tuple[int, int] | None = None
+        self._gate_passed = False
+        self.fatal: str | None = None  # set when writing must stop for good (the daemon exits)
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(self.read_engine, expire_on_commit=False)
         # One writer at a time inside a process on SQLite, which allows one anyway: queueing
@@ -323,18 +343,51 @@ class Store:
 
     @classmethod
     def from_settings(cls, settings: cfg.Settings) -> Store:
-        return cls(settings.database)
+        return cls(settings.database, connections=settings.workers + 4)
 
     def close(self) -> None:
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
 
+    def _before_write(self) -> None:
+        """The gate every write passes (SQLite): the file is the one this process opened, and
+        it passed PRAGMA quick_check once — a damaged file is never written into."""
+        if self.file is None:
+            return
+        if self.fatal:
+            raise StoreError(self.fatal)
+        try:
+            st = os.stat(self.file)
+        except FileNotFoundError:
+            self.fatal = (f"the database {self.file} was deleted while this process was using "
+                          "it; nothing more is written (restore it or run `policy-monitor init`)")
+            raise StoreError(self.fatal) from None
+        identity = (st.st_dev, st.st_ino)
+        if self._identity is None:
+            self._identity = identity
+        elif identity != self._identity:
+            self.fatal = (f"the database {self.file} was replaced by another file while this "
+                          "process was using it; nothing more is written; restart to use the new one")
+            raise StoreError(self.fatal)
+        if not self._gate_passed:
+            if not self.integrity_ok():
+                self.fatal = (f"the database {self.file} failed PRAGMA quick_check: nothing is "
+                              "written into a damaged file (see README, Storage, to recover it)")
+                raise StoreError(self.fatal)
+            self._gate_passed = True
+
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """One transaction: commits on success, rolls back everything on any exception."""
-        with self._write_lock, self._writer() as session, session.begin():
-            yield session
+        self._before_write()
+        try:
+            with self._write_lock, self._writer() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            if (clear := _write_error(exc)) is None:
+                raise
+            raise clear from exc
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -505,16 +558,21 @@ class Store:
             return len(rows)
 
     def claim(self, owner: str, now: datetime, limit: int, lease_seconds: float) -> list[Claim]:
+        return self.claim_next(owner, now, limit, lease_seconds)[0]
+
+    def claim_next(self, owner: str, now: datetime, limit: int, lease_seconds: float
+                   ) -> tuple[list[Claim], datetime | None]:
         """Take up to `limit` due sources, at most one per free host, under fresh leases.
 
         Reads the ready hosts from the index on hosts.ready_at and each one's earliest due
         source from the index on (host, next check): the cost grows with what is claimed, not
         with the table. One write transaction (BEGIN IMMEDIATE on SQLite; SKIP LOCKED on
         PostgreSQL, so it never waits for a row another process holds), so two processes
-        never claim the same source or the same host.
+        never claim the same source or the same host. Also returns the earliest ready time
+        left, for the dispatcher's sleep.
         """
         if limit <= 0:
-            return []
+            return [], None
         expires = now + timedelta(seconds=lease_seconds)
         hosts_q = (select(Host.id, Host.next_allowed_at, Host.lease_expires_at)
                    .where(Host.ready_at <= now).order_by(Host.ready_at).limit(limit))
@@ -545,7 +603,10 @@ class Store:
                 conn.execute(update(SourceRow).where(SourceRow.id == row[0]).values(**lease))
                 claims.append(Claim(row[0], row[1], host_id, token, row[2]))
             refresh_hosts(conn, stale)
-        return claims
+            # When to claim next (the earliest ready time, leases taken just now included),
+            # read in the same transaction so the dispatcher needs no query of its own.
+            next_ready = conn.execute(select(func.min(Host.ready_at))).scalar()
+        return claims, next_ready
 
     def renew(self, claims: Sequence[Claim], expires: datetime) -> int:
         """Extend the leases of checks still running (the heartbeat): a lease can then be short,
@@ -565,11 +626,6 @@ class Store:
                                  .values(lease_expires_at=expires))
                     refresh_hosts(conn, [claim.host_id])
         return held
-
-    def next_ready(self) -> datetime | None:
-        """When the earliest host becomes claimable: how long the dispatcher may sleep."""
-        with self.read_engine.connect() as conn:
-            return conn.execute(select(func.min(Host.ready_at))).scalar()
 
     def db_time(self) -> datetime:
         """The database server's clock (PostgreSQL), for processes on several machines."""
@@ -733,8 +789,14 @@ class Store:
     @contextlib.contextmanager
     def write_conn(self) -> Iterator[Connection]:
         """A Core connection in one write transaction, for the hot paths."""
-        with self._write_lock, self.engine.begin() as conn:
-            yield conn
+        self._before_write()
+        try:
+            with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            if (clear := _write_error(exc)) is None:
+                raise
+            raise clear from exc
 
     def record_unchanged(
         self,
@@ -750,9 +812,15 @@ class Store:
         fetcher: str | None = None,
     ) -> StoredCheck:
         """One INSERT and two UPDATEs with prebuilt statements: the common case stays cheap."""
-        params = {"sid": state.id, "gen": state.generation, "snap": state.current_snapshot_id or -1,
-                  "at": started, "etag": etag, "lm": last_modified, "fp": fingerprint}
-        touch = _TOUCH_304 if http_status == 304 else _TOUCH_200
+        # Each statement gets exactly its own parameters: SQLAlchemy turns an extra key that
+        # names a column (etag, on both tables) into one more SET, which erased the stored
+        # ETag on every 304.
+        guard = {"sid": state.id, "gen": state.generation, "snap": state.current_snapshot_id or -1,
+                 "at": started}
+        if http_status == 304:
+            touch, params = _TOUCH_304, guard
+        else:
+            touch, params = _TOUCH_200, {**guard, "etag": etag, "lm": last_modified, "fp": fingerprint}
         with self.write_conn() as conn:
             if conn.execute(touch, params).rowcount != 1:
                 raise StoreError("the source changed while it was being checked; will retry")
@@ -761,7 +829,7 @@ class Store:
                 "outcome": "unchanged", "http_status": http_status, "bytes": size,
                 "snapshot_id": state.current_snapshot_id, "fetcher": fetcher}).scalar_one()
             if state.current_snapshot_id is not None:
-                conn.execute(_SEEN_SNAPSHOT, params)
+                conn.execute(_SEEN_SNAPSHOT, {"snap": state.current_snapshot_id, "at": started})
             _complete(conn, state, done, ok=True, at=started, failures=0)
             return StoredCheck(check_id, "unchanged", state.current_snapshot_id)
 
@@ -1048,8 +1116,11 @@ class Store:
     def integrity_ok(self) -> bool:
         if not self.is_sqlite:
             return True
-        with self.engine.connect() as conn:
-            return conn.execute(text("PRAGMA quick_check")).scalar() == "ok"
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(text("PRAGMA quick_check")).scalar() == "ok"
+        except DatabaseError:  # "file is not a database", "disk image is malformed"
+            return False
 
 
 def _upsert_snapshot(
@@ -1137,6 +1208,15 @@ _SYNC_COLUMNS = (SourceRow.id, SourceRow.name, SourceRow.platform, SourceRow.tit
                  SourceRow.next_check_at)
 
 
+def _write_error(exc: OperationalError) -> StoreError | None:
+    """A full disk or an I/O error is one clear line and a check not recorded (retried later),
+    not a traceback; other operational errors (deadlocks, busy) pass through unchanged (None)."""
+    message = str(exc.orig)
+    if any(k in message.lower() for k in ("full", "disk i/o", "no space", "read-only")):
+        return StoreError(f"cannot write to the database: {message}; nothing was recorded")
+    return None
+
+
 def _bulk_insert(conn: Connection, model: type[SourceRow] | type[Host],
                  rows: list[dict[str, Any]]) -> None:
     """Insert many rows in the caller's transaction: COPY on PostgreSQL (100,000 sources in
@@ -1209,10 +1289,13 @@ def _complete(
         host_guard = Host.id == state.host_id
         if done.token is not None:
             host_guard = host_guard & (Host.lease_token == done.token)
+        allowed = literal(done.host_next_allowed_at, UTCDateTime())
         conn.execute(update(Host).where(host_guard).values(
             next_allowed_at=done.host_next_allowed_at, lease_owner=None, lease_token=None,
-            lease_expires_at=None))
-        refresh_hosts(conn, [state.host_id])
+            lease_expires_at=None,
+            # the ready time with the values this statement sets (SET reads the old ones)
+            ready_at=_ready_time(conn.dialect.name, allowed=allowed,
+                                 leased_until=literal(EPOCH, UTCDateTime()))))
     if opened or closed:
         alert_id = conn.execute(insert(SourceAlert).values(
             source_id=state.id, kind="failing" if opened else "recovered", at=at,
