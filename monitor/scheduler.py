@@ -24,6 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import config as cfg
 from monitor.browser import INSTALL_HINT, browser_for
+from monitor.errors import StoreError
 from monitor.fetch import Fetcher
 from monitor.pipeline import CheckContext, CheckResult, check_source
 from monitor.robots import RobotsCache
@@ -73,6 +74,8 @@ class Dispatcher:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.wake = threading.Event()
+        self.done = threading.Event()
+        self.next_ready: datetime | None = None  # the earliest host ready time, from the last claim
         self.dispatching = threading.Lock()  # one dispatch at a time, from any thread
         self.last_dispatch = time.monotonic()
         self.thread: threading.Thread | None = None
@@ -106,6 +109,8 @@ class Dispatcher:
             claimed = 0
             try:
                 claimed = self.dispatch()
+            except StoreError as exc:  # the database refused: one line; the service decides
+                log.error("dispatch: %s", exc)
             except Exception:
                 log.exception("dispatch failed")
             self.wake.wait(self._sleep_for(claimed))
@@ -117,10 +122,7 @@ class Dispatcher:
         with self.lock:
             if len(self.in_flight) >= self.workers:
                 return longest  # a finishing check wakes the loop
-        try:
-            ready = self.store.next_ready()
-        except Exception:
-            return longest
+        ready = self.next_ready  # read by the claim itself: no extra round trip
         if ready is None:
             return longest
         wait = (ready - self.clock()).total_seconds()
@@ -146,7 +148,7 @@ class Dispatcher:
         if free <= 0:
             return 0
         now = self.clock()
-        claims = self.store.claim(self.owner, now, free, self.lease_seconds)
+        claims, self.next_ready = self.store.claim_next(self.owner, now, free, self.lease_seconds)
         for claim in claims:
             source = self.config.source(claim.name)
             if source is None or not source.enabled or self.stopping.is_set():
@@ -174,6 +176,7 @@ class Dispatcher:
             with self.lock:
                 self.in_flight.pop(claim.source_id, None)
             self.wake.set()  # a worker is free: the loop claims at once
+            self.done.set()
 
     def renew(self) -> None:
         """The heartbeat: extend the leases of checks still making their way (not wedged ones)."""
@@ -215,11 +218,13 @@ class Dispatcher:
         with self.dispatching:  # a dispatch in progress (from any thread) has handed out its work
             pass
         deadline = time.monotonic() + timeout
+        self.done.clear()
         while time.monotonic() < deadline:
             with self.lock:
                 if not self.in_flight:
                     break
-            time.sleep(0.05)
+            self.done.wait(0.05)  # set by each finishing check
+            self.done.clear()
         with self.lock:
             unfinished = [r.claim for r in self.in_flight.values()]
         for claim in unfinished:

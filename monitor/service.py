@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 
 from monitor import config as cfg
 from monitor.errors import ConfigError, StoreError
-from monitor.models import SourceRow
+from monitor.models import Host, SourceRow
 from monitor.scheduler import Dispatcher, build_scheduler
 from monitor.sdnotify import Notifier
 from monitor.store import DatabaseClock, Store
@@ -35,6 +35,7 @@ from monitor.wording import plural
 
 log = logging.getLogger("monitor.service")
 STATUS_EVERY = 10.0
+EX_IOERR = 74  # sysexits.h: systemd's Restart=on-failure tries again, and init/recovery can follow
 
 
 def _now() -> datetime:
@@ -99,13 +100,11 @@ class Service:
         log.info("reloaded %s: %d sources, %d newly scheduled", new.path, len(new.sources), scheduled)
 
     def status_line(self) -> str:
+        enabled = sum(1 for src in self.config.sources if src.enabled)  # the config says
         with self.store.read() as s:
-            enabled = s.scalar(select(func.count()).select_from(SourceRow)
-                               .where(SourceRow.enabled.is_(True))) or 0
             failing = s.scalar(select(func.count()).select_from(SourceRow)
                                .where(SourceRow.enabled.is_(True), SourceRow.failing.is_(True))) or 0
-            upcoming = s.scalar(select(func.min(SourceRow.next_check_at))
-                                .where(SourceRow.enabled.is_(True)))
+            upcoming = s.scalar(select(func.min(Host.ready_at)))  # an index probe
         nxt = upcoming.strftime("%H:%M:%S") if upcoming else "-"
         return f"{plural(enabled, 'source')}, {failing} failing, next check {nxt}"
 
@@ -125,7 +124,14 @@ class Service:
         last_ping = last_status = 0.0
         reported: str | None = None
         healthy_within = max(3 * settings.dispatch_interval, 5.0)
+        status = 0
         while not self.stop_event.wait(tick):
+            if self.store.fatal:
+                # The database file is gone, replaced or damaged: every check would be lost.
+                log.error("stopping: %s", self.store.fatal)
+                self.notifier.status(f"stopped: {self.store.fatal}")
+                status = EX_IOERR
+                break
             if self.reload_event.is_set():
                 self.reload_event.clear()
                 self.reload(dispatcher)
@@ -157,8 +163,8 @@ class Service:
             logging.shutdown()
             os._exit(0)
         self.store.close()
-        log.info("stopped cleanly")
-        return 0
+        log.info("stopped cleanly" if status == 0 else "stopped")
+        return status
 
     def add_notification_jobs(self, scheduler: BackgroundScheduler) -> None:
         """Outbox delivery every notify_interval; digests at digest_time (UTC)."""
