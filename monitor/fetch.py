@@ -188,6 +188,12 @@ def _gated(base: type[HTTPConnection], gate: URLGate,
                 reaper.register(sock)  # before TLS: a trickled handshake is cut off too
             return sock
 
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            sock = getattr(self, "sock", None)
+            if reaper is not None and sock is not None:
+                reaper.register(sock)  # a kept-alive connection joins this fetch's watch too
+            super().request(*args, **kwargs)
+
         def connect(self) -> None:
             super().connect()
             sock = getattr(self, "sock", None)
