@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -204,13 +205,19 @@ class Config:
         return next((s for s in self.subscriptions if s.name == name), None)
 
 
+MAX_DURATION = 366 * 86400.0  # a year: longer than any useful interval, and safe in date maths
+
+
 def parse_duration(value: object) -> float:
-    """'6h', '1h30m', '90s', '500ms' or a number of seconds → seconds."""
+    """'6h', '1h30m', '90s', '500ms' or a number of seconds → seconds, finite, at most a year
+    (nan, inf or 1e300 would pass a `> 0` test and then crash the scheduler's date maths)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like '6h' or a number of seconds")
     if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError("must be positive")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("must be a positive, finite number of seconds")
+        if value > MAX_DURATION:
+            raise ValueError("must be at most a year (366d)")
         return float(value)
     if not isinstance(value, str):
         raise ValueError("expected a duration like '6h' or a number of seconds")
@@ -223,9 +230,22 @@ def parse_duration(value: object) -> float:
         pos = m.end()
     if pos == 0 or text[pos:].strip():
         raise ValueError(f"invalid duration {value!r} (use e.g. '30s', '15m', '6h', '1d')")
-    if total <= 0:
+    if not math.isfinite(total) or total <= 0:
         raise ValueError("must be positive")
+    if total > MAX_DURATION:
+        raise ValueError("must be at most a year (366d)")
     return total
+
+
+def _deep_line(text: str, limit: int = 100) -> int | None:
+    """The line where bracket nesting first passes `limit`: where a too-deep value starts."""
+    depth = 0
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        for ch in line:
+            depth += (ch in "[{") - (ch in "]}")
+            if depth > limit:
+                return lineno
+    return None
 
 
 class _LineIndex:
@@ -269,7 +289,8 @@ class _LineIndex:
             self._build()
         if key is not None and (table, index, key) in self.keys:
             return self.keys[(table, index, key)]
-        return self.tables.get((table, index))
+        # A table written as a plain key (`source = ["x"]`) has no header: point at the key.
+        return self.tables.get((table, index)) or self.keys.get(("", 0, table))
 
 
 class _Collector:
@@ -346,9 +367,11 @@ def _as_str(value: object) -> str:
     return value.strip()
 
 
-def _as_positive_int(value: object) -> int:
+def _as_positive_int(value: object, most: int = 2**31 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError("expected a positive integer")
+    if value > most:
+        raise ValueError(f"must be at most {most}")
     return value
 
 
@@ -392,7 +415,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "allow_private_addresses": _as_bool,
     "per_host_delay": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
     "respect_robots": _as_bool,
-    "workers": _as_positive_int,
+    "workers": lambda v: _as_positive_int(v, 256),
     "shutdown_timeout": parse_duration,
     "failure_threshold": _as_positive_int,
     "dispatch_interval": parse_duration,
@@ -406,7 +429,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "event_window": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
     "fetcher": lambda v: _one_of(v, FETCHERS),
     "browser_executable": lambda v: Path(_as_str(v)),
-    "browser_pages": _as_positive_int,
+    "browser_pages": lambda v: _as_positive_int(v, 64),
     "browser_restart_after": lambda v: 0 if v == 0 else _as_positive_int(v),
     "browser_memory_cap": lambda v: 0 if v == 0 else _as_positive_int(v),
     "templates_dir": lambda v: Path(_as_str(v)),
@@ -498,8 +521,11 @@ def _parse_table(
             continue
         try:
             values[key] = schema[key](value)
-        except ValueError as exc:
-            message = str(exc)
+        except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+            # Checks are written for ValueError; any other error means a value of a type they
+            # did not foresee, which must still be a clear config error, never a crash later.
+            message = str(exc) if isinstance(exc, ValueError) else \
+                f"unexpected {type(value).__name__} value"
             if key == "kind":
                 message = f"unknown kind {value!r} (one of: {', '.join(k.value for k in Kind)})"
             errors.add(table, index, key, where, message)
@@ -519,6 +545,9 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
         raise ConfigError(
             [ConfigProblem(file, int(m.group(1)) if m else None, "syntax", str(exc))]
         ) from None
+    except RecursionError:
+        raise ConfigError([ConfigProblem(file, _deep_line(text), "syntax",
+                                         "arrays or tables nested too deeply")]) from None
     errors = _Collector(file, _LineIndex(text))
 
     for key in data:
@@ -545,6 +574,9 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_sources):
         label = f"source[{i}]"
+        if not isinstance(raw, dict):
+            errors.add("source", i, None, label, "each [[source]] must be a table")
+            continue
         name = raw.get("name")
         if isinstance(name, str):
             label = f"source[{name}]"
@@ -575,6 +607,10 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
     subscriptions: list[Subscription] = []
     sub_names: set[str] = set()
     for i, raw in enumerate(raw_subs):
+        if not isinstance(raw, dict):
+            errors.add("subscription", i, None, f"subscription[{i}]",
+                       "each [[subscription]] must be a table")
+            continue
         label = f"subscription[{raw.get('name', i)}]"
         values = _parse_table(raw, _SUBSCRIPTION, errors, "subscription", i, label)
         missing = [k for k in ("name", "url") if k not in raw]
