@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -16,12 +17,17 @@ from typing import Any, Literal
 
 from diff_match_patch import diff_match_patch
 
+from monitor.wording import safe_terminal_text
+
 Op = Literal["=", "-", "+"]
 CONTEXT_LINES = 3
 # Beyond this many tokens per side, word refinement is skipped: Myers is O(N·D) and a full
 # rewrite of a long page would otherwise take seconds; whole lines are still exact.
 MAX_WORD_TOKENS = 3_000
 WORD_DIFF_BUDGET = 100_000  # (N + M) · D bound on one word diff; see word_diff
+LINE_DIFF_BUDGET = 10_000_000  # (N + M) · D bound on the line diff: a few seconds; see line_diff
+LINE_DIFF_SECONDS = 5.0  # diff-match-patch's own time limit, the backstop of that bound
+MAX_REFINED_LINES = 2_000  # a changed block longer than this is shown as whole lines
 
 _TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
@@ -90,6 +96,7 @@ class Diff:
     stats: Stats
     added_sentences: tuple[str, ...]
     removed_sentences: tuple[str, ...]
+    simplified: bool = False  # the line diff hit its budget: changed middles are whole blocks
 
     @property
     def changed(self) -> bool:
@@ -97,6 +104,7 @@ class Diff:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "simplified": self.simplified,
             "stats": asdict(self.stats),
             "added_sentences": list(self.added_sentences),
             "removed_sentences": list(self.removed_sentences),
@@ -124,7 +132,7 @@ class Diff:
             for h in data["hunks"]
         )
         return cls(hunks, Stats(**data["stats"]), tuple(data["added_sentences"]),
-                   tuple(data["removed_sentences"]))
+                   tuple(data["removed_sentences"]), bool(data.get("simplified", False)))
 
 
 def _dmp() -> diff_match_patch:
@@ -210,12 +218,38 @@ def _split_side(ops: list[tuple[int, str]], keep: int) -> list[list[Segment]]:
     return lines
 
 
-def _blocks(old: str, new: str) -> Iterator[tuple[list[str], list[str], list[str]]]:
-    """(equal lines, removed lines, added lines) runs of a line-level diff."""
+def line_diff(old: str, new: str) -> tuple[list[tuple[int, str]], bool]:
+    """Line-level diff ops, and whether it had to be simplified to stay within its budget.
+
+    Myers' algorithm costs about (N + M) · D steps: a page of 7,000 lines rewritten line by
+    line took minutes. When even the fewest possible edits (lines one side has and the other
+    lacks) put it over LINE_DIFF_BUDGET, the changed middle is shown as one removed and one
+    added block, deterministically; otherwise diff-match-patch runs with a time limit as a
+    backstop (moved blocks can make D larger than that estimate), and a diff that reached it
+    is marked simplified too.
+    """
     dmp = _dmp()
     a, b, table = dmp.diff_linesToChars(old, new)
-    diffs = dmp.diff_main(a, b, False)
+    head = dmp.diff_commonPrefix(a, b)
+    tail = dmp.diff_commonSuffix(a[head:], b[head:])
+    mid_a, mid_b = a[head:len(a) - tail], b[head:len(b) - tail]
+    ca, cb = Counter(mid_a), Counter(mid_b)
+    least_edits = sum((ca - cb).values()) + sum((cb - ca).values())
+    simplified = least_edits * (len(mid_a) + len(mid_b)) > LINE_DIFF_BUDGET
+    if simplified:
+        diffs = [(op, chars) for op, chars in ((0, a[:head]), (-1, mid_a), (1, mid_b),
+                                               (0, a[len(a) - tail:])) if chars]
+    else:
+        dmp.Diff_Timeout = LINE_DIFF_SECONDS
+        started = time.monotonic()
+        diffs = dmp.diff_main(a, b, False)
+        simplified = time.monotonic() - started >= LINE_DIFF_SECONDS
     dmp.diff_charsToLines(diffs, table)
+    return diffs, simplified
+
+
+def _blocks(diffs: list[tuple[int, str]]) -> Iterator[tuple[list[str], list[str], list[str]]]:
+    """(equal lines, removed lines, added lines) runs of a line-level diff."""
     equal: list[str] = []
     removed: list[str] = []
     added: list[str] = []
@@ -246,12 +280,13 @@ def compute(old: str, new: str, context: int = CONTEXT_LINES) -> Diff:
     lines: list[Line] = []
     old_no = new_no = 0
     words_added = words_removed = 0
-    for equal, removed, added in _blocks(old, new):
+    diffs, simplified = line_diff(old, new)
+    for equal, removed, added in _blocks(diffs):
         for text in equal:
             old_no += 1
             new_no += 1
             lines.append(Line(" ", text, old_no, new_no))
-        if removed and added:
+        if removed and added and not simplified and len(removed) + len(added) <= MAX_REFINED_LINES:
             ops = _refine(removed, added)
             words_removed += sum(len(_WORD_RE.findall(t)) for op, t in ops if op == -1)
             words_added += sum(len(_WORD_RE.findall(t)) for op, t in ops if op == 1)
@@ -283,7 +318,7 @@ def compute(old: str, new: str, context: int = CONTEXT_LINES) -> Diff:
         lines_added=sum(1 for ln in lines if ln.tag == "+"),
         lines_removed=sum(1 for ln in lines if ln.tag == "-"),
     )
-    return Diff(_hunks(lines, context), stats, added_s, removed_s)
+    return Diff(_hunks(lines, context), stats, added_s, removed_s, simplified)
 
 
 def _hunks(lines: list[Line], context: int) -> tuple[Hunk, ...]:
@@ -332,14 +367,7 @@ def unified(diff: Diff, from_label: str = "old", to_label: str = "new") -> str:
 _STYLE = {"header": "\x1b[1m", "hunk": "\x1b[36m", "-": "\x1b[31m", "+": "\x1b[32m",
           "-word": "\x1b[1;97;41m", "+word": "\x1b[1;30;42m", " ": ""}
 _RESET = "\x1b[0m"
-# Control characters in page text would drive the terminal (clear it, retitle it, write the
-# clipboard); they are shown as U+FFFD instead. Tab stays.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _PIECE_RE = re.compile(r"\s+|\S+")
-
-
-def safe_terminal_text(text: str) -> str:
-    return _CONTROL_RE.sub("\ufffd", text)
 
 
 def _wrap(pieces: list[tuple[str, str]], prefix: str, width: int | None,

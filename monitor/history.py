@@ -127,6 +127,7 @@ class ChangeDetail:
         d = {k: v for k, v in asdict(self).items() if k != "diff"}
         d["detected_at"] = _iso(self.detected_at)
         d["stats"] = asdict(self.diff.stats)
+        d["diff_simplified"] = self.diff.simplified
         return d
 
 
