@@ -41,7 +41,6 @@ _SPECIAL = frozenset({*_HEADINGS, "ul", "ol", "menu", "li", "table", "br", "pre"
 _SPACE_RE = re.compile(r"[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 _INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _HIDDEN_STYLE_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
-_LATIN1_FAMILY = frozenset(codecs.lookup(n).name for n in ("latin-1", "cp1252", "ascii"))
 _ATTR_NAME_RE = re.compile(rb"\s([a-zA-Z_:][-a-zA-Z0-9_:.]*)=")
 _FINGERPRINT_ATTRS = frozenset({"href", "hidden", "style", "alt"})  # the ones extract() reads
 _TRACKING_PARAMS = re.compile(r"^(utm_\w+|trk|trkinfo|fbclid|gclid|mc_cid|mc_eid|_hsenc|_hsmi|lipi)$", re.I)
@@ -56,22 +55,70 @@ def _valid_codec(name: str | None) -> str | None:
         return None  # "charset=foobar" is treated as if no charset were declared
 
 
-def decode(body: bytes, charset: str | None, *, is_html: bool) -> str:
-    """Header charset, then <meta>, then detection; a Latin-1 label on valid UTF-8 loses.
+_WIDE_CODECS = frozenset(codecs.lookup(n).name for n in ("utf-16", "utf-16-le", "utf-16-be",
+                                                          "utf-32", "utf-32-le", "utf-32-be"))
+_MARKUP = "<html lang='en'><p>A page</p></html>"
+MAX_REPLACED = 0.005  # decoded text with more U+FFFD than this share was decoded wrongly
 
-    Servers often label UTF-8 pages as ISO-8859-1 (the old HTTP default). Valid multi-byte
-    UTF-8 is almost never intended as Latin-1, so we trust the bytes over that one label.
+
+@lru_cache(maxsize=64)
+def _ascii_compatible(codec: str) -> bool:
+    try:
+        return _MARKUP.encode(codec) == _MARKUP.encode("ascii")
+    except (UnicodeError, LookupError):
+        return False
+
+
+def plausible_codec(body: bytes, charset: str | None) -> str | None:
+    """The declared charset, unless the bytes show it cannot be right (then None: detect).
+
+    A header is a claim about the bytes; a wrong one must not become a "change" of mojibake:
+    ASCII bytes declared in an encoding that is not ASCII-compatible (UTF-16, UTF-32, EBCDIC)
+    would read as CJK or symbols, and UTF-16/32 text of a web page always has NUL bytes.
     """
     declared = _valid_codec(charset)
+    if declared is None or body.startswith(_WIDE_BOMS):
+        return declared
+    head = body[:8192]
+    if head.isascii() and not _ascii_compatible(declared):
+        return None
+    if declared in _WIDE_CODECS and b"\x00" not in head:
+        return None
+    return declared
+
+
+def _replaced(text: str) -> float:
+    return text.count("\ufffd") / max(1, len(text))
+
+
+def decode(body: bytes, charset: str | None, *, is_html: bool) -> str:
+    """Header charset, then <meta>, then detection; any other label on valid UTF-8 loses.
+
+    Servers often label UTF-8 pages as ISO-8859-1 (the old HTTP default) or keep a legacy
+    label after moving to UTF-8. Valid multi-byte UTF-8 is almost never intended as another
+    encoding, so we trust the bytes over the label.
+    A declaration the bytes contradict (see plausible_codec), or one that decodes to many
+    replacement characters, loses to detection.
+    """
+    declared = plausible_codec(body, charset)
     if declared:
-        if declared in _LATIN1_FAMILY:
+        if declared != "utf-8" and not body.isascii():
+            # Valid multi-byte UTF-8 is almost never meant as another encoding (a Shift_JIS
+            # or cp1251 text of any length is not valid UTF-8 by chance): the bytes win.
             try:
-                text = body.decode("utf-8")
+                return body.decode("utf-8")
             except UnicodeDecodeError:
                 pass
-            else:
-                return text
-        return body.decode(declared, errors="replace")
+        text = body.decode(declared, errors="replace")
+        if _replaced(text) <= MAX_REPLACED:
+            return text
+        detected = _detect(body, is_html)
+        return detected if _replaced(detected) < _replaced(text) else text
+    return _detect(body, is_html)
+
+
+def _detect(body: bytes, is_html: bool) -> str:
+    """No usable declaration: BOM, then strict UTF-8, then <meta> and statistical detection."""
     if body.startswith(codecs.BOM_UTF8):
         return body[3:].decode("utf-8", errors="replace")
     try:
@@ -124,7 +171,7 @@ def fingerprint(body: bytes, content_type: str, charset: str | None, source: Sou
         h.update(body)
         return h.hexdigest()
     try:
-        parser = lxml.html.HTMLParser(encoding=_valid_codec(charset), remove_comments=True)
+        parser = lxml.html.HTMLParser(encoding=plausible_codec(body, charset), remove_comments=True)
         root = lxml.html.document_fromstring(body, parser=parser)
     except (lxml.etree.ParserError, ValueError):
         h.update(body)
