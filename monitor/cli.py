@@ -17,7 +17,15 @@ import click
 # standard library, is imported by the commands that use it: SQLAlchemy alone takes most of a
 # second on a small machine, and `--help` or `changes` should not wait for what they never use.
 from monitor.errors import ConfigError, MonitorError, StoreError, unknown_source
-from monitor.wording import LABELS, SEVERITIES, iso, plain_text, plural, severity_rank
+from monitor.wording import (
+    LABELS,
+    SEVERITIES,
+    iso,
+    plain_text,
+    plural,
+    safe_terminal_text,
+    severity_rank,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -124,7 +132,7 @@ def _ago(value: datetime | None) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    cells = [[str(c) for c in headers]] + [[safe_terminal_text(str(c)) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for r in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -343,6 +351,10 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, verbose: bool,
             click.echo(group.line() + " (-v lists each)")
     if not as_json:
         click.echo(report.line())
+    unrecorded = [r for r in results if not r.recorded]
+    if unrecorded:  # the database refused the writes (disk full, file gone): say so, exit 1
+        raise StoreError(f"{plural(len(unrecorded), 'check')} could not be recorded and will be "
+                         f"retried: {unrecorded[0].detail}")
     if fail_on_error and any(r.outcome == "failed" for r in results):
         click.get_current_context().exit(1)
 
@@ -552,9 +564,7 @@ def deliveries(ctx: Context, failed_only: bool, failing: bool, as_json: bool) ->
 
 def _terminal(text: str) -> str:
     """Page text for a terminal: Markdown links as "text (url)", control characters inert."""
-    from monitor import diff as difflib
-
-    return difflib.safe_terminal_text(plain_text(text))
+    return safe_terminal_text(plain_text(text))
 
 
 def _cut(text: str | None, width: int) -> str:
@@ -641,11 +651,14 @@ def show(ctx: Context, snapshot_id: int, raw: bool) -> None:
 
     if raw:
         _, body = history.raw(ctx.store(), snapshot_id)
+        if sys.stdout.isatty():  # the exact bytes go to a file or pipe, never to a terminal
+            click.echo(safe_terminal_text(body.decode("utf-8", "replace")), nl=False)
+            return
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
     else:
         _, text = history.snapshot(ctx.store(), snapshot_id)
-        click.echo(text, nl=False)
+        click.echo(safe_terminal_text(text), nl=False)
 
 
 @main.command("diff")
@@ -678,9 +691,9 @@ def diff_cmd(ctx: Context, name: str, from_id: int | None, to_id: int | None, fm
         click.echo(json.dumps({"source": name, "from": old, "to": new, **d.to_dict()},
                               ensure_ascii=False, indent=2))
     elif fmt == "inline":
-        click.echo(difflib.inline_html(d))
+        click.echo(safe_terminal_text(difflib.inline_html(d)))
     elif fmt == "side-by-side":
-        click.echo(difflib.side_by_side_html(d))
+        click.echo(safe_terminal_text(difflib.side_by_side_html(d)))
     else:
         tty = sys.stdout.isatty()
         color = color_mode == "always" or (color_mode == "auto" and tty
@@ -761,19 +774,20 @@ def explain(ctx: Context, change_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(d.to_dict(), ensure_ascii=False, indent=2))
         return
-    click.echo(f"change {d.id}: {d.title or d.source} ({d.platform}), detected {_ago(d.detected_at)}")
+    click.echo(_terminal(f"change {d.id}: {d.title or d.source} ({d.platform}), "
+                         f"detected {_ago(d.detected_at)}"))
     click.echo(f"severity: {d.severity or 'unclassified'}; labels: {', '.join(d.labels) or '-'}")
-    click.echo(f"summary: {d.summary or '-'}")
+    click.echo(_terminal(f"summary: {d.summary or '-'}"))
     if d.event_id:
         click.echo(f"event: {d.event_id}")
     if d.anomaly:
-        click.echo(f"\nDamped to low, not alerted as an AI change: {d.anomaly.get('why', '')} "
-                   f"({d.anomaly.get('kind', '')}).")
+        click.echo(_terminal(f"\nDamped to low, not alerted as an AI change: "
+                             f"{d.anomaly.get('why', '')} ({d.anomaly.get('kind', '')})."))
     elif "cosmetic" in d.labels:
         click.echo("\nNo sentence of substance is new or gone: only moved or repeated text, dates, "
                    "punctuation, formatting, link targets or typos changed.")
     for e in d.evidence:
-        click.echo(f"\n[{e['label']}] {e['direction']}, {e['severity']}: {e['why']}")
+        click.echo(_terminal(f"\n[{e['label']}] {e['direction']}, {e['severity']}: {e['why']}"))
         if e.get("old"):
             click.echo(f"  old: {_terminal(mark(e['old'], e.get('matched', [])))}")
         if e.get("new"):
@@ -785,6 +799,9 @@ def explain(ctx: Context, change_id: int, as_json: bool) -> None:
             subject = f" (subject “{o['subject']}”)" if o.get("subject") else ""
             detail = f"\n      {o['detail']}" if o.get("detail") else ""
             click.echo(_terminal(f"  - {o['type']}: {o['text']}{url}{subject}{detail}"))
+    if d.diff.simplified:
+        click.echo("\nThe page was rewritten too widely to align line by line within the diff's "
+                   "time budget: changed parts are compared as whole blocks.")
     if d.rules_version is not None:
         click.echo(f"\n(rules version {d.rules_version}; phrases that matched are in «»)")
 

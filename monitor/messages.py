@@ -58,8 +58,19 @@ class ChangeView:
 
 
 def md_escape(text: str) -> str:
-    """Markdown-inert text: links, emphasis, headings and HTML in page text stay literal."""
-    return _MD_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
+    """Markdown-inert text: links, emphasis, headings and HTML in page text stay literal, and
+    chat mentions in it (Discord's @everyone, Slack's <!channel>) notify nobody."""
+    return defuse_mentions(_MD_SPECIAL.sub(r"\\\1", text.replace("\n", " ")))
+
+
+# A word joiner (U+2060, invisible) after the @ or < of a mention: the text reads the same but
+# is no longer the mention syntax of Discord (@everyone, @here, <@id>, <@&role>), Slack
+# (<!channel>, <!here>, <!everyone>, <@U…>, @channel) or Teams/Mattermost (@all, @channel).
+_MENTION = re.compile(r"(@)(?=(?:everyone|here|channel|all)\b)|(<\\?)(?=[!@#&])", re.IGNORECASE)
+
+
+def defuse_mentions(text: str) -> str:
+    return _MENTION.sub(lambda m: (m.group(1) or m.group(2)) + "\u2060", text)
 
 
 def _load(name: str, templates_dir: Path | None) -> string.Template:
@@ -191,7 +202,7 @@ def render_change(view: ChangeView, fmt: Format, base_url: str, limit: int = 30_
                   "evidence": _evidence(view, fmt), "opt_out": _opt_out(view, fmt), "link": link,
                   "source_url": md_escape(view.url),
                   # Inside a fenced block Markdown is inert; only a fence could escape it.
-                  "diff": _unified_excerpt(view).replace("```", "ʼʼʼ")}
+                  "diff": defuse_mentions(_unified_excerpt(view).replace("```", "ʼʼʼ"))}
         body = _load("change.md", templates_dir).safe_substitute(values)
     return Message(title, trim(body, limit), fmt)
 

@@ -71,3 +71,13 @@ def error_class(error: str | None) -> str:
             code = next((g for g in found.groups() if g), "") if found.groups() else ""
             return label.format(code) if "{}" in label else label
     return "error"
+
+
+# Control characters in page text would drive the terminal (clear it, retitle it, write the
+# clipboard with OSC 52); every CLI output of page text shows them as U+FFFD instead.
+# Newline and tab stay.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe_terminal_text(text: str) -> str:
+    return _CONTROL_RE.sub("\ufffd", text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import html
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,11 +38,19 @@ from monitor.web.text import render as render_text
 from monitor.wording import iso as _iso
 from monitor.wording import plain_text
 
+log = logging.getLogger("monitor.web")
 HERE = Path(__file__).parent
 PAGE = 50
 # Database ids are signed 64-bit: a larger number must be a 422, not an overflow and a 500
 # (found by schemathesis).
 Id = Annotated[int, FastAPIPath(ge=1, le=2**63 - 1)]
+MAX_ID = 2**63 - 1  # ids and page numbers past a 64-bit integer are 422, not an OverflowError
+# Characters XML 1.0 forbids: a watched page can contain them, an Atom feed must not.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    return _XML_INVALID.sub("\ufffd", text)
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 
@@ -132,7 +141,11 @@ class SecurityHeaders(BaseHTTPMiddleware):
             response: Response = PlainTextResponse("authentication required", status_code=401,
                                                    headers={"WWW-Authenticate": 'Basic realm="policy-monitor"'})
         else:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception:  # answered here, so even an unforeseen error carries the headers
+                log.exception("%s %s failed", request.method, request.url.path)
+                response = PlainTextResponse("internal error", status_code=500)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
@@ -209,7 +222,8 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
                     chart=Markup(timeline_svg(marks, start, now)))  # noqa: S704
 
     @app.get("/sources/{name:path}", response_class=HTMLResponse, include_in_schema=False)
-    def source_page(request: Request, name: str, page_no: int = Query(1, alias="page", ge=1),
+    def source_page(request: Request, name: str,
+                    page_no: int = Query(1, alias="page", ge=1, le=MAX_ID),
                     label: str | None = None) -> HTMLResponse:
         with store.read() as s:
             row = store.source_row(s, name)
@@ -254,14 +268,14 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
             "Content-Disposition": f'attachment; filename="version-{snap.id}.txt"'})
 
     @app.get("/compare/{name:path}", response_class=HTMLResponse, include_in_schema=False)
-    def compare_page(request: Request, name: str, from_id: int = Query(alias="from"),
-                     to_id: int = Query(alias="to")) -> HTMLResponse:
+    def compare_page(request: Request, name: str, from_id: int = Query(alias="from", ge=1, le=MAX_ID),
+                     to_id: int = Query(alias="to", ge=1, le=MAX_ID)) -> HTMLResponse:
         a, b, d = history.diff_between(store, name, from_id, to_id)
         return page(request, "compare.html", source=name, a=a, b=b, stats=d.stats,
                     diff_html=Markup(difflib.inline_html(d)))  # noqa: S704
 
     @app.get("/search", response_class=HTMLResponse, include_in_schema=False)
-    def search_page(request: Request, q: str = "") -> HTMLResponse:
+    def search_page(request: Request, q: str = Query("", max_length=500)) -> HTMLResponse:
         return page(request, "search.html", q=q, hits=history.search(store, q) if q else [])
 
     @app.get("/events/{event_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -273,22 +287,23 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
     def feed(request: Request, title: str, self_path: str, items: list[history.ChangeSummary]) -> Response:
         base = settings.base_url.rstrip("/")
         fg = FeedGenerator()
-        fg.id(base + self_path)
-        fg.title(title)
+        fg.id(xml_text(base + self_path))
+        fg.title(xml_text(title))
         fg.author({"name": "Policy Monitor"})
-        fg.link(href=base + self_path, rel="self")
+        fg.link(href=xml_text(base + self_path), rel="self")
         fg.link(href=base + "/", rel="alternate")
         fg.updated(items[0].detected_at if items else datetime(2020, 1, 1, tzinfo=UTC))
         for c in reversed(items):
             entry = fg.add_entry()
             entry.id(f"{base}/changes/{c.id}")
-            entry.title(f"[{c.platform}] {c.source}: {c.summary or 'changed'} — {c.severity or '-'}")
+            entry.title(xml_text(f"[{c.platform}] {c.source}: {c.summary or 'changed'} — "
+                                 f"{c.severity or '-'}"))
             entry.link(href=f"{base}/changes/{c.id}")
             entry.updated(c.detected_at)
             for label in c.labels or []:
-                entry.category(term=label)
+                entry.category(term=xml_text(label))
             added = " ".join(c.added_sentences[:5])
-            entry.summary(f"{c.summary or ''} Added: {added}".strip(), type="text")
+            entry.summary(xml_text(f"{c.summary or ''} Added: {added}".strip()), type="text")
         return Response(fg.atom_str(pretty=True), media_type="application/atom+xml")
 
     @app.get("/feeds/changes.atom", include_in_schema=False)
