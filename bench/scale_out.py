@@ -44,7 +44,8 @@ def host_address(h: int) -> str:
     return f"127.0.{h // 250}.{h % 250 + 1}"
 
 
-def serve(hosts: int, port: int, log_path: str, ready: multiprocessing.Queue) -> None:
+def serve(hosts: int, port: int, log_path: str, ready: multiprocessing.Queue,
+          delay: float = 0.0) -> None:
     """One process, one listening socket per host address, one log line per request."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -57,6 +58,8 @@ def serve(hosts: int, port: int, log_path: str, ready: multiprocessing.Queue) ->
             head = await reader.readuntil(b"\r\n\r\n")
             path = head.split(b"\r\n", 1)[0].split()[1].decode()
             log.write(f"{time.time():.4f} {writer.get_extra_info('sockname')[0]} {path}\n")
+            if delay:
+                await asyncio.sleep(delay)
             noise = f"{random.getrandbits(64):x}"
             page = (f"<html><head><script>var t='{noise}'</script></head><body><nav>{noise}</nav>"
                     f"<main><h1>Policy</h1>{body}</main></body></html>").encode()
@@ -78,18 +81,24 @@ def serve(hosts: int, port: int, log_path: str, ready: multiprocessing.Queue) ->
 
 
 def postgres_cpu() -> float:
-    """CPU seconds used so far by every postgres process on this machine (the throwaway one)."""
-    total = 0.0
+    """CPU seconds used so far by the (throwaway) PostgreSQL: every live postgres process,
+    plus, on the postmaster, the CPU of its children that have exited (cutime, cstime), so
+    backends of closed connections still count."""
+    procs: dict[int, tuple[int, list[str]]] = {}
     for stat in glob.glob("/proc/[0-9]*/stat"):
         try:
             text = Path(stat).read_text()
         except OSError:
             continue
-        name = text[text.index("(") + 1:text.rindex(")")]
-        if name.startswith("postgres"):
+        if text[text.index("(") + 1:text.rindex(")")].startswith("postgres"):
             fields = text.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / TICKS
-    return total
+            procs[int(stat.split("/")[2])] = (int(fields[1]), fields)
+    total = 0
+    for ppid, fields in procs.values():
+        total += int(fields[11]) + int(fields[12])
+        if ppid not in procs:  # the postmaster: add its reaped children
+            total += int(fields[13]) + int(fields[14])
+    return total / TICKS
 
 
 def proc_cpu(pid: int) -> float:
@@ -145,6 +154,8 @@ def main() -> None:
                         help="seconds for the daemons to start before the first check is due")
     parser.add_argument("--skew", type=float, default=0.0,
                         help="run the first process with its clock this many seconds ahead")
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="seconds each page takes to answer (so checks hold their leases)")
     parser.add_argument("--kill", action="store_true",
                         help="SIGKILL the last process a third of the way through")
     args = parser.parse_args()
@@ -158,8 +169,8 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ready: multiprocessing.Queue = multiprocessing.Queue()
-    origin = multiprocessing.Process(target=serve, args=(args.hosts, port, str(log_path), ready),
-                                     daemon=True)
+    origin = multiprocessing.Process(target=serve, daemon=True,
+                                     args=(args.hosts, port, str(log_path), ready, args.delay))
     origin.start()
     ready.get(timeout=120)
 
@@ -240,6 +251,9 @@ def main() -> None:
         t1, cpu1 = time.time(), postgres_cpu()
         daemon1 = sum(proc_cpu(d.pid) for d in daemons if d.poll() is None)
         with engine.connect() as conn:
+            top = conn.execute(sa.text(
+                "SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+                "FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 6")).all()
             claim = conn.execute(sa.text(
                 "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0) "
                 "FROM pg_stat_statements WHERE query LIKE '%FROM hosts%SKIP LOCKED%'")).one()
@@ -279,6 +293,10 @@ def main() -> None:
         waits = [b - killed_at for b in back if b is not None]
         print(f"killed process held {len(victims)} sources; re-checked {len(waits)} of them, "
               f"the last {max(waits, default=0):.1f}s after the kill")
+    print("statements by server time per check:")
+    per = max(1, len(window))
+    for calls, total, query in top:
+        print(f"  {float(total) / per:6.2f} ms  {int(calls) / per:5.1f}×  {query}")
     print(f"tracebacks in daemon logs: {errors}; logs in {tmp}")
 
 

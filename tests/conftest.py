@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -167,6 +168,29 @@ _databases = itertools.count(1)
 def pg_url(pg_server: str) -> str:
     """A fresh, empty PostgreSQL database for one test."""
     return create_database(pg_server, f"monitor{next(_databases)}")
+
+
+@contextlib.contextmanager
+def serving(config: Path) -> Iterator[str]:
+    """The real `serve` command on a free loopback port; yields its base URL once it answers."""
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config),
+                             "serve", "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + "/", timeout=1)  # noqa: S310 - loopback test server
+            break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def free_port() -> int:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from pytest_httpserver import HTTPServer
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from werkzeug import Request, Response
 
 from monitor.config import Source
+from monitor.history import sources as history_sources
 from monitor.store import Store
 from tests.test_notify import Hook
 
@@ -66,3 +70,18 @@ def test_claims_are_exclusive_across_workers_on_postgresql(pg_url: str) -> None:
     finally:
         store_a.close()
         store_b.close()
+
+
+def test_the_web_uis_connection_to_postgresql_cannot_write(pg_url: str) -> None:
+    writer = Store(pg_url)
+    reader = Store(pg_url, read_only=True)
+    try:
+        writer.upgrade()
+        writer.sync_sources([Source(name="a/doc", platform="P", url="https://a.example/")], 3600)
+        assert [s.name for s in history_sources(reader)] == ["a/doc"]  # it reads …
+        # … and the server refuses any write
+        with pytest.raises(DBAPIError, match="read-only transaction"), reader.engine.begin() as conn:
+            conn.execute(text("UPDATE sources SET enabled = false"))
+    finally:
+        writer.close()
+        reader.close()

@@ -41,11 +41,14 @@ class Hosts:
                     text = hosts.text  # the text as of the request's arrival
                 time.sleep(hosts.delay)
                 body = f"<html><body><main><p>{text}</p></main></body></html>".encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # a killed daemon's connection: nothing to answer
+                    pass
 
         for h in range(1, count + 1):
             srv = ThreadingHTTPServer((f"127.0.0.{h}", 0), Handler)

@@ -19,7 +19,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import Project, free_port
+from tests.conftest import Project, free_port, serving
 
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -85,20 +85,8 @@ def site(tmp_path_factory) -> Iterator[str]:
     bodies["/terms"] += EVIL
     project.cli("check")
     server.stop()
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(project.config),
-                             "serve", "--port", str(port)], stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(base + "/", timeout=1)  # noqa: S310 - loopback test server
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serving(project.config) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
