@@ -400,10 +400,20 @@ def changed_items(
     for index, block in enumerate(changed_blocks(diff)):
         all_olds, all_news = _sentences(block.removed), _sentences(block.added)
 
-        def around(sentence: str | None, side: list[str], block: Block = block) -> list[str]:
-            if sentence is None or sentence not in side:
+        first_at: dict[int, dict[str, int]] = {}  # per side: each sentence's first position
+
+        def around(sentence: str | None, side: list[str], block: Block = block,
+                   first_at: dict[int, dict[str, int]] = first_at) -> list[str]:
+            if sentence is None:
                 return []
-            i = side.index(sentence)
+            where = first_at.get(id(side))
+            if where is None:  # built once per side: list.index per item was O(n²) on rewrites
+                where = first_at[id(side)] = {}
+                for k, text in enumerate(side):
+                    where.setdefault(text, k)
+            i = where.get(sentence)
+            if i is None:
+                return []
             out = side[max(0, i - 2): i + 3]
             if i < 2:
                 out.append(block.nearby[0])

@@ -401,8 +401,10 @@ class Fetcher:
                         f"body too large: more than {limit} bytes",
                         status=response.status_code,
                     )
-                if self.clock() > deadline:
-                    raise FetchError(FailureKind.TRANSIENT, "total deadline exceeded while reading")
+                if self.clock() > deadline:  # noticed between reads, before the reaper did
+                    if exchange is not None:
+                        exchange.abort(DEADLINE)
+                    raise FetchError(FailureKind.TRANSIENT, DEADLINE)
                 chunks.append(chunk)
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise FetchError(
