@@ -153,8 +153,9 @@ def test_the_daemon_keeps_checking_healthy_pages_while_two_workers_meet_tricklin
     assert d.stop() == 0
     assert body.requests_seen >= 2 and headers.requests_seen >= 2
     # Both workers met a trickling server more than once, yet the healthy page was checked
-    # throughout: never a gap of more than a deadline plus an interval between its checks.
+    # throughout: a gap of about a deadline plus an interval between its checks (slack for
+    # a slow machine), where trickling servers used to hold both workers for 30 s and more.
     assert len(hits) >= 3
     gaps = [b - a for a, b in itertools.pairwise(hits)]
-    assert max(gaps) < 4 + 2 + 2, gaps
+    assert max(gaps) < 4 + 2 + 5, gaps
     assert d.stderr.count("total deadline exceeded") >= 4
