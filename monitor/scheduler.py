@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -39,9 +39,8 @@ def _now() -> datetime:
 
 @dataclass(frozen=True)
 class Running:
-    """A check in flight: its future, its claim (renewed while it runs) and when it started."""
+    """A check in flight: its claim (renewed while it runs) and when it started."""
 
-    future: Future[None]
     claim: Claim
     started: float
 
@@ -76,7 +75,7 @@ class Dispatcher:
         self.wake = threading.Event()
         self.done = threading.Event()
         self.next_ready: datetime | None = None  # the earliest host ready time, from the last claim
-        self.dispatching = threading.Lock()  # one dispatch at a time, from any thread
+        self.dispatching = threading.Lock()  # held while a dispatch hands out work (stop waits)
         self.last_dispatch = time.monotonic()
         self.thread: threading.Thread | None = None
 
@@ -135,12 +134,8 @@ class Dispatcher:
         self.last_dispatch = time.monotonic()
         if self.stopping.is_set():
             return 0
-        if not self.dispatching.acquire(blocking=False):
-            return 0  # another thread is dispatching right now
-        try:
+        with self.dispatching:
             return self._dispatch()
-        finally:
-            self.dispatching.release()
 
     def _dispatch(self) -> int:
         with self.lock:
@@ -156,8 +151,8 @@ class Dispatcher:
                 continue
             lag = (now - claim.due_at).total_seconds() if claim.due_at is not None else 0.0
             with self.lock:
-                future = self.pool.submit(self._run, claim, source, lag)
-                self.in_flight[claim.source_id] = Running(future, claim, time.monotonic())
+                self.pool.submit(self._run, claim, source, lag)
+                self.in_flight[claim.source_id] = Running(claim, time.monotonic())
         return len(claims)
 
     def _run(self, claim: Claim, source: cfg.Source, lag: float) -> None:
@@ -215,7 +210,7 @@ class Dispatcher:
         self.wake.set()
         if self.thread is not None:
             self.thread.join(timeout=10)
-        with self.dispatching:  # a dispatch in progress (from any thread) has handed out its work
+        with self.dispatching:  # a dispatch in progress has handed out its work
             pass
         deadline = time.monotonic() + timeout
         self.done.clear()

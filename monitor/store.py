@@ -103,6 +103,20 @@ _TOUCH_200 = update(SourceRow).where(_GUARD).values(
 _INSERT_CHECK = insert(Check).returning(Check.id)
 _SEEN_SNAPSHOT = update(Snapshot).where(Snapshot.id == bindparam("snap")).values(
     last_seen_at=bindparam("at"))
+# The claim: ready hosts from the index on hosts.ready_at, then each one's earliest due free
+# source from the index on (host, next check). PostgreSQL skips rows other processes hold.
+_READY_HOSTS = (select(Host.id, Host.next_allowed_at, Host.lease_expires_at)
+                .where(Host.ready_at <= bindparam("now")).order_by(Host.ready_at)
+                .limit(bindparam("n")))
+_DUE_SOURCE = (select(SourceRow.id, SourceRow.name, SourceRow.next_check_at)
+               .where(SourceRow.host_id == bindparam("host"), SourceRow.enabled.is_(True),
+                      SourceRow.next_check_at <= bindparam("now"),
+                      SourceRow.lease_expires_at.is_(None)
+                      | (SourceRow.lease_expires_at < bindparam("now")))
+               .order_by(SourceRow.next_check_at).limit(1))
+_CLAIM_SQLITE = (_READY_HOSTS, _DUE_SOURCE)
+_CLAIM_LOCKING = (_READY_HOSTS.with_for_update(skip_locked=True),
+                  _DUE_SOURCE.with_for_update(skip_locked=True))
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -378,16 +392,22 @@ class Store:
             self._gate_passed = True
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Session]:
-        """One transaction: commits on success, rolls back everything on any exception."""
+    def _writing(self) -> Iterator[None]:
+        """Around every write transaction: the gate first; a full disk or I/O error after."""
         self._before_write()
         try:
-            with self._write_lock, self._writer() as session, session.begin():
-                yield session
+            with self._write_lock:
+                yield
         except OperationalError as exc:
             if (clear := _write_error(exc)) is None:
                 raise
             raise clear from exc
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction: commits on success, rolls back everything on any exception."""
+        with self._writing(), self._writer() as session, session.begin():
+            yield session
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -574,26 +594,15 @@ class Store:
         if limit <= 0:
             return [], None
         expires = now + timedelta(seconds=lease_seconds)
-        hosts_q = (select(Host.id, Host.next_allowed_at, Host.lease_expires_at)
-                   .where(Host.ready_at <= now).order_by(Host.ready_at).limit(limit))
-        if not self.is_sqlite:
-            hosts_q = hosts_q.with_for_update(skip_locked=True)
+        hosts_q, source_q = _CLAIM_SQLITE if self.is_sqlite else _CLAIM_LOCKING
         claims: list[Claim] = []
         stale: list[int] = []
         with self.write_conn() as conn:
-            for host_id, allowed, leased_until in conn.execute(hosts_q).all():
+            for host_id, allowed, leased_until in conn.execute(hosts_q, {"now": now, "n": limit}):
                 if allowed > now or (leased_until is not None and leased_until >= now):
                     stale.append(host_id)  # its ready time is behind what it summarises
                     continue
-                source_q = (select(SourceRow.id, SourceRow.name, SourceRow.next_check_at)
-                            .where(SourceRow.host_id == host_id, SourceRow.enabled.is_(True),
-                                   SourceRow.next_check_at <= now,
-                                   SourceRow.lease_expires_at.is_(None)
-                                   | (SourceRow.lease_expires_at < now))
-                            .order_by(SourceRow.next_check_at).limit(1))
-                if not self.is_sqlite:
-                    source_q = source_q.with_for_update(skip_locked=True)
-                row = conn.execute(source_q).first()
+                row = conn.execute(source_q, {"host": host_id, "now": now}).first()
                 if row is None:
                     stale.append(host_id)
                     continue
@@ -789,14 +798,8 @@ class Store:
     @contextlib.contextmanager
     def write_conn(self) -> Iterator[Connection]:
         """A Core connection in one write transaction, for the hot paths."""
-        self._before_write()
-        try:
-            with self._write_lock, self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            if (clear := _write_error(exc)) is None:
-                raise
-            raise clear from exc
+        with self._writing(), self.engine.begin() as conn:
+            yield conn
 
     def record_unchanged(
         self,
@@ -1247,9 +1250,9 @@ def _add_update(updates: dict[tuple[str, ...], list[dict[str, Any]]], row_id: in
 def _lock_rows(conn: Connection, model: type[SourceRow] | type[Host], ids: Iterable[int | None]) -> None:
     """Lock rows in id order before changing them (PostgreSQL), so writers that touch several
     rows never wait on each other in a circle."""
-    wanted = sorted({i for i in ids if i is not None})
     if conn.dialect.name != "postgresql":
         return
+    wanted = sorted({i for i in ids if i is not None})
     for i in range(0, len(wanted), CHUNK):
         conn.execute(select(model.id).where(model.id.in_(wanted[i:i + CHUNK]))
                      .order_by(model.id).with_for_update())

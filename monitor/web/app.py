@@ -43,8 +43,8 @@ HERE = Path(__file__).parent
 PAGE = 50
 # Database ids are signed 64-bit: a larger number must be a 422, not an overflow and a 500
 # (found by schemathesis).
-Id = Annotated[int, FastAPIPath(ge=1, le=2**63 - 1)]
 MAX_ID = 2**63 - 1  # ids and page numbers past a 64-bit integer are 422, not an OverflowError
+Id = Annotated[int, FastAPIPath(ge=1, le=MAX_ID)]
 # Characters XML 1.0 forbids: a watched page can contain them, an Atom feed must not.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 

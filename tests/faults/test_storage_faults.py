@@ -16,22 +16,20 @@ from pathlib import Path
 from pytest_httpserver import HTTPServer
 
 from tests.conftest import Daemon, wait_for
+from tests.test_notify import pages
 
-PAGE = "<html><body><main><p>We use your data to run the service.</p>{}</main></body></html>"
+PAGE = "<p>We use your data to run the service.</p>{}"  # inside <main>, as `pages` serves it
 
 
-def watch(server: HTTPServer, project, pages: int = 3, settings: str = "") -> dict[str, str]:
-    bodies = {f"/p{i}": PAGE.format("") for i in range(pages)}
-    for path in bodies:
-        server.expect_request(path).respond_with_handler(
-            lambda request: __import__("werkzeug").Response(bodies[request.path],
-                                                            content_type="text/html"))
+def watch(server: HTTPServer, project, count: int = 3, settings: str = "") -> dict[str, str]:
+    bodies = {f"/p{i}": PAGE.format("") for i in range(count)}
+    pages(server, bodies)
     project.write("".join(f"""
         [[source]]
         name = "acme/p{i}"
         platform = "Acme"
         url = "{server.url_for(f'/p{i}')}"
-    """ for i in range(pages)), settings=settings)
+    """ for i in range(count)), settings=settings)
     return bodies
 
 
@@ -90,7 +88,7 @@ def test_a_damaged_database_is_never_written_to(server: HTTPServer, project) -> 
 
 
 def test_a_full_disk_is_one_clear_line_and_nothing_recorded(server: HTTPServer, project) -> None:
-    bodies = watch(server, project, pages=1)
+    bodies = watch(server, project, count=1)
     project.cli("init")
     project.cli("check")
     db = project.data / "monitor.db"

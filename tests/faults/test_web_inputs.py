@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from tests.conftest import Project, serving
+from tests.test_notify import pages
 
 # Control characters a watched page can contain; XML 1.0 forbids all three in a feed.
 NASTY = "Data\x01 is\x0b shared\x1b[2J with partners."
@@ -23,13 +23,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("faults-web")
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
-    body = {"text": "<p>We use your data to run the service.</p>"}
-
-    def handler(_request: Request) -> Response:
-        return Response(f"<html><body><main>{body['text']}</main></body></html>",
-                        content_type="text/html; charset=utf-8")
-
-    server.expect_request("/p").respond_with_handler(handler)
+    bodies = {"/p": "<p>We use your data to run the service.</p>"}
+    pages(server, bodies)
     project = Project(root)
     project.write(f"""
         [[source]]
@@ -40,7 +35,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """)
     project.cli("init")
     project.cli("check")
-    body["text"] += f"<p>{NASTY} We may train AI models on your posts.</p>"
+    bodies["/p"] += f"<p>{NASTY} We may train AI models on your posts.</p>"
     project.cli("check")
     server.stop()
     with serving(project.config) as base:
