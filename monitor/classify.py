@@ -10,7 +10,10 @@ training instead of expanding it.
 
 from __future__ import annotations
 
+import bisect
 import difflib
+import itertools
+import math
 import re
 import tomllib
 from collections import Counter
@@ -37,6 +40,13 @@ RULES_PATH = Path(__file__).with_name("rules.toml")
 MAX_EVIDENCE_PER_LABEL = 5
 PAIR_SIMILARITY = 0.45
 PAIR_WINDOW = 40
+# A change reads every changed sentence one by one (pairing, re-wrap search, every label) up to
+# this many sentences, both sides together: a whole rewrite of the longest real policies
+# (~2,200 sentences a side) stays under it. Past it the change is a whole-page rewrite and only
+# the sentences some rule matches are read one by one, at most READ_MATCHING of them; the rest
+# are counted. The cost of classifying a change is then bounded whatever the page.
+READ_IN_FULL = 10_000
+READ_MATCHING = 1_000
 
 ItemKind = Literal["added", "removed", "modified"]
 _PUNCT_RE = re.compile(r"[^\w\s]", re.UNICODE)
@@ -86,6 +96,7 @@ class Classification:
     summary: str = ""
     reverted_to: str | None = None  # ISO time the restored version was last seen, for flaps
     anomaly: dict[str, str] | None = None  # {"kind", "why"}: a page artefact, damped to low
+    skimmed: int = 0  # changed sentences counted but not read one by one (whole-page rewrite)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +105,7 @@ class Classification:
             "opt_out": [o.to_dict() for o in self.opt_out],
             "directions": dict(self.directions), "rules_version": self.rules_version,
             "summary": self.summary, "reverted_to": self.reverted_to, "anomaly": self.anomaly,
+            "skimmed": self.skimmed,
         }
 
     @classmethod
@@ -106,6 +118,7 @@ class Classification:
             directions=dict(data.get("directions", {})),
             rules_version=int(data.get("rules_version", 0)), summary=data.get("summary", ""),
             reverted_to=data.get("reverted_to"), anomaly=data.get("anomaly"),
+            skimmed=int(data.get("skimmed", 0)),
         )
 
 
@@ -119,22 +132,57 @@ class Matcher:
     Python's case-insensitive alternations scan every position of a sentence; most sentences
     contain none of a rule's words, and `in` on the lower-cased sentence rules that out in a
     fraction of the time. `needles` is None when no such words can be read off the pattern.
+    `parts` are the pattern's alternatives, each with its own words: `search` runs only the
+    alternatives whose words the sentence holds (a long alternation costs ~100 µs a sentence).
     """
 
     regex: re.Pattern[str]
     needles: frozenset[str] | None
+    parts: tuple[tuple[frozenset[str] | None, re.Pattern[str]], ...] = ()
 
     def possible(self, lowered: str) -> bool:
         return self.needles is None or any(n in lowered for n in self.needles)
 
-    def search(self, text: str) -> re.Match[str] | None:
-        return self.regex.search(text) if self.possible(text.lower()) else None
+    def possible_with(self, present: frozenset[str]) -> bool:
+        """`possible`, given which of all the rules' words the sentence holds (see `_prepared`)."""
+        return self.needles is None or not self.needles.isdisjoint(present)
+
+    def search(self, text: str, present: frozenset[str] | None = None) -> re.Match[str] | None:
+        """The regex's own answer: the leftmost match, and at one position the first
+        alternative that matches there, so running alternatives separately changes nothing."""
+        if present is None:
+            lowered = text.lower()
+            present = frozenset(n for n in self.needles or () if n in lowered) | \
+                frozenset(n for part, _ in self.parts for n in part or () if n in lowered)
+        if not self.possible_with(present):
+            return None
+        if not self.parts:
+            return self.regex.search(text)
+        best: re.Match[str] | None = None
+        for needles, regex in self.parts:
+            if needles is not None and needles.isdisjoint(present):
+                continue
+            m = regex.search(text)
+            if m is not None and (best is None or m.start() < best.start()):
+                best = m
+        return best
 
     def fullmatch(self, text: str) -> re.Match[str] | None:
         return self.regex.fullmatch(text) if self.possible(text.lower()) else None
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
         return self.regex.finditer(text) if self.possible(text.lower()) else iter(())
+
+
+def _matcher(patterns: Sequence[str], vocab: dict[str, list[str]],
+             vocab_needles: dict[str, frozenset[str] | None], case_sensitive: bool = False
+             ) -> Matcher:
+    """One Matcher for alternatives `patterns` (which may name vocabularies as @name)."""
+    wrapped = [f"(?-i:{p})" if case_sensitive else f"(?:{p})" for p in patterns]
+    needles = [_needles(p, vocab_needles) for p in patterns]
+    return Matcher(re.compile(_expand("|".join(wrapped), vocab), re.I), _union(needles),
+                   tuple((n, re.compile(_expand(w, vocab), re.I))
+                         for n, w in zip(needles, wrapped, strict=True)))
 
 
 _LEADING_ZERO_WIDTH_RE = re.compile(r"^(?:\\b|\^|\(\?<[!=](?:[^()\\]|\\.)*\))+")
@@ -231,6 +279,7 @@ class Rules:
     typo_similarity: float
     typo_max_edits: int
     reword_max_words: int
+    needles: tuple[str, ...] = ()  # every word any matcher looks for (labels and vocab)
 
 
 def _expand(pattern: str, vocab: dict[str, list[str]]) -> str:
@@ -257,13 +306,10 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
     for entry in data["label"]:
         rules = []
         for rule in entry["rules"]:
-            rules.append(tuple(
-                Matcher(re.compile(_expand("|".join(f"(?:{p})" for p in group), vocab), re.I),
-                        _union(_needles(p, vocab_needles) for p in group))
-                for group in rule))
+            rules.append(tuple(_matcher(group, vocab, vocab_needles) for group in rule))
         labels[entry["name"]] = tuple(rules)
         descriptions[entry["name"]] = entry.get("description", "")
-    compiled_vocab = {name: Matcher(re.compile(_expand(f"@{name}", vocab), re.I), vocab_needles[name])
+    compiled_vocab = {name: _matcher(vocab[name], vocab, vocab_needles, name == "ai_cs")
                       for name in vocab}
     cosmetic = data["cosmetic"]
     return Rules(
@@ -273,6 +319,11 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
         typo_similarity=float(cosmetic["typo_similarity"]),
         typo_max_edits=int(cosmetic["typo_max_edits"]),
         reword_max_words=int(cosmetic["reword_max_words"]),
+        needles=tuple(sorted({n for group in (*(g for rule_set in labels.values()
+                                                 for rule in rule_set for g in rule),
+                                               *compiled_vocab.values())
+                              for part in (group.needles, *(p for p, _ in group.parts))
+                              for n in part or ()})),
     )
 
 
@@ -369,6 +420,8 @@ class Reading:
     restored: int = 0  # additions that stood in a version shown within the flap window
     restored_when: str | None = None
     moved: int = 0  # sentences that only moved, were re-wrapped, or still stand elsewhere
+    skimmed: int = 0  # changed sentences only counted, not read one by one (whole-page rewrite)
+    unread_matching: int = 0  # of those, sentences some rule matches, past READ_MATCHING
 
 
 def sides(diff: Diff) -> tuple[str, str]:
@@ -396,9 +449,12 @@ def changed_items(
     items: list[Item] = []
     cosmetic = added = removed = restored = moved = 0
     restored_when: str | None = None
-    twins: list[frozenset[str]] | None = None
-    for index, block in enumerate(changed_blocks(diff)):
-        all_olds, all_news = _sentences(block.removed), _sentences(block.added)
+    twins: _Twins | None = None
+    blocks = changed_blocks(diff)
+    split = [(_sentences(block.removed), _sentences(block.added)) for block in blocks]
+    rewrite = sum(len(o) + len(n) for o, n in split) > READ_IN_FULL
+    budget, skimmed, unread = READ_MATCHING, 0, 0
+    for index, (block, (all_olds, all_news)) in enumerate(zip(blocks, split, strict=True)):
 
         first_at: dict[int, dict[str, int]] = {}  # per side: each sentence's first position
 
@@ -428,6 +484,15 @@ def changed_items(
         kept_olds = [s for s in olds if not new.has(reading.key(s), loose=False)]
         kept_news = [s for s in news if not old.has(reading.key(s), loose=False)]
         moved += len(olds) - len(kept_olds) + len(news) - len(kept_news)
+        if rewrite:  # counted: new or gone for the whole document, but not read one by one
+            kept_olds, rest_olds, over_olds = _matching(kept_olds, rules, budget)
+            budget -= len(kept_olds)
+            kept_news, rest_news, over_news = _matching(kept_news, rules, budget)
+            budget -= len(kept_news)
+            removed += len(rest_olds)
+            added += len(rest_news)
+            skimmed += len(rest_olds) + len(rest_news)
+            unread += over_olds + over_news
         pairs, lone_old, lone_new = _pair(kept_olds, kept_news, rules)
         for o, n in pairs:
             if is_cosmetic_pair(o, n, rules):
@@ -448,8 +513,8 @@ def changed_items(
                 continue
             if _mentions_ai(o, rules):
                 if twins is None:  # sentences both versions share, as word sets
-                    twins = [frozenset(t.split()) for t in new.keys & old.keys]
-                if _has_twin(frozenset(k.split()), twins):
+                    twins = _Twins([frozenset(t.split()) for t in new.keys & old.keys])
+                if twins.has(frozenset(k.split())):
                     moved += 1  # an older wording of a sentence the page already showed
                     continue
             removed += 1
@@ -469,24 +534,69 @@ def changed_items(
                 continue
             added += 1
             items.append(Item("added", None, n, index, tuple(around(n, all_news))))
-    return items, cosmetic, Reading(added, removed, restored, restored_when, moved)
+    return items, cosmetic, Reading(added, removed, restored, restored_when, moved, skimmed,
+                                    unread)
+
+
+def _matching(sentences: list[str], rules: Rules, budget: int) -> tuple[list[str], list[str], int]:
+    """(sentences some rule matches, at most `budget` of them; the rest; matching ones left out)."""
+    read: list[str] = []
+    rest: list[str] = []
+    over = 0
+    for s in sentences:
+        if not _matches_any(s, rules):
+            rest.append(s)
+        elif len(read) < budget:
+            read.append(s)
+        else:
+            rest.append(s)
+            over += 1
+    return read, rest, over
+
+
+def _matches_any(sentence: str, rules: Rules) -> bool:
+    return any(_match_label(label, sentence, rules) is not None for label in rules.labels)
 
 
 TWIN_SIMILARITY = 0.6
 
 
-def _has_twin(words: frozenset[str], twins: Sequence[frozenset[str]]) -> bool:
-    """A close variant among sentences both versions share (the current and upcoming copies)."""
-    if not words:
+class _Twins:
+    """Sentences both versions share (the current and upcoming copies), as word sets, indexed by
+    word so that finding a close variant reads a few candidates, not every shared sentence."""
+
+    def __init__(self, sets: list[frozenset[str]]) -> None:
+        self.sets = sets
+        self.postings: dict[str, list[int]] = {}
+        for i, words in enumerate(sets):
+            for w in words:
+                self.postings.setdefault(w, []).append(i)
+
+    def has(self, words: frozenset[str]) -> bool:
+        """A shared sentence with Jaccard similarity ≥ TWIN_SIMILARITY to `words`.
+
+        Such a sentence holds at least ⌈t·|words|⌉ of the words, so it holds one of any
+        |words| − ⌈t·|words|⌉ + 1 of them: the rarest ones are probed, and only their postings
+        are compared.
+        """
+        if not words:
+            return False
+        size = len(words)
+        probes = size - math.ceil(TWIN_SIMILARITY * size - 1e-9) + 1
+        rarest = sorted(words, key=lambda w: len(self.postings.get(w, ())))[:probes]
+        seen: set[int] = set()
+        for w in rarest:
+            for i in self.postings.get(w, ()):
+                if i in seen:
+                    continue
+                seen.add(i)
+                other = self.sets[i]
+                small, large = sorted((size, len(other)))
+                if small < TWIN_SIMILARITY * large:
+                    continue
+                if len(words & other) / len(words | other) >= TWIN_SIMILARITY:
+                    return True
         return False
-    size = len(words)
-    for other in twins:
-        small, large = sorted((size, len(other)))
-        if small < TWIN_SIMILARITY * large:
-            continue
-        if len(words & other) / len(words | other) >= TWIN_SIMILARITY:
-            return True
-    return False
 
 
 def _drop(sentences: list[str], remove: Counter[str]) -> list[str]:
@@ -565,14 +675,13 @@ def match_label(label: str, sentence: str | None, rules: Rules) -> Hit | None:
 
 @lru_cache(maxsize=65536)
 def _match_label(label: str, sentence: str, rules: Rules) -> Hit | None:
-    text = plain(sentence)
-    lowered = text.lower()
+    text, present = _prepared(sentence, rules)
     for rule in rules.labels[label]:
-        if not all(group.possible(lowered) for group in rule):
+        if not all(group.possible_with(present) for group in rule):
             continue
         found = []
         for group in rule:
-            m = group.regex.search(text)
+            m = group.search(text, present)
             if m is None:
                 break
             found.append(m)
@@ -586,6 +695,15 @@ def _match_label(label: str, sentence: str, rules: Rules) -> Hit | None:
                 negated = _negated(text, first.start(), rules)
             return Hit(tuple(m.group(0) for m in found), negated)
     return None
+
+
+@lru_cache(maxsize=4096)
+def _prepared(sentence: str, rules: Rules) -> tuple[str, frozenset[str]]:
+    """The sentence as rules read it, and which of all the rules' words it holds: one pass of
+    `in` per word, shared by every label instead of repeated per rule."""
+    text = plain(sentence)
+    lowered = text.lower()
+    return text, frozenset(n for n in rules.needles if n in lowered)
 
 
 def _negated(text: str, position: int, rules: Rules) -> bool:
@@ -784,8 +902,11 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
             summary = "no sentence of substance is new or gone (text moved, repeated or came back)"
         if anomaly is not None:
             summary = anomaly.why
-        return Classification(("cosmetic",), "none", (), (), {}, rules.version, summary,
-                              anomaly=_anomaly_dict(anomaly))
+        if read.skimmed:
+            summary = _skim_note(read)
+        return Classification(("cosmetic",) if not read.skimmed else (), "none", (), (), {},
+                              rules.version, summary, anomaly=_anomaly_dict(anomaly),
+                              skimmed=read.skimmed)
 
     evidence: list[Evidence] = []
     for item in items:
@@ -844,11 +965,23 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
     if anomaly is not None and anomaly.kind in DAMPED_ANOMALIES:
         severity = min(severity, "low", key=severity_rank)
         summary = f"{anomaly.why}; {summary}"
+    if read.skimmed:
+        summary = f"{_skim_note(read)}; {summary}"
     near = _near_evidence(evidence, new) if new is not None else \
         ["\n".join(b.new_side) for b in changed_blocks(diff)]
     opt_out = extract_opt_out(near, rules) if near and _alerting(evidence) else ()
     return Classification(labels, severity, tuple(evidence), opt_out, directions, rules.version,
-                          summary, anomaly=_anomaly_dict(anomaly))
+                          summary, anomaly=_anomaly_dict(anomaly), skimmed=read.skimmed)
+
+
+def _skim_note(read: Reading) -> str:
+    """What a whole-page rewrite's classification read, so nobody takes a count for a reading."""
+    note = (f"whole-page rewrite: {read.skimmed:,} changed sentences no rule matches were "
+            f"counted, not read one by one")
+    if read.unread_matching:
+        note += (f", nor were {read.unread_matching:,} that a rule matches, past the first "
+                 f"{READ_MATCHING:,}")
+    return note
 
 
 def recent_versions(texts: Sequence[tuple[str, datetime]],
@@ -881,6 +1014,7 @@ def _near_evidence(evidence: Sequence[Evidence], new: Text) -> list[str]:
     """
     raw = new.raw
     lines: list[str] | None = None
+    starts: list[int] = []
     spans: list[tuple[int, int]] = []
     for e in evidence:
         if not e.new or e.label not in _RELEVANT or not e.ai_context:
@@ -888,8 +1022,10 @@ def _near_evidence(evidence: Sequence[Evidence], new: Text) -> list[str]:
         at = raw.find(e.new.strip()[:80])
         if at < 0:
             continue
-        i = raw.count("\n", 0, at)
-        lines = lines or raw.split("\n")
+        if lines is None:  # line offsets once: a whole-page rewrite has many pieces of evidence
+            lines = raw.split("\n")
+            starts = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+        i = bisect.bisect_right(starts, at) - 1
         end = i + 1
         while end < len(lines) and end - i <= 12:
             line = lines[end].strip()

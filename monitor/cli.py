@@ -768,7 +768,7 @@ def explain(ctx: Context, change_id: int, as_json: bool) -> None:
     import json
 
     from monitor import history
-    from monitor.classify import mark
+    from monitor.classify import READ_MATCHING, mark
 
     d = history.change_detail(ctx.store(), change_id)
     if as_json:
@@ -802,6 +802,10 @@ def explain(ctx: Context, change_id: int, as_json: bool) -> None:
     if d.diff.simplified:
         click.echo("\nThe page was rewritten too widely to align line by line within the diff's "
                    "time budget: changed parts are compared as whole blocks.")
+    if d.skimmed:
+        click.echo(f"\nA whole-page rewrite: {d.skimmed:,} changed sentences were counted, not "
+                   "read one by one; every sentence a rule matches was read, up to "
+                   f"{READ_MATCHING:,}.")
     if d.rules_version is not None:
         click.echo(f"\n(rules version {d.rules_version}; phrases that matched are in «»)")
 

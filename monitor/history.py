@@ -122,12 +122,14 @@ class ChangeDetail:
     rules_version: int | None
     diff: difflib.Diff
     anomaly: dict[str, str] | None = None  # a page artefact: why the change was damped
+    skimmed: int = 0  # changed sentences a whole-page rewrite only counted (see classify)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "diff"}
         d["detected_at"] = _iso(self.detected_at)
         d["stats"] = asdict(self.diff.stats)
         d["diff_simplified"] = self.diff.simplified
+        d["sentences_skimmed"] = d.pop("skimmed")
         return d
 
 
@@ -362,6 +364,7 @@ def change_detail(store: Store, change_id: int) -> ChangeDetail:
             evidence=list(findings.get("evidence", [])), opt_out=list(ch.opt_out or []),
             event_id=ch.event_id, rules_version=ch.rules_version,
             diff=difflib.Diff.from_dict(ch.diff), anomaly=findings.get("anomaly"),
+            skimmed=int(findings.get("skimmed", 0)),
         )
 
 

@@ -1170,6 +1170,8 @@ def _new_change(
         data = classification.to_dict()
         change.findings = {k: data[k] for k in ("evidence", "directions", "summary", "reverted_to",
                                                 "anomaly")}
+        if classification.skimmed:
+            change.findings["skimmed"] = classification.skimmed
         change.opt_out = data["opt_out"]
         change.rules_version = classification.rules_version
     return change

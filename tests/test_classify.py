@@ -302,3 +302,65 @@ def test_word_prefilters_never_change_a_match() -> None:
         for sentence in sentences:
             assert (matcher.search(sentence) is None) == (matcher.regex.search(sentence) is None), \
                 (matcher.regex.pattern[:60], sentence)
+
+
+def test_running_a_rule_s_alternatives_separately_finds_what_the_whole_pattern_finds() -> None:
+    """Rules run only the alternatives whose words a sentence holds; the match (position and
+    text) must be the one the whole alternation finds, or evidence and negation would move."""
+    from monitor.classify import _prepared
+
+    rules = load_rules()
+    sentences = [BASE, *BASE.split("\n"),
+                 "You can opt out in your settings, or object to it using our objection form.",
+                 "Turn it off in Settings > Data privacy: Data for Generative AI Improvement.",
+                 "EU members are not included; in the EEA we don't use your data to train AI.",
+                 "We share data with OpenAI and Microsoft affiliates to improve our LLM features.",
+                 "Unless you opt out, we automatically enrolled you by default in 2024.",
+                 "you may control, limit or stop how third parties (incl. Anthropic) use it"]
+    matchers = [g for rule_set in rules.labels.values() for rule in rule_set for g in rule]
+    matchers += list(rules.vocab.values())
+    compared = 0
+    for sentence in sentences:
+        text, present = _prepared(sentence, rules)
+        for m in matchers:
+            whole = m.regex.search(text) if m.possible(text.lower()) else None
+            split = m.search(text, present)
+            assert (whole and (whole.span(), whole.group(0))) == \
+                (split and (split.span(), split.group(0))), (m.regex.pattern[:60], sentence)
+            compared += whole is not None
+    assert compared > 20  # the sentences exercise the rules, not only their absence
+
+
+def test_a_close_variant_is_found_through_the_word_index_exactly_as_by_reading_every_one() -> None:
+    import random
+
+    from monitor.classify import TWIN_SIMILARITY, _Twins
+
+    rng = random.Random(7)
+    vocab = [f"w{i}" for i in range(60)]
+    shared = [frozenset(rng.sample(vocab, rng.randint(1, 12))) for _ in range(400)]
+    twins = _Twins(shared)
+    found = 0
+    for _ in range(400):
+        words = frozenset(rng.sample(vocab, rng.randint(1, 12)))
+        brute = any(len(words & o) / len(words | o) >= TWIN_SIMILARITY for o in shared)
+        assert twins.has(words) is brute, sorted(words)
+        found += brute
+    assert 0 < found < 400  # both answers occur
+
+
+def test_a_rewrite_too_large_to_read_whole_still_reads_every_sentence_a_rule_matches() -> None:
+    from monitor.classify import READ_IN_FULL
+
+    n = READ_IN_FULL // 2 + 100
+    old = "\n\n".join(["# Privacy Policy", *(f"Section {i}: we keep records about topic {i}."
+                                            for i in range(n))])
+    lines = ["# Privacy Policy", *(f"Clause {i}: we hold files on subject {i}." for i in range(n))]
+    lines[n - 3] = "We use your posts to train generative AI models unless you opt out."
+    new = "\n\n".join(lines)
+    result = classify(compute(old, new), old_text=old, new_text=new)
+    assert "ai_training" in result.labels
+    assert result.severity in ("medium", "high")
+    assert result.skimmed >= 2 * n - 2  # the rest were counted, and it says so
+    assert result.summary.startswith("whole-page rewrite")
+    assert result.to_dict()["skimmed"] == result.skimmed

@@ -137,11 +137,21 @@ def test_a_rewrite_of_thousands_of_lines_is_recorded_with_a_bounded_diff(
     project.write(config(server), settings='total_timeout = "30s"')
     project.cli("init")
     project.check()
-    state["body"] = page("".join(f"<p>Clause {i}: we may handle information on subject {i}.</p>"
-                                 for i in range(lines)))
+    rewritten = [f"<p>Clause {i}: we may handle information on subject {i}.</p>"
+                 for i in range(lines)]
+    # One sentence that matters, near the end of 14,000 changed sentences: too many to read
+    # one by one, so only the ones a rule matches are, and this one must be among them.
+    rewritten[6900] = "<p>We use your posts to train generative AI models.</p>"
+    state["body"] = page("".join(rewritten))
     assert project.check()["acme/privacy"]["outcome"] == "changed"
     (row,) = project.json("changes")
     detail = project.json("explain", str(row["id"]))
     assert detail["diff_simplified"] is True  # recorded as a diff that hit its budget
     assert detail["stats"]["lines_added"] >= lines
-    assert "whole blocks" in project.cli("explain", str(row["id"])).output
+    assert "ai_training" in detail["labels"]
+    assert any("train generative AI" in (e["new"] or "") for e in detail["evidence"])
+    assert detail["sentences_skimmed"] > 10_000  # recorded as a classification that skimmed
+    assert detail["summary"].startswith("whole-page rewrite")
+    out = project.cli("explain", str(row["id"])).output
+    assert "whole blocks" in out
+    assert "counted, not read one by one" in out
