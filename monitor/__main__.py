@@ -1,6 +1,6 @@
 """`python -m monitor` is the same program as the `policy-monitor` script."""
 
-from monitor.cli import main
+from monitor.cli import entry
 
 if __name__ == "__main__":
-    main(prog_name="policy-monitor")
+    entry()

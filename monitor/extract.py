@@ -12,16 +12,22 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.etree
 import lxml.html
-from bs4 import BeautifulSoup, Tag, UnicodeDammit
 from lxml.cssselect import CSSSelector
 from lxml.html import HtmlElement
 
 from monitor.config import Source
 from monitor.errors import ExtractError
+
+if TYPE_CHECKING:
+    from bs4 import Tag
+
+# BeautifulSoup (and soupsieve, ~100 ms to import) is needed only to guess an undeclared
+# charset and for the few selectors lxml cannot evaluate, so it is imported where used.
 
 # Bump when the output of extract() changes for the same input, so fingerprints stop matching.
 EXTRACTOR_VERSION = "1"
@@ -125,6 +131,8 @@ def _detect(body: bytes, is_html: bool) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    from bs4 import UnicodeDammit
+
     dammit = UnicodeDammit(body, is_html=is_html)
     if dammit.unicode_markup is not None:
         return dammit.unicode_markup
@@ -477,6 +485,8 @@ def _roots(markup: str, source: Source) -> list[HtmlElement]:
 
 
 def _roots_by_soupsieve(markup: str, source: Source) -> list[HtmlElement]:
+    from bs4 import BeautifulSoup
+
     soup = BeautifulSoup(markup, "lxml")
     picked: list[Tag] = []
     for css in source.select:

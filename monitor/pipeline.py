@@ -12,12 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from monitor import diff as difflib
-from monitor import reading, routing, schedule
+from monitor import routing, schedule
 from monitor.blobstore import sha256
 from monitor.browser import INSTALL_HINT
-from monitor.classify import FLAP_WINDOW, Classification, classify, recent_versions
 from monitor.config import Source, Subscription
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract, fingerprint
@@ -26,6 +25,13 @@ from monitor.models import Snapshot
 from monitor.robots import RobotsCache, blocked_error
 from monitor.schedule import Policy
 from monitor.store import Claim, Completion, NewVersion, SourceState, Store
+
+if TYPE_CHECKING:
+    from monitor import diff as difflib
+    from monitor.classify import Classification
+
+# Diffing and classifying (and their rules) are imported by the checks that find a change:
+# a one-shot `check` of unchanged or failing pages does not pay for them at start-up.
 
 log = logging.getLogger("monitor.check")
 
@@ -229,6 +235,10 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
                     return CheckResult(source.name, "failed", reason,
                                        failure_kind=FailureKind.ANOMALOUS)
                 # The same small text twice in a row: the page really changed.
+            from monitor import diff as difflib
+            from monitor import reading
+            from monitor.classify import FLAP_WINDOW, classify, recent_versions
+
             old_text = store.text_of(state.current_text_blob)
             change = difflib.compute(old_text, text)
             recent = store.recent_texts(state, started - FLAP_WINDOW)
@@ -288,6 +298,9 @@ def reextract_source(store: Store, source: Source) -> ReextractResult:
     The rebuilt changes are marked `reextracted`, and the next check diffs against the
     rebuilt latest version, so new selectors never show up as a page change.
     """
+    from monitor import diff as difflib
+    from monitor.classify import classify
+
     rebuilt: list[tuple[Snapshot, str, difflib.Diff | None, Classification | None]] = []
     skipped = 0
     previous_text: str | None = None
