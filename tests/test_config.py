@@ -192,3 +192,28 @@ def test_retry_ladder_is_a_list_of_durations(tmp_path: Path) -> None:
     path.write_text('[settings]\nretry_ladder = ["30s", "10m"]\n' + source)
     assert cfg.load(path).settings.retry_ladder == (30.0, 600.0)
     assert cfg.load(path).settings.policy.retry_ladder == (30.0, 600.0)
+
+
+def test_urls_taken_on_the_fast_path_are_ones_urlsplit_reads_the_same_way() -> None:
+    """The plain-URL shortcut (for 100,000-page watch lists) must never accept what the full
+    check would refuse: every URL it takes has an http(s) scheme and a host for urlsplit."""
+    from urllib.parse import urlsplit
+
+    from monitor.config import _PLAIN_URL, _check_url
+
+    spellings = ["http://a.com/", "HTTPS://Example.COM:8443/p?q=1#x", "http://127.0.0.1:9/p",
+                 "http://a.com/x@y", "http://user@host/", "http://h:1@evil/", "http:///x",
+                 "http://-a/", "ftp://a.com/", "http://a.com", "http://[::1]/", "https://a..b/",
+                 "javascript://a.com/%0aalert(1)", "http://a.com:99999/", "http://a_b.com/"]
+    taken = 0
+    for url in spellings:
+        if _PLAIN_URL.fullmatch(url):
+            taken += 1
+            parts = urlsplit(url)
+            assert parts.scheme.lower() in ("http", "https") and parts.hostname, url
+            assert _check_url(url) == url
+    assert taken >= 4
+    with pytest.raises(ValueError, match="only http and https"):
+        _check_url("ftp://a.com/")
+    with pytest.raises(ValueError, match="no host"):
+        _check_url("http:///x")
