@@ -175,7 +175,7 @@ def main() -> None:
     ready.get(timeout=120)
 
     with throwaway_postgres("-c shared_preload_libraries=pg_stat_statements "
-                            "-c max_connections=300") as server:
+                            "-c pg_stat_statements.track_utility=on -c max_connections=300") as server:
         url = create_database(server, "scale")
         import sqlalchemy as sa
 
@@ -234,6 +234,9 @@ def main() -> None:
         time.sleep(args.warmup)
         with engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_stat_statements_reset()"))
+        sessions_sql = sa.text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        with engine.connect() as conn:
+            sessions0 = conn.execute(sessions_sql).scalar_one()
         t0, cpu0 = time.time(), postgres_cpu()
         daemon0 = sum(proc_cpu(d.pid) for d in daemons)
         killed_at, victims = 0.0, set()
@@ -255,6 +258,14 @@ def main() -> None:
             top = conn.execute(sa.text(
                 "SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
                 "FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 6")).all()
+            # Every statement counts (BEGIN, COMMIT, pings too): per-statement overhead is
+            # most of the server's CPU when each one executes in a tenth of a millisecond.
+            sessions = conn.execute(sessions_sql).scalar_one() - sessions0 - 1
+            statements = conn.execute(sa.text(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements")).scalar_one()
+            frequent = conn.execute(sa.text(
+                "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+                "FROM pg_stat_statements ORDER BY calls DESC LIMIT 12")).all()
             claim = conn.execute(sa.text(
                 "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0) "
                 "FROM pg_stat_statements WHERE query LIKE '%FROM hosts%SKIP LOCKED%'")).one()
@@ -301,6 +312,10 @@ def main() -> None:
     per = max(1, len(window))
     for calls, total, query in top:
         print(f"  {float(total) / per:6.2f} ms  {int(calls) / per:5.1f}×  {query}")
+    print(f"new server connections: {sessions} in {t1 - t0:.0f}s (each costs a backend start)")
+    print(f"statements per check: {int(statements) / per:.1f}, the most frequent:")
+    for calls, query in frequent:
+        print(f"  {int(calls) / per:5.1f}×  {query}")
     print(f"tracebacks in daemon logs: {errors}; logs in {tmp}")
 
 

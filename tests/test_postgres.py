@@ -85,3 +85,32 @@ def test_the_web_uis_connection_to_postgresql_cannot_write(pg_url: str) -> None:
     finally:
         writer.close()
         reader.close()
+
+
+def test_checks_reuse_prepared_statements_on_postgresql(pg_url: str, server: HTTPServer) -> None:
+    """A daemon's server CPU per check halves when PostgreSQL does not parse and plan every
+    statement again: reads must end without the ROLLBACK that makes psycopg drop them all."""
+    from monitor.pipeline import check_source
+
+    server.expect_request("/p").respond_with_data("<main><p>Unchanged text.</p></main>",
+                                                  content_type="text/html")
+    store = Store(pg_url, connections=1)
+    try:
+        store.upgrade()
+        source = Source(name="acme/privacy", platform="Acme", url=server.url_for("/p"))
+        store.sync_sources([source])
+        from monitor.config import Settings
+        from monitor.fetch import Fetcher
+
+        fetcher = Fetcher(Settings(allow_private_addresses=True, per_host_delay=0))
+        outcomes = [check_source(store, fetcher, source).outcome for _ in range(8)]
+        assert outcomes[0] == "baseline" and set(outcomes[1:]) == {"unchanged"}
+        with store.engine.connect() as conn:
+            prepared = conn.execute(text(
+                "SELECT statement FROM pg_prepared_statements")).scalars().all()
+            conn.commit()
+        # The check's own reads and writes, run 7 times on the one pooled connection.
+        assert any("FROM sources" in s and "etag" in s for s in prepared), prepared
+        assert any(s.startswith("INSERT INTO checks") for s in prepared), prepared
+    finally:
+        store.close()
