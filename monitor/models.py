@@ -102,9 +102,12 @@ class SourceRow(Base):
     # A claim takes a ready host's earliest due source: one index probe, whatever the table size.
     # The failing ones are few: the daemon's status line counts them from a partial index
     # every 10 s instead of reading every row (80 ms of server time at 100,000 sources).
+    # Every check updates its row a few times: 30% of each page is left free on PostgreSQL so
+    # those updates stay on the page (migration 0010).
     __table_args__ = (Index("ix_sources_host_next", "host_id", "next_check_at"),
                       Index("ix_sources_failing", "id", postgresql_where=text("failing"),
-                            sqlite_where=text("failing = 1")))
+                            sqlite_where=text("failing = 1")),
+                      {"postgresql_with": {"fillfactor": 70}})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -145,6 +148,7 @@ class Host(Base):
     """Politeness state per host: one request in flight, and a minimum gap between requests."""
 
     __tablename__ = "hosts"
+    __table_args__ = ({"postgresql_with": {"fillfactor": 70}},)  # updated by every check (0010)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     host: Mapped[str] = mapped_column(String(255), unique=True)

@@ -74,7 +74,14 @@ def test_a_lost_lease_writes_nothing(store: Store) -> None:
 
     with pytest.raises(LeaseLost):
         store.record_failure(state, T0, 10, FailureKind.TRANSIENT, "timeout", done=done)
+    # An unchanged page completes the check in the same UPDATE that records it: the lease
+    # is held there too, for a 304 and for a 200 alike.
+    with pytest.raises(LeaseLost):
+        store.record_unchanged(state, T0, 10, 304, 0, None, None, None, done=done)
+    with pytest.raises(LeaseLost):
+        store.record_unchanged(state, T0, 10, 200, 10, '"e"', None, "fp", done=done)
     assert store.counts()["checks"] == 0
+    assert store.state("b/1").etag is None  # nothing of the lost check was written
 
 
 def test_completion_reschedules_and_frees_the_host_after_its_gap(store: Store) -> None:
