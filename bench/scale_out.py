@@ -216,9 +216,12 @@ def main() -> None:
                 "fingerprint = (SELECT fingerprint FROM sources WHERE name = 'bench/s0'), "
                 "last_check_at = snapshots.first_seen_at FROM snapshots "
                 "WHERE snapshots.source_id = sources.id AND sources.name <> 'bench/s0'"))
+            # bench/s0 was just checked for real: its next check is one interval away, or the
+            # request log would show it asked twice (a double check that no daemon made).
             conn.execute(sa.text(
                 "UPDATE sources SET next_check_at = clock_timestamp() + make_interval(secs => "
-                ":warm + random() * :interval)"), {"warm": args.warmup, "interval": args.interval})
+                "CASE WHEN name = 'bench/s0' THEN :interval ELSE :warm + random() * :interval END)"),
+                {"warm": args.warmup, "interval": args.interval})
             refresh_hosts(conn, conn.execute(sa.text("SELECT id FROM hosts")).scalars())
         store.close()
         with engine.begin() as conn:

@@ -75,6 +75,8 @@ class Dispatcher:
         self.wake = threading.Event()
         self.done = threading.Event()
         self.next_ready: datetime | None = None  # the earliest host ready time, from the last claim
+        self.last_claim = 0.0  # monotonic time of the last claim
+        self.freed: datetime | None = None  # the soonest host freed since the claim began
         self.dispatching = threading.Lock()  # held while a dispatch hands out work (stop waits)
         self.last_dispatch = time.monotonic()
         self.thread: threading.Thread | None = None
@@ -143,11 +145,25 @@ class Dispatcher:
         if free <= 0:
             return 0
         now = self.clock()
-        claims, self.next_ready = self.store.claim_next(self.owner, now, free, self.lease_seconds)
+        ready = self.next_ready
+        if ready is not None and ready > now and \
+                time.monotonic() - self.last_claim < self.config.settings.dispatch_interval:
+            # Nothing can be ready before the time the last claim saw (a finished check's own
+            # host rests for per_host_delay first): a claim now would find nothing. Claims
+            # still run every dispatch_interval, for hosts that other processes free.
+            return 0
+        self.last_claim = time.monotonic()
+        with self.lock:
+            self.freed = None
+        claims, ready = self.store.claim_next(self.owner, now, free, self.lease_seconds)
+        with self.lock:  # a check that finished during the claim may not be in what it read
+            self.next_ready = min((t for t in (ready, self.freed) if t is not None), default=None)
         for claim in claims:
             source = self.config.source(claim.name)
             if source is None or not source.enabled or self.stopping.is_set():
                 self.store.release(claim)
+                with self.lock:
+                    self.next_ready = now  # its host is free again at once
                 continue
             lag = (now - claim.due_at).total_seconds() if claim.due_at is not None else 0.0
             with self.lock:
@@ -156,11 +172,15 @@ class Dispatcher:
         return len(claims)
 
     def _run(self, claim: Claim, source: cfg.Source, lag: float) -> None:
+        # The earliest this check's host can be ready again: after its polite gap, or at once
+        # if the check gave its lease back unrecorded.
+        rested = timedelta(seconds=self.config.settings.per_host_delay)
         try:
             result = check_source(self.store, self.fetcher, source, ctx=self.context(),
                                   claim=claim)
             if not result.recorded:
                 self.store.release(claim)
+                rested = timedelta(0)
             level = logging.WARNING if result.outcome == "failed" else logging.INFO
             log.log(level, "check %s (lag=%.3fs)", result.line(), lag)
             if self.on_result is not None:
@@ -170,7 +190,12 @@ class Dispatcher:
         finally:
             with self.lock:
                 self.in_flight.pop(claim.source_id, None)
-            self.wake.set()  # a worker is free: the loop claims at once
+                soonest = self.clock() + rested
+                if self.next_ready is None or soonest < self.next_ready:
+                    self.next_ready = soonest
+                if self.freed is None or soonest < self.freed:
+                    self.freed = soonest
+            self.wake.set()  # a worker is free: the loop claims when anything can be ready
             self.done.set()
 
     def renew(self) -> None:
