@@ -11,6 +11,7 @@ several machines, can share one database.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,9 @@ class Running:
     started: float
 
 
+WAKE_SPREAD = 0.02  # seconds of random delay on a wake-up for a ready time (see _sleep_for)
+
+
 class Dispatcher:
     """Claims due sources (one per free host) and runs their checks on a thread pool."""
 
@@ -76,6 +80,7 @@ class Dispatcher:
         self.done = threading.Event()
         self.next_ready: datetime | None = None  # the earliest host ready time, from the last claim
         self.last_claim = 0.0  # monotonic time of the last claim
+        self.rng = random.Random()
         self.freed: datetime | None = None  # the soonest host freed since the claim began
         self.dispatching = threading.Lock()  # held while a dispatch hands out work (stop waits)
         self.last_dispatch = time.monotonic()
@@ -129,7 +134,10 @@ class Dispatcher:
         wait = (ready - self.clock()).total_seconds()
         if wait <= 0:  # ready now but not claimed: another process holds it; don't spin
             return 0.01 if claimed else min(0.2, longest)
-        return min(wait + 0.005, longest)
+        # Every process that read the same ready time wakes for it: a few ms of random delay
+        # makes whichever wins the race a matter of chance, not of whose clock offset was
+        # measured a millisecond short, so the work spreads over the processes.
+        return min(wait + 0.005 + self.rng.uniform(0, WAKE_SPREAD), longest)
 
     def dispatch(self) -> int:
         """One scheduling step: claim what is due and free, and start it."""
