@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,6 +140,12 @@ class Matcher:
     needles: frozenset[str] | None
     parts: tuple[tuple[frozenset[str] | None, re.Pattern[str]], ...] = ()
 
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """Every word this matcher or one of its alternatives looks for."""
+        return frozenset(n for part in (self.needles, *(p for p, _ in self.parts))
+                         for n in part or ())
+
     def possible(self, lowered: str) -> bool:
         return self.needles is None or any(n in lowered for n in self.needles)
 
@@ -152,8 +158,7 @@ class Matcher:
         alternative that matches there, so running alternatives separately changes nothing."""
         if present is None:
             lowered = text.lower()
-            present = frozenset(n for n in self.needles or () if n in lowered) | \
-                frozenset(n for part, _ in self.parts for n in part or () if n in lowered)
+            present = frozenset(n for n in self.words if n in lowered)
         if not self.possible_with(present):
             return None
         if not self.parts:
@@ -322,8 +327,7 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
         needles=tuple(sorted({n for group in (*(g for rule_set in labels.values()
                                                  for rule in rule_set for g in rule),
                                                *compiled_vocab.values())
-                              for part in (group.needles, *(p for p, _ in group.parts))
-                              for n in part or ()})),
+                              for n in group.words})),
     )
 
 

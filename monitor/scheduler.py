@@ -49,6 +49,10 @@ class Running:
 WAKE_SPREAD = 0.02  # seconds of random delay on a wake-up for a ready time (see _sleep_for)
 
 
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
+
+
 class Dispatcher:
     """Claims due sources (one per free host) and runs their checks on a thread pool."""
 
@@ -165,7 +169,7 @@ class Dispatcher:
             self.freed = None
         claims, ready = self.store.claim_next(self.owner, now, free, self.lease_seconds)
         with self.lock:  # a check that finished during the claim may not be in what it read
-            self.next_ready = min((t for t in (ready, self.freed) if t is not None), default=None)
+            self.next_ready = _earliest(ready, self.freed)
         for claim in claims:
             source = self.config.source(claim.name)
             if source is None or not source.enabled or self.stopping.is_set():
@@ -199,10 +203,8 @@ class Dispatcher:
             with self.lock:
                 self.in_flight.pop(claim.source_id, None)
                 soonest = self.clock() + rested
-                if self.next_ready is None or soonest < self.next_ready:
-                    self.next_ready = soonest
-                if self.freed is None or soonest < self.freed:
-                    self.freed = soonest
+                self.next_ready = _earliest(self.next_ready, soonest)
+                self.freed = _earliest(self.freed, soonest)
             self.wake.set()  # a worker is free: the loop claims when anything can be ready
             self.done.set()
 

@@ -844,15 +844,16 @@ class Store:
             touch, params = _TOUCH_304, guard
         else:
             touch, params = _TOUCH_200, {**guard, "etag": etag, "lm": last_modified, "fp": fingerprint}
-        completed = done is not None and not state.failing
-        if completed:
-            assert done is not None
-            touch = _TOUCH_DONE[http_status == 304, done.token is not None]
-            params = {**params, "next": done.next_check_at, "token": done.token}
+        # Completed by this same UPDATE unless the source's failing record must close too.
+        completing = done if done is not None and not state.failing else None
+        if completing is not None:
+            touch = _TOUCH_DONE[http_status == 304, completing.token is not None]
+            params = {**params, "next": completing.next_check_at, "token": completing.token}
         with self.write_conn() as conn:
             if conn.execute(touch, params).rowcount != 1:
-                if completed and done is not None and done.token is not None and conn.scalar(
-                        select(SourceRow.lease_token).where(SourceRow.id == state.id)) != done.token:
+                if completing is not None and completing.token is not None and conn.scalar(
+                        select(SourceRow.lease_token).where(SourceRow.id == state.id)
+                ) != completing.token:
                     raise LeaseLost(f"lost the lease on source {state.id}; discarding this check")
                 raise StoreError("the source changed while it was being checked; will retry")
             check_id = conn.execute(_INSERT_CHECK, {
@@ -861,7 +862,8 @@ class Store:
                 "snapshot_id": state.current_snapshot_id, "fetcher": fetcher}).scalar_one()
             if state.current_snapshot_id is not None:
                 conn.execute(_SEEN_SNAPSHOT, {"snap": state.current_snapshot_id, "at": started})
-            _complete(conn, state, done, ok=True, at=started, failures=0, source_done=completed)
+            _complete(conn, state, done, ok=True, at=started, failures=0,
+                      source_done=completing is not None)
             return StoredCheck(check_id, "unchanged", state.current_snapshot_id)
 
     def record_version(
