@@ -240,12 +240,14 @@ def test_a_killed_daemons_sources_are_taken_over_within_a_lease(
     project.cli("init")
     victim = Daemon(project.config)
     daemons.append(victim)
-    wait_for(lambda: len(origin.requests()) >= 2, timeout=30)
-    held = leased_sources(pg_url)
-    assert held
+    wait_for(lambda: len(origin.requests()) >= 2 and bool(leased_sources(pg_url)), timeout=30)
     victim.proc.kill()
     victim.proc.wait()
     killed = time.monotonic()
+    # Read after the kill: a dead process's leases can no longer change, so this is all of
+    # them, including any it claimed a moment before it died.
+    held = leased_sources(pg_url)
+    assert held
     survivor = Daemon(project.config)
     daemons.append(survivor)
     # What the victim held comes back once its 3 s lease lapses, not after minutes.
