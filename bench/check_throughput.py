@@ -204,13 +204,10 @@ def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100) -> di
             fetcher.bodies[src.url] = _variant(html, selector, i, edits[i], noise)
 
     def file_bytes() -> int:
-        conn = sqlite3.connect(db)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
-        wal = db.with_name(db.name + "-wal")
-        return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+        # Pages in use after a checkpoint, not the file's size: a new version rewrites its
+        # predecessor's raw page as a delta, and the pages that frees would hide the next
+        # versions' growth from a size that only counts the file.
+        return db_bytes(db)
 
     def run(subset: list[int]) -> tuple[float, dict[str, int]]:
         outcomes: dict[str, int] = {}

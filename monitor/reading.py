@@ -23,10 +23,13 @@ LINK_RE = re.compile(r"!?\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
 EMPHASIS_RE = re.compile(r"\*\*|__|(?<!\w)[*_](?!\s)|`")
 BR_RE = re.compile(r"<br\s*/?>", re.I)
 _LINE_START_RE = re.compile(r"\n[ \t]*(?:#{1,6}\s+|[-*]\s+|\d+\.\s+|\|\s*)?")
-# Punctuation and emphasis marks dropped in one C-level pass (str.translate is ~20x faster than a
-# regular expression over a 100 KB page). Anything not listed stays, identically in sentences and
-# documents, which is all a comparison key needs.
-_FLAT_DROP = str.maketrans("", "", string.punctuation + "“”‘’«»‹›„‚—–‐‑…•·¡¿§†‡′″")
+# Punctuation and emphasis marks dropped in one C-level pass. Anything not listed stays,
+# identically in sentences and documents, which is all a comparison key needs. str.translate is
+# fastest on ASCII text, but on text with any other character (a curly quote will do) it falls
+# back to a per-character lookup that is ~5x slower than the regular expression.
+_PUNCTUATION = string.punctuation + "“”‘’«»‹›„‚—–‐‑…•·¡¿§†‡′″"
+_FLAT_DROP = str.maketrans("", "", _PUNCTUATION)
+_FLAT_DROP_RE = re.compile(f"[{re.escape(_PUNCTUATION)}]+")
 BOUNDARY = "\x00"  # ASCII, so str.translate keeps its fast path; never in page text
 # A fragment of a re-wrapped or split sentence is matched inside the other text only when it is
 # long enough to be unambiguous; short sentences must match a whole sentence.
@@ -63,7 +66,8 @@ def flatten(text: str) -> str:
     t = BR_RE.sub("\n", t) if "<" in t else t
     t = _LINE_START_RE.sub(f" {BOUNDARY} ", "\n" + t)  # line breaks, list and heading marks
     t = SENTENCE_BREAK_RE.sub(f" {BOUNDARY} ", t)  # emphasis marks go with the punctuation
-    return " ".join(t.lower().translate(_FLAT_DROP).split())
+    t = t.lower()
+    return " ".join((t.translate(_FLAT_DROP) if t.isascii() else _FLAT_DROP_RE.sub("", t)).split())
 
 
 def key(sentence: str) -> str:
