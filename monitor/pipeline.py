@@ -19,7 +19,7 @@ from monitor.blobstore import sha256
 from monitor.browser import INSTALL_HINT
 from monitor.config import Source, Subscription
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
-from monitor.extract import extract, fingerprint
+from monitor.extract import Page, extract
 from monitor.fetch import Fetcher, FetchResult, PageFetcher
 from monitor.models import Snapshot
 from monitor.robots import RobotsCache, blocked_error
@@ -203,15 +203,15 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
             return CheckResult(source.name, "unchanged", "not modified",
                                snapshot_id=stored.snapshot_id)
 
-        fp = fingerprint(result.body, result.content_type, result.charset, source)
+        page = Page(result.body, result.content_type, result.charset, source, result.url)
+        fp = page.fingerprint
         if fp == state.fingerprint and state.current_snapshot_id is not None:
             stored = store.record_unchanged(state, started, elapsed_ms(), result.status,
                                             len(result.body), result.etag, result.last_modified, fp,
                                             done=done(True), fetcher=used)
             return CheckResult(source.name, "unchanged", snapshot_id=stored.snapshot_id)
 
-        text = prepared if prepared is not None else extract(
-            result.body, result.content_type, result.charset, source, result.url)
+        text = prepared if prepared is not None else page.text()
         digest = sha256(text.encode("utf-8"))
         if digest == state.current_sha256:
             stored = store.record_unchanged(state, started, elapsed_ms(), result.status,
