@@ -8,15 +8,19 @@ dictionary, so a 150 KB page with a one-sentence edit costs a few hundred bytes,
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Protocol
 
 import zstandard
+from cachetools import LRUCache
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
 from monitor.models import Blob
 
 MAX_DELTA_DEPTH = 32  # bounds the work to read a blob: at most this many decompressions
+CLEAR_DELTA = 32  # a delta under 1/32 of the bytes beats compressing them alone, in practice
 LEVEL = 3  # higher levels need ~10 MB more working memory per call for little gain on deltas
 
 
@@ -32,9 +36,10 @@ class BlobStore(Protocol):
         ...
 
 
-def insert_ignore(session: Session, model: type[Blob]) -> Insert:
+def insert_ignore(session: Session | Connection, model: type[Blob]) -> Insert:
     """INSERT … ON CONFLICT DO NOTHING in the session's dialect (SQLite and PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    if dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(model).on_conflict_do_nothing()
@@ -47,35 +52,70 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class BlobCache:
+    """Recently read blobs of one database, shared by its transactions and threads.
+
+    A page's versions are deltas of one another, so the texts a check reads (the current
+    one, the recent ones it may flap back to) share one chain of decompressions; reading it
+    once per check instead of once per question saves most of that work. Blobs never change
+    (the key is the content's hash), so a cached one is never stale.
+    """
+
+    def __init__(self, max_bytes: int = 16 << 20) -> None:
+        self._lru: LRUCache[str, bytes] = LRUCache(maxsize=max_bytes, getsizeof=len)
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._lru.get(key)
+
+    def add(self, key: str, data: bytes) -> None:
+        if len(data) <= self._lru.maxsize:
+            with self._lock:
+                self._lru[key] = data
+
+
 class DatabaseBlobStore:
     """Blobs in the `blobs` table, inside the caller's transaction (atomic with the rows)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | Connection, shared: BlobCache | None = None) -> None:
         self.session = session
+        self.shared = shared
+        # What this transaction wrote or read. Only this decides that a blob need not be
+        # written: the shared cache may hold one whose insert was rolled back.
         self._cache: dict[str, bytes] = {}
 
-    def put(self, data: bytes, base: str | None = None) -> str:
+    def put(self, data: bytes, base: str | None = None, base_data: bytes | None = None) -> str:
+        """`base_data`, when the caller has the base's bytes at hand, saves decompressing it."""
         key = sha256(data)
-        if key in self._cache or self.session.get(Blob, key) is not None:
+        if key in self._cache or self.session.execute(
+                select(Blob.sha256).where(Blob.sha256 == key)).first() is not None:
             return key
-        codec, payload, depth = "zstd", zstandard.ZstdCompressor(level=LEVEL).compress(data), 0
-        base_row = self.session.get(Blob, base) if base and base != key else None
-        if base_row is not None and base_row.depth < MAX_DELTA_DEPTH:
-            dictionary = zstandard.ZstdCompressionDict(
-                self.get(base_row.sha256), dict_type=zstandard.DICT_TYPE_RAWCONTENT
-            )
+        codec, payload, depth, based_on = "zstd", b"", 0, None
+        base_depth = self.session.execute(select(Blob.depth).where(Blob.sha256 == base)).scalar() \
+            if base and base != key else None
+        if base_depth is not None and base_depth < MAX_DELTA_DEPTH:
+            assert base is not None
+            if base_data is None:
+                base_data = self.get(base)
+            else:
+                self._cache[base] = base_data
+            dictionary = zstandard.ZstdCompressionDict(base_data,
+                                                       dict_type=zstandard.DICT_TYPE_RAWCONTENT)
             delta = zstandard.ZstdCompressor(level=LEVEL, dict_data=dictionary).compress(data)
-            if len(delta) < len(payload):
-                codec, payload, depth = "zstd-delta", delta, base_row.depth + 1
-        else:
-            base_row = None
+            codec, payload, depth, based_on = "zstd-delta", delta, base_depth + 1, base
+        if not payload or len(payload) > len(data) // CLEAR_DELTA:
+            # No base, or a delta that is not clearly small: compress the bytes alone and
+            # keep whichever is smaller. (An edit's delta is a few hundred bytes of a 100 KB
+            # page: compressing the whole page too would only confirm it.)
+            whole = zstandard.ZstdCompressor(level=LEVEL).compress(data)
+            if not payload or len(whole) <= len(payload):
+                codec, payload, depth, based_on = "zstd", whole, 0, None
         # Two processes may store the same bytes at once (two sources with one text): the
         # content is the key, so whichever insert lands first is the blob, and the other is a
         # no-op rather than an IntegrityError that would fail its whole check.
         self.session.execute(insert_ignore(self.session, Blob).values(
-            sha256=key, codec=codec, size=len(data),
-            base=base_row.sha256 if base_row is not None and codec == "zstd-delta" else None,
-            depth=depth, data=payload,
+            sha256=key, codec=codec, size=len(data), base=based_on, depth=depth, data=payload,
         ))
         self._cache[key] = data
         return key
@@ -83,7 +123,10 @@ class DatabaseBlobStore:
     def get(self, key: str) -> bytes:
         if key in self._cache:
             return self._cache[key]
-        row = self.session.get(Blob, key)
+        if self.shared is not None and (known := self.shared.get(key)) is not None:
+            return known
+        row = self.session.execute(select(Blob.codec, Blob.base, Blob.size, Blob.data)
+                                   .where(Blob.sha256 == key)).first()
         if row is None:
             raise KeyError(key)
         if row.codec == "zstd":
@@ -100,4 +143,6 @@ class DatabaseBlobStore:
         if sha256(data) != key:
             raise ValueError(f"blob {key} is corrupt: its content hashes differently")
         self._cache[key] = data
+        if self.shared is not None:
+            self.shared.add(key, data)
         return data
