@@ -412,12 +412,6 @@ class _Renderer:
             alt = tag.get("alt")
             if alt and alt.strip():
                 self.inline.append(f" {alt.strip()} ")
-        elif name in _BLOCKS:
-            self.flush()
-            self.walk(tag, depth)
-            self.flush()
-        else:
-            self.walk(tag, depth)
 
     def flush_line(self) -> None:
         """End the current line inside a block without losing its prefix."""
