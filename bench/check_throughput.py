@@ -204,9 +204,9 @@ def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100) -> di
             fetcher.bodies[src.url] = _variant(html, selector, i, edits[i], noise)
 
     def file_bytes() -> int:
-        # Pages in use after a checkpoint, not the file's size: a new version rewrites its
-        # predecessor's raw page as a delta, and the pages that frees would hide the next
-        # versions' growth from a size that only counts the file.
+        # Pages in use after a checkpoint, not the file's size: a file that holds free pages
+        # (left by earlier updates and deletes) does not grow while its content does, and
+        # its size alone showed 0 B per changed page.
         return db_bytes(db)
 
     def run(subset: list[int]) -> tuple[float, dict[str, int]]:
