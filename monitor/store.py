@@ -94,6 +94,14 @@ _GUARD = (
     & (SourceRow.generation == bindparam("gen"))
     & (func.coalesce(SourceRow.current_snapshot_id, -1) == bindparam("snap"))
 )
+_PLATFORM_IF_UNCHANGED = select(SourceRow.platform).where(_GUARD)
+
+
+def _guard(state: SourceState) -> dict[str, Any]:
+    """The parameters of _GUARD: the source as the check read it."""
+    return {"sid": state.id, "gen": state.generation, "snap": state.current_snapshot_id or -1}
+
+
 _SEEN_304: dict[str, Any] = {"last_check_at": bindparam("at"), "last_outcome": "unchanged",
                              "consecutive_failures": 0}
 _SEEN_200: dict[str, Any] = {**_SEEN_304, "etag": bindparam("etag"), "last_modified": bindparam("lm"),
@@ -783,14 +791,6 @@ class Store:
 
     # ---- recording checks ----------------------------------------------------------------
 
-    def _locked_source(self, s: Session, state: SourceState) -> SourceRow:
-        row = s.get(SourceRow, state.id)
-        if row is None:
-            raise StoreError(f"source {state.id} vanished")
-        if row.current_snapshot_id != state.current_snapshot_id or row.generation != state.generation:
-            raise StoreError("the source changed while it was being checked; will retry")
-        return row
-
     def record_failure(
         self,
         state: SourceState,
@@ -839,8 +839,7 @@ class Store:
         # Each statement gets exactly its own parameters: SQLAlchemy turns an extra key that
         # names a column (etag, on both tables) into one more SET, which erased the stored
         # ETag on every 304.
-        guard = {"sid": state.id, "gen": state.generation, "snap": state.current_snapshot_id or -1,
-                 "at": started}
+        guard = {**_guard(state), "at": started}
         if http_status == 304:
             touch, params = _TOUCH_304, guard
         else:
@@ -874,13 +873,9 @@ class Store:
         """Snapshot, change and check in one transaction: all visible, or none. Core
         statements on one connection: the ORM's unit of work cost a changed check ~3 ms."""
         with self.write_conn() as conn:
-            row = conn.execute(select(SourceRow.platform).where(
-                SourceRow.id == state.id, SourceRow.generation == state.generation,
-                SourceRow.current_snapshot_id.is_(None) if state.current_snapshot_id is None
-                else SourceRow.current_snapshot_id == state.current_snapshot_id)).first()
-            if row is None:
+            platform = conn.execute(_PLATFORM_IF_UNCHANGED, _guard(state)).scalar()
+            if platform is None:
                 raise StoreError("the source changed while it was being checked; will retry")
-            platform = row[0]
             blobs = DatabaseBlobStore(conn, self.blobs)
             snap_id = _upsert_snapshot(conn, blobs, state, version, started)
             if snap_id != state.current_snapshot_id and version.search_index:  # it follows the page
