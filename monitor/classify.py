@@ -24,7 +24,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from monitor import optout, reading
+from monitor import clauses, optout, reading
+from monitor import verdict as verdicts
 from monitor.diff import Diff, split_sentences
 from monitor.optout import OptOut
 from monitor.reading import BR_RE as _BR_RE
@@ -97,9 +98,11 @@ class Classification:
     reverted_to: str | None = None  # ISO time the restored version was last seen, for flaps
     anomaly: dict[str, str] | None = None  # {"kind", "why"}: a page artefact, damped to low
     skimmed: int = 0  # changed sentences counted but not read one by one (whole-page rewrite)
+    verdict: verdicts.Verdict = verdicts.NO_VERDICT  # what happened, for the reader
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.verdict.to_dict(),
             "labels": list(self.labels), "severity": self.severity,
             "evidence": [e.to_dict() for e in self.evidence],
             "opt_out": [o.to_dict() for o in self.opt_out],
@@ -119,6 +122,7 @@ class Classification:
             rules_version=int(data.get("rules_version", 0)), summary=data.get("summary", ""),
             reverted_to=data.get("reverted_to"), anomaly=data.get("anomaly"),
             skimmed=int(data.get("skimmed", 0)),
+            verdict=verdicts.from_dict(data) or verdicts.NO_VERDICT,
         )
 
 
@@ -668,6 +672,7 @@ def _pair(
 class Hit:
     matched: tuple[str, ...]
     negated: bool
+    at: int = 0  # where the first matched phrase starts in the plain sentence
 
 
 def match_label(label: str, sentence: str | None, rules: Rules) -> Hit | None:
@@ -697,7 +702,7 @@ def _match_label(label: str, sentence: str, rules: Rules) -> Hit | None:
                 negated = bool(rules.vocab["negation"].search(text))
             else:
                 negated = _negated(text, first.start(), rules)
-            return Hit(tuple(m.group(0) for m in found), negated)
+            return Hit(tuple(m.group(0) for m in found), negated, first.start())
     return None
 
 
@@ -710,14 +715,30 @@ def _prepared(sentence: str, rules: Rules) -> tuple[str, frozenset[str]]:
     return text, frozenset(n for n in rules.needles if n in lowered)
 
 
+# Where a clause ends: what comes after one of these no longer falls under a negation before it.
+_CLAUSE_END_RE = re.compile(
+    r";|:\s|\.\s|\s(?:but|however|whereas|unless|except|although|while|and we|and you)\b|[()]",
+    re.I)
+# Words that hold "not" without negating the verb ("including, but not limited to, training").
+_FALSE_NEGATION_RE = re.compile(
+    r"\bnot limited to\b|\bwhether or not\b|\bnot only\b|\bnot just\b|\bno matter\b|"
+    r"\bif not\b|\bno later than\b|\bnot necessarily\b|"
+    r"\b(?:do|does|did)(?: not|n[’']t) (?:want|wish|agree|consent|like|prefer)\b|"
+    r"\bwould (?:prefer|rather|like) not\b|\bprefer not\b", re.I)
+# A conditional clause before the main one: "If you do not opt out, we will use …".
+_CONDITION_RE = re.compile(
+    r"\b(?:even if|if|when|whenever|once|after|before|where|although|while)\b[^,]{0,200},", re.I)
+
+
 def _negated(text: str, position: int, rules: Rules) -> bool:
-    """A negation in the same clause, shortly before the matched phrase."""
-    start = max(0, position - 120)
-    window = text[start:position]
-    # Only the clause the phrase is in: cut at the last clause boundary.
-    cut = max(window.rfind(";"), window.rfind(":"), window.rfind(" but "), window.rfind(". "))
-    if cut >= 0:
-        window = window[cut + 1:]
+    """A negation that governs the phrase at `position`: in its own clause, before it, and not
+    inside a condition or a fixed phrase such as "not limited to"."""
+    window = text[:position]
+    ends = [m.end() for m in _CLAUSE_END_RE.finditer(window)]
+    if ends:
+        window = window[ends[-1]:]
+    window = _CONDITION_RE.sub(" ", window)
+    window = _FALSE_NEGATION_RE.sub(" ", window)
     return bool(rules.vocab["negation"].search(window))
 
 
@@ -797,17 +818,28 @@ def _why(label: str, direction: str, rules: Rules, ai_context: bool) -> str:
 # ---- opt-out instructions -------------------------------------------------------------------
 
 
-def extract_opt_out(texts: Iterable[str], rules: Rules | None = None) -> tuple[OptOut, ...]:
-    """Settings paths and names, forms, links, e-mail addresses and region notes."""
+def extract_opt_out(text: str, rules: Rules | None = None) -> tuple[OptOut, ...]:
+    """The ways out of AI use of one's data that a document offers (see `optout.ways_out`)."""
     rules = rules or load_rules()
+    m = matchers(rules)
+    return optout.ways_out(text, lambda s, near: clauses.way_out(s, m, context_ai=near),
+                           lambda s: _about_ai_use(s, rules))
 
-    def region_note(sentence: str) -> bool:
-        """A sentence on who is exempt or included: a region, and an opt-out or AI training."""
-        return bool(rules.vocab["region"].search(plain(sentence))) and (
-            match_label("opt_out", sentence, rules) is not None
-            or match_label("ai_training", sentence, rules) is not None)
 
-    return optout.extract(texts, region_note=region_note)
+@lru_cache(maxsize=4)
+def matchers(rules: Rules) -> clauses.Matchers:
+    """The classifier's rules as the clause reader asks them."""
+
+    def match(label: str, text: str) -> int | None:
+        hit = _match_label(label, text, rules) if text else None
+        return None if hit is None else hit.at
+
+    return clauses.Matchers(match, lambda text, at: _negated(plain(text), at, rules),
+                            lambda text: _mentions_ai(text, rules))
+
+
+def _about_ai_use(sentence: str, rules: Rules) -> bool:
+    return _mentions_ai(sentence, rules) or match_label("ai_training", sentence, rules) is not None
 
 
 # ---- the classifier ------------------------------------------------------------------------
@@ -913,8 +945,13 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
                               skimmed=read.skimmed)
 
     evidence: list[Evidence] = []
+    readings: list[verdicts.Reading] = []
+    guidelines = bool(clauses.GUIDELINES_RE.search(title or ""))
     for item in items:
         block_ai = _ai_context((item.old, item.new, *item.context), rules)
+        reading_ = _reading(item, rules, old, new, block_ai, guidelines)
+        if reading_ is not None:
+            readings.append(reading_)
         prohibition = any(text and rules.vocab["user_prohibition"].search(plain(text))
                           for text in (item.old, item.new))
         reworded = item.kind == "modified" and _minor_rewording(item, rules)
@@ -971,11 +1008,89 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
         summary = f"{anomaly.why}; {summary}"
     if read.skimmed:
         summary = f"{_skim_note(read)}; {summary}"
-    near = _near_evidence(evidence, new) if new is not None else \
-        ["\n".join(b.new_side) for b in changed_blocks(diff)]
-    opt_out = extract_opt_out(near, rules) if near and _alerting(evidence) else ()
+    about_ai = _alerting(evidence) or any(r.old | r.new for r in readings)
+    whole_new = new.raw if new is not None else "\n".join(
+        "\n".join(b.new_side) for b in changed_blocks(diff))
+    opt_out = extract_opt_out(whole_new, rules) if about_ai else ()
+    found = verdicts.judge(readings)
+    found = replace(found, default=_default(found, readings, opt_out, rules),
+                    regions_excluded=_regions_excluded(readings, rules))
     return Classification(labels, severity, tuple(evidence), opt_out, directions, rules.version,
-                          summary, anomaly=_anomaly_dict(anomaly), skimmed=read.skimmed)
+                          summary, anomaly=_anomaly_dict(anomaly), skimmed=read.skimmed,
+                          verdict=found)
+
+
+def _reading(item: Item, rules: Rules, old: Text | None, new: Text | None, block_ai: bool,
+             guidelines: bool) -> verdicts.Reading | None:
+    """One changed sentence read clause by clause, before and after; None when neither side
+    says anything about AI."""
+    if not block_ai and not guidelines:
+        block_ai = any(s and _about_ai_use(s, rules) for s in (item.old, item.new, *item.context))
+        if not block_ai:
+            return None
+    m = matchers(rules)
+
+    def read_side(sentence: str | None, text: Text | None) -> frozenset[str]:
+        if not sentence:
+            return frozenset()
+        lead = clauses.lead_in(text.raw, sentence) if text is not None else None
+        return clauses.claims(plain(sentence), m, lead_in=lead, context_ai=block_ai,
+                              guidelines=guidelines)
+
+    before, after = read_side(item.old, old), read_side(item.new, new)
+    if not before and not after:
+        return None
+    substantive = True
+    if item.kind == "modified" and item.old is not None and item.new is not None:
+        hits = (match_label("ai_training", item.old, rules), match_label("ai_training", item.new, rules))
+        substantive = not (_minor_rewording(item, rules) or _same_meaning(item, rules, hits))
+    return verdicts.Reading(before, after, substantive, item.old, item.new)
+
+
+_OPT_IN_RE = re.compile(r"\bopt(?:ed|s)?[- ]?in\b|\byour (?:explicit |express |prior )?consent\b|"
+                        r"\bonly (?:if|when|with) you\b|\bwith your permission\b|"
+                        r"\bif you (?:choose|agree|allow|decide) to\b", re.I)
+_ON_RE = re.compile(r"\blegitimate interests?\b|\bunless you\b|\bopt(?:ed)?[- ]?out\b|"
+                    r"\bby default\b|\bautomatically\b", re.I)
+
+
+def _default(found: verdicts.Verdict, readings: Sequence[verdicts.Reading],
+             opt_out: Sequence[OptOut], rules: Rules) -> str:
+    """"on" when the AI use applies unless the user acts (an opt-out, a legitimate-interests
+    basis), "off" when it waits for the user's choice, "n/a" when the text does not say."""
+    if found.verdict == ("no_change",) and not opt_out:
+        return "n/a"
+    stated = [r.new_text for r in readings if r.new_text and r.new & {verdicts.TRAIN,
+                                                                       verdicts.WAY_OUT}]
+    if any(_OPT_IN_RE.search(plain(s)) and not _ON_RE.search(plain(s)) for s in stated):
+        return "off"
+    if opt_out or any(_ON_RE.search(plain(s)) or match_label("default_on", s, rules)
+                      for s in stated):
+        return "on"
+    return "n/a"
+
+
+_EXEMPT_RE = re.compile(r"\b(?:not|n[’']t|except|exclud\w*|other than|outside(?: of)?)\b", re.I)
+
+
+def _regions_excluded(readings: Sequence[verdicts.Reading], rules: Rules) -> tuple[str, ...]:
+    """Regions the new text exempts from AI training ("we do not use data of members in the EU,
+    EEA or Switzerland to train …"), as written; read from sentences, never from a lone link."""
+    out: list[str] = []
+    for r in readings:
+        if not r.new_text or not r.new & {verdicts.NO_TRAIN, verdicts.TRAIN, verdicts.WAY_OUT}:
+            continue
+        text = plain(r.new_text)
+        if _LINK_RE.fullmatch(r.new_text.strip()) or not _EXEMPT_RE.search(text):
+            continue
+        if verdicts.NO_TRAIN not in r.new and not re.search(
+                r"\b(?:except|exclud\w*|other than|outside)\b", text, re.I):
+            continue
+        for m in rules.vocab["region"].finditer(text):
+            name = m.group(0)
+            if name not in out and not name.lower().startswith("outside"):
+                out.append(name)
+    return tuple(out)
 
 
 def _skim_note(read: Reading) -> str:

@@ -871,8 +871,11 @@ def replay(click_ctx: click.Context, directory: str, extensions: tuple[str, ...]
                     click.echo(json.dumps({
                         "source": item.source, "from": item.from_stem, "to": item.to_stem,
                         "labels": d.labels, "severity": d.severity,
-                        "evidence": [{"label": e["label"], "old": e.get("old"), "new": e.get("new")}
-                                     for e in d.evidence],
+                        "verdict": d.verdict, "default": d.default,
+                        "regions_excluded": d.regions_excluded, "headline": d.headline,
+                        "evidence": [{"label": e["label"], "old": e.get("old"), "new": e.get("new"),
+                                      "direction": e.get("direction"),
+                                      "severity": e.get("severity")} for e in d.evidence],
                         "opt_out": d.opt_out, "event": d.event_id,
                         "direction": d.directions, "summary": d.summary,
                     }, ensure_ascii=False))

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, defer
 from monitor.blobstore import DatabaseBlobStore
 from monitor.errors import NotFoundError
 from monitor.models import Change, Check, Snapshot, SourceRow
+from monitor import wording
 from monitor.store import Store
 from monitor.wording import LABELS, SEVERITIES, severity_rank
 from monitor.wording import iso as _iso
@@ -91,10 +92,19 @@ class ChangeSummary:
     summary: str | None = None
     event_id: int | None = None
     opt_out: list[dict[str, Any]] | None = None
+    verdict: list[str] | None = None
+    default: str | None = None
+    regions_excluded: list[str] | None = None
+
+    @property
+    def headline(self) -> str:
+        """The sentence a reader gets, worded from the verdict when it is read."""
+        return wording.headline(self.verdict, self.default, self.regions_excluded, self.summary)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["detected_at"] = _iso(self.detected_at)
+        d["headline"] = self.headline
         return d
 
 
@@ -123,9 +133,18 @@ class ChangeDetail:
     diff: difflib.Diff
     anomaly: dict[str, str] | None = None  # a page artefact: why the change was damped
     skimmed: int = 0  # changed sentences a whole-page rewrite only counted (see classify)
+    verdict: list[str] | None = None
+    default: str | None = None
+    regions_excluded: list[str] | None = None
+
+    @property
+    def headline(self) -> str:
+        """The sentence a reader gets, worded from the verdict when it is read."""
+        return wording.headline(self.verdict, self.default, self.regions_excluded, self.summary)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "diff"}
+        d["headline"] = self.headline
         d["detected_at"] = _iso(self.detected_at)
         d["stats"] = asdict(self.diff.stats)
         d["diff_simplified"] = self.diff.simplified
@@ -340,7 +359,8 @@ def changes(
                 added_sentences=list(d.get("added_sentences", [])),
                 removed_sentences=list(d.get("removed_sentences", [])),
                 summary=(ch.findings or {}).get("summary"), event_id=ch.event_id,
-                opt_out=ch.opt_out,
+                opt_out=ch.opt_out, verdict=ch.verdict, default=ch.ai_default,
+                regions_excluded=ch.regions_excluded,
             ))
         return out
 
@@ -364,7 +384,8 @@ def change_detail(store: Store, change_id: int) -> ChangeDetail:
             evidence=list(findings.get("evidence", [])), opt_out=list(ch.opt_out or []),
             event_id=ch.event_id, rules_version=ch.rules_version,
             diff=difflib.Diff.from_dict(ch.diff), anomaly=findings.get("anomaly"),
-            skimmed=int(findings.get("skimmed", 0)),
+            skimmed=int(findings.get("skimmed", 0)), verdict=ch.verdict, default=ch.ai_default,
+            regions_excluded=ch.regions_excluded,
         )
 
 

@@ -247,6 +247,11 @@ class Change(Base):
     opt_out: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     rules_version: Mapped[int | None] = mapped_column(Integer)
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), index=True)
+    # What happened, for the reader (monitor/verdict.py): verdict words, most important first;
+    # whether the AI use is on by default; regions the text exempts. NULL: not judged yet.
+    verdict: Mapped[list[str] | None] = mapped_column(JSON)
+    ai_default: Mapped[str | None] = mapped_column(String(8))
+    regions_excluded: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Event(Base):

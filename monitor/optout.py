@@ -9,21 +9,21 @@ cookie settings, and URLs that do not parse are left out; each way out is listed
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from monitor.diff import split_sentences
 from monitor.reading import BR_RE, EMPHASIS_RE, LINK_RE, parse_date
 
-ORDER = ("setting_path", "setting", "form", "link", "email", "region")
+ORDER = ("setting_path", "setting", "form", "link", "email")
 
 
 @dataclass(frozen=True)
 class OptOut:
     """One way to opt out, found in the new text near the evidence."""
 
-    type: str  # setting_path | setting | form | link | email | region
+    type: str  # setting_path | setting | form | link | email
     text: str
     url: str | None = None
     subject: str | None = None  # e-mail opt-outs: the subject line they ask for
@@ -128,54 +128,129 @@ def steps_paths(text: str) -> list[str]:
     return paths
 
 
-def extract(texts: Iterable[str], *, region_note: Callable[[str], bool] | None = None
-            ) -> tuple[OptOut, ...]:
-    """Every way out named in these texts, each once, settings paths first."""
+# An ability offered to the reader, after which the step itself is written ("you can opt out of
+# training through your account settings"; "unless you opt out through your account settings").
+_OFFER_RE = re.compile(
+    r"\b(?:you (?:can|may|could|might|are able to|will be able to|also can)(?: also| easily| always)?|"
+    r"unless you(?: choose to| decide to)?|to)\s+(?=\w)", re.I)
+_BY_RE = re.compile(r"\bby\s+(?=\w+ing\b)", re.I)
+# Words that say where or how: without one, a prose step is no instruction ("you can opt out of
+# our use of your data" says that, not how).
+_PLACE_RE = re.compile(r"\b(?:settings?|account|portal|controls?|form|toggle|menu|profile|app|"
+                       r"dashboard|page|tag|privacy center|preferences|dropdown)\b", re.I)
+_STEP_END_RE = re.compile(r"\s*(?:\(|;|\.(?:\s|$)|,\s|\s+if\s|\s+unless\s|\s+so that\s|$)")
+_INVISIBLE_RE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
+_FOLLOWING_RE = re.compile(r"^\W*(?:see|learn|read|visit|for more|more information)\b", re.I)
+
+
+def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
+             about_ai: Callable[[str], bool]) -> tuple[OptOut, ...]:
+    """Every way to refuse AI use of one's data that a document offers, each once.
+
+    A sentence is a way out when `is_way_out(sentence, ai_nearby)` says so; `ai_nearby` is
+    whether AI use is talked about in it, the sentence before it or the heading above it. Its
+    steps are the links, e-mail addresses and settings paths it gives, the numbered steps that
+    follow it, or, when it gives none of those, the instruction in its own words ("opt out of
+    training through your account settings"), with the link of the next sentence when that one
+    only points to where ("See FAQ - Consumer").
+    """
     found: dict[tuple[str, str], OptOut] = {}
 
     def add(kind: str, text: str, url: str | None = None, **extra: str | None) -> None:
-        text = _WS_RE.sub(" ", text).strip(" *_")
+        text = _INVISIBLE_RE.sub("", _WS_RE.sub(" ", text)).strip(" *_")
         key = (kind, (url or text).lower())
         if text and key not in found:
             found[key] = OptOut(kind, text, url, **extra)
 
-    for raw in texts:
-        sentences = split_sentences(raw)
-        for path in steps_paths(raw):
-            add("setting_path", path)
-        for link in LINK_RE.finditer(raw):
-            text, target = _plain(link.group(1)), link.group(2)
-            if target.lower().startswith("mailto:"):
-                _add_email(add, target, sentences)
+    lines = raw.split("\n")
+    heading = ""
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("#") or (stripped.startswith("**") and stripped.endswith("**")):
+            heading = stripped
+        sentences = split_sentences(BR_RE.sub("\n", line))
+        for k, sentence in enumerate(sentences):
+            before = sentences[k - 1] if k else heading
+            nearby = about_ai(sentence) or about_ai(before) or about_ai(heading)
+            if not is_way_out(_plain(sentence), nearby):
                 continue
-            url = clean_url(target)
-            if url is None or parse_date(text) is not None:
-                continue  # not a web address, or "Effective November 3, 2025"
-            if _ADS_RE.search(text) or _ADS_RE.search(url):
-                continue  # ads and cookie controls are not about AI
-            if not (_WAY_OUT_RE.search(text) or _WAY_OUT_RE.search(url)):
-                continue
-            if _GENERIC_TEXT_RE.match(text) and not _WAY_OUT_RE.search(url):
-                continue  # "Privacy Policy", "here": a link to the policy, not a way out
-            kind = "form" if re.search(r"\bform\b|/form|/ask/|objection", text + " " + url, re.I) \
-                else "link"
-            add(kind, text if not _GENERIC_TEXT_RE.match(text) else url, url)
-        flat = _plain(raw)
-        for m in _PATH_RE.finditer(flat):
-            add("setting_path", re.sub(_PATH_SEP, " > ", m.group(1)).strip())
-        for m in _QUOTED_SETTING_RE.finditer(flat):
-            add("setting", m.group(1) or m.group(2))
-        for m in _KNOWN_SETTING_RE.finditer(flat):
-            add("setting", m.group(1))
-        for m in _FORM_NAME_RE.finditer(flat):
-            add("form", m.group(1))
-        for m in _EMAIL_RE.finditer(flat):
-            _add_email(add, f"mailto:{m.group(1)}", sentences)
-        if region_note is not None:
-            for sentence in sentences:
-                if region_note(sentence):
-                    add("region", _shorten(_plain(sentence)))
+            after = sentences[k + 1] if k + 1 < len(sentences) else ""
+            _steps_of(sentence, after, add)
+            if stripped.endswith(":") or k == len(sentences) - 1:
+                for path in steps_paths("\n".join(_following_list(lines, i + 1))):
+                    add("setting_path", path)
     return _dedupe(list(found.values()))
+
+
+def _following_list(lines: list[str], start: int) -> list[str]:
+    """The list right after line `start - 1` (blank lines allowed before and between items)."""
+    out: list[str] = []
+    for line in lines[start: start + 40]:
+        if not line.strip():
+            continue
+        if not _STEP_RE.match(line):
+            break
+        out.append(line)
+    return out
+
+
+def _steps_of(sentence: str, after: str, add: Callable[..., None]) -> None:
+    links = []
+    for link in LINK_RE.finditer(sentence):
+        text, target = _plain(link.group(1)), link.group(2)
+        if target.lower().startswith("mailto:"):
+            _add_email(add, target, [sentence])
+            continue
+        url = clean_url(target)
+        if url is None or parse_date(text) is not None or _ADS_RE.search(text + " " + url):
+            continue
+        links.append((text, url))
+    flat = _plain(sentence)
+    emails = [m.group(1) for m in _EMAIL_RE.finditer(flat)]
+    for address in emails:
+        _add_email(add, f"mailto:{address}", [sentence])
+    paths = [re.sub(_PATH_SEP, " > ", m.group(1)).strip() for m in _PATH_RE.finditer(flat)]
+    for path in paths:
+        add("setting_path", path)
+    prose = _prose_step(flat)
+    if prose and not emails and not paths:
+        url = links[0][1] if links else None
+        if url is None and _FOLLOWING_RE.search(_plain(after)):
+            url = next((clean_url(m.group(2)) for m in LINK_RE.finditer(after)
+                        if clean_url(m.group(2))), None)
+        add("setting" if url is None else "link", prose, url)
+        links = links[1:]
+    for text, url in links:
+        kind = "form" if re.search(r"\bform\b|/form|/ask/|objection", text + " " + url, re.I) \
+            else "link"
+        add(kind, url if _GENERIC_TEXT_RE.match(text) else text, url)
+    for m in _QUOTED_SETTING_RE.finditer(flat):
+        add("setting", m.group(1) or m.group(2))
+    for m in _KNOWN_SETTING_RE.finditer(flat):
+        add("setting", m.group(1))
+
+
+def _prose_step(text: str) -> str | None:
+    """The instruction in the sentence's own words, when it says where or how."""
+    offer = None
+    for m in _OFFER_RE.finditer(text):
+        rest = text[m.end():]
+        if re.match(r"(?:opt|object|turn|switch|adjust|chang|disable|decide|choose|control|tag|"
+                    r"use|visit|go|click|select|toggle|manage|withdraw|update|stop)", rest, re.I):
+            offer = m
+            break
+    if offer is None:
+        return None
+    rest = text[offer.end():]
+    by = _BY_RE.search(rest)
+    if by is not None:
+        rest = rest[by.end():]
+    end = _STEP_END_RE.search(rest)
+    step = rest[: end.start()] if end else rest
+    step = step.strip(" .,:;“”\"'")
+    if len(step.split()) < 2 or not _PLACE_RE.search(step):
+        return None
+    return _shorten(step, 200)
 
 
 def _shorten(text: str, limit: int = 300) -> str:

@@ -1199,7 +1199,9 @@ def _change_values(
             findings["skimmed"] = classification.skimmed
         values.update(labels=list(classification.labels), severity=classification.severity,
                       findings=findings, opt_out=data["opt_out"],
-                      rules_version=classification.rules_version)
+                      rules_version=classification.rules_version,
+                      verdict=data["verdict"], ai_default=data["default"],
+                      regions_excluded=data["regions_excluded"])
     return values
 
 

@@ -6,12 +6,52 @@ it before it knows which heavy module a command needs.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 SEVERITIES = ("none", "low", "medium", "high")
 LABELS = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_scope",
           "third_party_ai", "retroactivity", "cosmetic")
+
+
+# What each verdict word tells a reader (monitor/verdict.py holds the vocabulary and its order).
+VERDICT_WORDS = {
+    "trains_on_user_data": "trains AI on your data",
+    "stops_training": "stops training AI on your data",
+    "promises_no_training": "promises not to train AI on your data",
+    "opt_out_added": "new way to opt out of AI use",
+    "opt_out_removed": "AI opt-out removed or restricted",
+    "shares_for_ai": "shares your data for AI",
+    "user_ai_rules": "new rules for your use of AI",
+    "ai_feature_terms": "AI feature terms changed",
+    "no_change": "no change in meaning",
+}
+
+
+def headline(verdict: Sequence[str] | None, default: str | None,
+             regions_excluded: Sequence[str] | None, summary: str | None) -> str:
+    """The headline of a change, worded from its verdict when it is shown (never frozen at
+    detection): "trains AI on your data, on by default (not in EEA, UK)". A change judged
+    before verdicts existed, or with nothing about AI, keeps its detection summary."""
+    words = [w for w in (verdict or ()) if w in VERDICT_WORDS]
+    if not words or words == ["no_change"]:
+        if summary and words:
+            return f"{summary} (no change in meaning)"
+        return summary or "changed"
+    text = VERDICT_WORDS[words[0]]
+    if len(words) > 1:
+        text += f"; also {VERDICT_WORDS[words[1]]}"
+    extra = []
+    if default == "on" and words[0] in _DEFAULT_MATTERS:
+        extra.append("on by default")
+    elif default == "off" and words[0] in _DEFAULT_MATTERS:
+        extra.append("only if you opt in")
+    if regions_excluded:
+        extra.append("not in " + ", ".join(regions_excluded))
+    return text + (f" ({'; '.join(extra)})" if extra else "")
+
+
+_DEFAULT_MATTERS = ("trains_on_user_data", "shares_for_ai", "opt_out_added", "opt_out_removed")
 
 
 def severity_rank(severity: str | None) -> int:

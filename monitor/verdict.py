@@ -1,0 +1,162 @@
+"""What a change means for a reader: a verdict in a closed vocabulary. Pure.
+
+Labels say which rules a changed sentence met; a reader needs the sentence an analyst would
+write: "now trains AI on your data", "promises not to", "a new way out". Each changed sentence
+is read clause by clause into claims (the classifier does the reading, `claims` here names the
+words), the claims of the old and new sentence are compared, and the verdict is the list of
+what happened, most important first. Importance is a fixed order, not a count: one new
+training statement outweighs ten reworded feature sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# The vocabulary of ../shared/eval/meaning-spec.md, most important first.
+VERDICTS = ("trains_on_user_data", "opt_out_removed", "shares_for_ai", "stops_training",
+            "opt_out_added", "promises_no_training", "user_ai_rules", "ai_feature_terms",
+            "no_change")
+DEFAULTS = ("on", "off", "n/a")
+
+# Claims a clause can make.
+TRAIN = "train"  # the company (or its group) uses users' data to train or improve AI
+NO_TRAIN = "no_train"  # ... does not, or restricts its providers from doing so
+SHARE = "share"  # users' data goes to another company for its AI
+RULE = "rule"  # what users may or must do with AI (no scraping to train, label AI content)
+FEATURE = "feature"  # AI features, their inputs and outputs, AI definitions
+WAY_OUT = "way_out"  # a way for the reader to refuse AI use of their data
+NARROW = "narrow"  # the way out applies to fewer products or people ("applicable", "certain")
+CHANNEL = "channel:"  # prefix: how the way out is reached (e-mail, link, settings, form)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict of one change, and where it came from."""
+
+    verdict: tuple[str, ...]
+    default: str = "n/a"
+    regions_excluded: tuple[str, ...] = ()
+    because: tuple[str, ...] = ()  # the new (or, for removals, old) sentences behind verdict[0]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"verdict": list(self.verdict), "default": self.default,
+                "regions_excluded": list(self.regions_excluded)}
+
+
+NO_VERDICT = Verdict(("no_change",))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One changed sentence as read: its claims before and after, and whether the words that
+    carry them changed in substance (a rewording keeps its meaning)."""
+
+    old: frozenset[str]
+    new: frozenset[str]
+    substantive: bool
+    old_text: str | None
+    new_text: str | None
+
+
+def words_for(reading: Reading) -> list[str]:
+    """What one changed sentence did, in verdict words (may be empty: nothing about AI)."""
+    old, new = reading.old, reading.new
+    out: list[str] = []
+    if TRAIN in new and TRAIN not in old:
+        out.append("trains_on_user_data")
+    elif TRAIN in old and TRAIN not in new:
+        out.append("promises_no_training" if NO_TRAIN in new else "stops_training")
+    elif TRAIN in old and TRAIN in new and reading.substantive:
+        out.append("trains_on_user_data")  # more data, purposes, people or regions
+    if NO_TRAIN in new and NO_TRAIN not in old and TRAIN not in new:
+        out.append("promises_no_training")
+    if SHARE in new and (SHARE not in old or reading.substantive):
+        out.append("shares_for_ai")
+    if WAY_OUT in new and WAY_OUT not in old:
+        out.append("opt_out_added")
+    elif WAY_OUT in old and WAY_OUT not in new:
+        out.append("opt_out_removed")
+    elif WAY_OUT in old and WAY_OUT in new:
+        if NARROW in new and NARROW not in old:
+            out.append("opt_out_removed")
+        elif _channels(new) - _channels(old):
+            out.append("opt_out_added")  # a new way to reach it (settings where only e-mail was)
+    if (RULE in new and (RULE not in old or reading.substantive)) or (RULE in old and RULE not in new):
+        out.append("user_ai_rules")
+    if (FEATURE in new and (FEATURE not in old or reading.substantive)) \
+            or (FEATURE in old and FEATURE not in new):
+        out.append("ai_feature_terms")
+    if not out and (old | new) & {TRAIN, NO_TRAIN, SHARE, WAY_OUT, RULE, FEATURE}:
+        out.append("no_change")  # reworded, moved or re-rendered: the same meaning
+    return out
+
+
+def _moved(readings: list[Reading]) -> list[Reading]:
+    """A sentence removed in one place and a close rewording of it added in another is one
+    modified sentence, not a statement gone and a new one: pair them up (word overlap)."""
+    gone = [r for r in readings if r.new_text is None and r.old]
+    new = [r for r in readings if r.old_text is None and r.new]
+    if not gone or not new:
+        return readings
+    out = [r for r in readings if r not in gone and r not in new]
+    used: set[int] = set()
+    for g in gone:
+        words = _words(g.old_text or "")
+        best, score = None, MOVED_SIMILARITY
+        for i, n in enumerate(new):
+            if i in used or n.new != g.old:
+                continue
+            other = _words(n.new_text or "")
+            s = len(words & other) / max(1, len(words | other))
+            if s >= score:
+                best, score = i, s
+        if best is None:
+            out.append(g)
+            continue
+        used.add(best)
+        out.append(Reading(g.old, new[best].new, False, g.old_text, new[best].new_text))
+    out.extend(n for i, n in enumerate(new) if i not in used)
+    return out
+
+
+MOVED_SIMILARITY = 0.5
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2)
+
+
+def _channels(claims: frozenset[str]) -> frozenset[str]:
+    return frozenset(c for c in claims if c.startswith(CHANNEL))
+
+
+def judge(readings: Iterable[Reading], *, default: str = "n/a",
+          regions_excluded: Iterable[str] = ()) -> Verdict:
+    """The verdict of a change from its changed sentences, most important word first."""
+    found: dict[str, list[str]] = {}
+    for reading in _moved(list(readings)):
+        for word in words_for(reading):
+            sentence = reading.new_text or reading.old_text
+            found.setdefault(word, [])
+            if sentence and sentence not in found[word]:
+                found[word].append(sentence)
+    if not found:
+        return Verdict(("no_change",), default, tuple(regions_excluded))
+    ordered = tuple(w for w in VERDICTS if w in found)
+    if len(ordered) > 1 and ordered[-1] == "no_change":
+        ordered = ordered[:-1]  # something did change; rewordings beside it are not news
+    return Verdict(ordered, default if ordered[0] != "no_change" or default else "n/a",
+                   tuple(regions_excluded), tuple(found[ordered[0]]))
+
+
+def from_dict(data: dict[str, object] | None) -> Verdict | None:
+    """A stored verdict, or None for a change judged before verdicts existed."""
+    if not data or not isinstance(data.get("verdict"), list):
+        return None
+    words = tuple(str(w) for w in data["verdict"] if w in VERDICTS)  # type: ignore[union-attr]
+    default = str(data.get("default") or "n/a")
+    regions = data.get("regions_excluded") or []
+    return Verdict(words or ("no_change",), default if default in DEFAULTS else "n/a",
+                   tuple(str(r) for r in regions) if isinstance(regions, list) else ())
