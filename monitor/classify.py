@@ -717,7 +717,7 @@ def _prepared(sentence: str, rules: Rules) -> tuple[str, frozenset[str]]:
 
 # Where a clause ends: what comes after one of these no longer falls under a negation before it.
 _CLAUSE_END_RE = re.compile(
-    r";|:\s|\.\s|\s(?:but|however|whereas|unless|except|although|while|and we|and you)\b|[()]",
+    r";|:\s|\.\s|\s(?:but|however|whereas|unless|except|although|while|and we|and you)\b",
     re.I)
 # Words that hold "not" without negating the verb ("including, but not limited to, training").
 _FALSE_NEGATION_RE = re.compile(
@@ -1012,7 +1012,7 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
     whole_new = new.raw if new is not None else "\n".join(
         "\n".join(b.new_side) for b in changed_blocks(diff))
     opt_out = extract_opt_out(whole_new, rules) if about_ai else ()
-    found = verdicts.judge(readings)
+    found = verdicts.judge(readings, still_offered=bool(opt_out))
     found = replace(found, default=_default(found, readings, opt_out, rules),
                     regions_excluded=_regions_excluded(readings, rules))
     return Classification(labels, severity, tuple(evidence), opt_out, directions, rules.version,
@@ -1040,11 +1040,14 @@ def _reading(item: Item, rules: Rules, old: Text | None, new: Text | None, block
     before, after = read_side(item.old, old), read_side(item.new, new)
     if not before and not after:
         return None
-    substantive = True
+    substantive, widened = True, 0
     if item.kind == "modified" and item.old is not None and item.new is not None:
         hits = (match_label("ai_training", item.old, rules), match_label("ai_training", item.new, rules))
         substantive = not (_minor_rewording(item, rules) or _same_meaning(item, rules, hits))
-    return verdicts.Reading(before, after, substantive, item.old, item.new)
+        gone = {_stem(w) for w in _cosmetic_key(item.old, rules).split()}
+        widened = len({_stem(w) for w in _cosmetic_key(item.new, rules).split()
+                       if len(w) > 3 and _content_word(w, rules)} - gone)
+    return verdicts.Reading(before, after, substantive, item.old, item.new, widened)
 
 
 _OPT_IN_RE = re.compile(r"\bopt(?:ed|s)?[- ]?in\b|\byour (?:explicit |express |prior )?consent\b|"

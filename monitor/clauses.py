@@ -50,7 +50,8 @@ _COMPANY_RESTRICTS_RE = re.compile(
 _RULE_LEAD_RE = re.compile(
     r"\byou (?:may|must|will|shall|agree|should|are) not\b|\byou agree not to\b|\bprohibited\b|"
     r"\bnot (?:permitted|allowed) to\b|\b(?:do not|don[’']t|never)\b|\bmust not\b|\bshall not\b|"
-    r"\brules?\b|\brestrictions?\b", re.I)
+    r"\brules?\b|\brestrictions?\b|\byou (?:represent|warrant|agree|acknowledge|must|shall)\b",
+    re.I)
 _COMPANY_SUBJECT_RE = re.compile(r"\b(?:we|our company|[A-Z][\w.&-]+)\s+(?:do|does|will|shall|"
                                  r"would|may)?\s*(?:not|never|n[’']t)\b", re.I)
 _DEFINITION_RE = re.compile(
@@ -71,8 +72,29 @@ _NOT_USED_RE = re.compile(r"\b(?:not|n[’']t)\b[^.;]{0,60}?\bbe used to (?:trai
 # A sentence that only points elsewhere ("For more information on how we train …, see …")
 # describes another document; it states no use of its own.
 _POINTER_RE = re.compile(r"^\W*(?:for (?:more |further )?(?:information|details)|to learn more|"
-                         r"learn more|more information (?:on|about)|please see|see (?:our|the|this))\b",
-                         re.I)
+                         r"learn more|more information (?:on|about)|please see|see|read)\b"
+                         r"|\b(?:read|learn|find) more\b"
+                         r"|\b(?:is|are) (?:available|described|explained) (?:on|at|in)\b|"
+                         r"\bcan be found (?:on|at|in)\b", re.I)
+# Sharing needs a recipient: "share … with our Affiliates, including Microsoft", "license …
+# to third parties"; "as part of providing the AI services, Microsoft will process" is not.
+_SHARE_RE = re.compile(
+    r"\b(?:shar\w*|disclos\w*|licens\w*|sell\w*|sold|transfer\w*|provid\w*|send\w*|"
+    r"make \w+ (?:\w+ )?available|giv\w*)\b[^.;]{0,160}?\b(?:with|to)\s+(?:\w+\s+){0,3}?"
+    r"(?:affiliates?|partners?|third[- ]part\w+|parent company|companies|group|providers?|"
+    r"developers|researchers|vendors|licensees|(?-i:[A-Z][\w.&-]+))", re.I)
+_CHOICE_RE = re.compile(r"\b(?:control|decide|choose|choice|say) (?:of |over )?(?:whether|if)\b|"
+                        r"\bin control of (?:whether|if|how)\b", re.I)
+# The user as the one who shares: "you can share ChatGPT conversations with other users".
+_USER_SHARES_RE = re.compile(r"\byou (?:may |can |might |choose to |decide to |are able to )?(?:also )?"
+                             r"(?:share|send|connect|post|publish|disclose)\b", re.I)
+# What makes a control a way out: refusing, stopping or choosing, not merely "access these".
+_REFUSAL_RE = re.compile(
+    r"\bopt(?:ing)?[- ]?out|\bobject|\bturn(?:ing)? (?:it |this |that )?off|\bswitch(?:ing)? off|"
+    r"\bdisabl|\bdeclin|\brefus|\bwithdraw|\bstop\b|\b(?:choose|decide|control|say|choice)\b|"
+    r"\bin control\b|\bnot\b[^.;]{0,60}\bbe used\b|\bprohibited from\b|\bexclu|\bNoAI\b|"
+    r"\bopt(?:ing)?[- ]?in\b|\bconsent\b", re.I)
+_OWN_SUBJECT_RE = re.compile(r"\b(?:we|our|us|you|they|it)\b", re.I)
 _EVEN_IF_RE = re.compile(r"\beven if you\b|\beven when you\b|\bafter you opt", re.I)
 _NOT_AI_WAY_OUT_RE = re.compile(
     r"\bads?\b|advertis|marketing|cookie|promotional|newsletter|arbitration|class action|"
@@ -133,7 +155,8 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
             else:
                 out.add(v.TRAIN)
         share = m.match("third_party_ai", clause)
-        if share is not None and not rule:
+        if share is not None and not rule and _SHARE_RE.search(clause) and not \
+                _USER_SHARES_RE.search(clause):
             out.add(v.NO_TRAIN if m.negated(clause, share) or lead_company_negates else v.SHARE)
     if ai and (lead_rule or guidelines or _USER_RULE_RE.search(sentence)) and not out & {
             v.TRAIN, v.NO_TRAIN, v.SHARE} and not _COMPANY_RESTRICTS_RE.search(sentence):
@@ -143,7 +166,7 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
         if _NARROW_RE.search(sentence):
             out.add(v.NARROW)
         out.update(v.CHANNEL + name for name, pattern in _CHANNELS if pattern.search(sentence))
-    if (ai or pointer and m.match("ai_training", sentence) is not None) and not out:
+    if (ai or (pointer and m.match("ai_training", sentence) is not None)) and not out:
         out.add(v.FEATURE)  # an AI feature, its inputs and outputs, or a definition
     return frozenset(out)
 
@@ -153,7 +176,7 @@ def way_out(sentence: str, m: Matchers, *, context_ai: bool) -> bool:
     beside AI (in the sentence or around it), and not an ads, cookie or marketing control."""
     if m.match("opt_out", sentence) is None and not _NOT_USED_RE.search(sentence):
         return False
-    if not context_ai or _NOT_AI_WAY_OUT_RE.search(sentence):
+    if not context_ai or _NOT_AI_WAY_OUT_RE.search(sentence) or not _REFUSAL_RE.search(sentence):
         return False
     if _EVEN_IF_RE.search(sentence) and not _OFFER_RE.search(_EVEN_IF_RE.split(sentence)[0]):
         return False  # "Even if you opt out, we will use …": a limit, not the way out
@@ -161,9 +184,13 @@ def way_out(sentence: str, m: Matchers, *, context_ai: bool) -> bool:
 
 
 def _inside_condition(clause: str, at: int) -> bool:
-    """Whether position `at` lies in a leading "if …," clause."""
+    """Whether position `at` lies in a leading "if …," clause, or in a choice the reader is
+    offered ("you are in control of whether your content is used for training")."""
     cond = re.match(r"\W*(?:even )?(?:if|unless|when)\b[^,]*", clause, re.I)
-    return cond is not None and at < cond.end()
+    if cond is not None and at < cond.end():
+        return True
+    choice = _CHOICE_RE.search(clause, 0, at + 1)
+    return choice is not None and choice.start() < at
 
 
 _LIST_ITEM_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|\(?[a-z0-9]{1,4}\))\s+")

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session, defer
 
+from monitor import wording
 from monitor.blobstore import DatabaseBlobStore
 from monitor.errors import NotFoundError
 from monitor.models import Change, Check, Snapshot, SourceRow
-from monitor import wording
 from monitor.store import Store
 from monitor.wording import LABELS, SEVERITIES, severity_rank
 from monitor.wording import iso as _iso

@@ -101,6 +101,12 @@ def _ui_labels(step: str) -> list[str]:
     return [label for _, label in found][-1:]
 
 
+def _menu_label(item: str) -> bool:
+    """A nested bullet that is a menu's name: a few capitalised words, no sentence."""
+    text = _plain(item)
+    return 0 < len(text.split()) <= 6 and text[:1].isupper() and not re.search(r"[:.;]$", text)
+
+
 def steps_paths(text: str) -> list[str]:
     """Settings paths rebuilt from numbered steps ("1. Click **Me**" …) or nested bullets."""
     paths: list[str] = []
@@ -110,8 +116,14 @@ def steps_paths(text: str) -> list[str]:
         if len(run) >= 2:
             nested = all(run[k + 1][0] > run[k][0] for k in range(len(run) - 1))
             if nested:
-                labels = [[_plain(t)] if len(_plain(t).split()) <= 6 else _ui_labels(t) for _, t in run]
+                if not all(_menu_label(t) or _ACTION_RE.search(t) for _, t in run):
+                    run.clear()  # nested prose or a list of rights, not menus
+                    return
+                labels = [[_plain(t)] if _menu_label(t) else _ui_labels(t) for _, t in run]
             else:
+                if sum(1 for _, t in run if _ACTION_RE.search(t)) * 2 < len(run):
+                    run.clear()  # steps are actions ("Click **Me**"), not a list of rights
+                    return
                 labels = [_ui_labels(t) for _, t in run]
             path = [label for group in labels for label in group]
             if len(path) >= 2:
@@ -138,9 +150,21 @@ _BY_RE = re.compile(r"\bby\s+(?=\w+ing\b)", re.I)
 # our use of your data" says that, not how).
 _PLACE_RE = re.compile(r"\b(?:settings?|account|portal|controls?|form|toggle|menu|profile|app|"
                        r"dashboard|page|tag|privacy center|preferences|dropdown)\b", re.I)
-_STEP_END_RE = re.compile(r"\s*(?:\(|;|\.(?:\s|$)|,\s|\s+if\s|\s+unless\s|\s+so that\s|$)")
+_REFUSAL_RE = re.compile(r"\bopt(?:ing)?[- ]?out|\bobject|\bturn(?:ing)? off|\bswitch(?:ing)? off|"
+                         r"\bdisabl|\bdeclin|\brefus|\bwithdraw|\btrain|\bAI\b|\bmodels?\b|"
+                         r"\bNoAI\b|\bcontrols?\b|\bstop\b", re.I)
+_STEP_END_RE = re.compile(r"\s*(?:\((?!e?s\))|;|\.(?:\s|$)|,\s|\s+if\s|\s+unless\s|\s+so that\s|$)")
 _INVISIBLE_RE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
+_WHERE_IN_PAGE_RE = re.compile(r"^(?:see )?(?:above|below|this section|that section|earlier|later)$",
+                               re.I)
+_BARE_LINK_TEXT_RE = re.compile(
+    r"^(?:your |the |our |this |these )?(?:settings?|opt[- ]?out|here|this|link|click here|controls?|"
+    r"account(?: settings)?|privacy settings)$", re.I)
 _FOLLOWING_RE = re.compile(r"^\W*(?:see|learn|read|visit|for more|more information)\b", re.I)
+
+
+AI_WINDOW = 3  # sentences before a way out in which AI use may be named ("… to train AI. You can
+# opt out in your settings.")
 
 
 def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
@@ -164,18 +188,24 @@ def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
 
     lines = raw.split("\n")
     heading = ""
+    recent: list[bool] = []  # whether each of the last few sentences was about AI use
     for i, line in enumerate(lines):
         stripped = line.strip()
         if stripped.startswith("#") or (stripped.startswith("**") and stripped.endswith("**")):
             heading = stripped
+            recent.clear()
         sentences = split_sentences(BR_RE.sub("\n", line))
         for k, sentence in enumerate(sentences):
-            before = sentences[k - 1] if k else heading
-            nearby = about_ai(sentence) or about_ai(before) or about_ai(heading)
+            ai = about_ai(sentence)
+            nearby = ai or any(recent) or about_ai(heading)
+            recent = [*recent[-(AI_WINDOW - 1):], ai]
             if not is_way_out(_plain(sentence), nearby):
                 continue
             after = sentences[k + 1] if k + 1 < len(sentences) else ""
+            before_count = len(found)
             _steps_of(sentence, after, add)
+            if len(found) == before_count and after:
+                _steps_of(after, "", add, links_only=True)  # "…in your settings. See FAQ."
             if stripped.endswith(":") or k == len(sentences) - 1:
                 for path in steps_paths("\n".join(_following_list(lines, i + 1))):
                     add("setting_path", path)
@@ -194,7 +224,7 @@ def _following_list(lines: list[str], start: int) -> list[str]:
     return out
 
 
-def _steps_of(sentence: str, after: str, add: Callable[..., None]) -> None:
+def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: bool = False) -> None:
     links = []
     for link in LINK_RE.finditer(sentence):
         text, target = _plain(link.group(1)), link.group(2)
@@ -202,9 +232,14 @@ def _steps_of(sentence: str, after: str, add: Callable[..., None]) -> None:
             _add_email(add, target, [sentence])
             continue
         url = clean_url(target)
-        if url is None or parse_date(text) is not None or _ADS_RE.search(text + " " + url):
+        if url is None or parse_date(text) is not None or _ADS_RE.search(text + " " + url) \
+                or _WHERE_IN_PAGE_RE.match(text):
             continue
         links.append((text, url))
+    if links_only:
+        for text, url in links:
+            add(_link_kind(text, url), url if _GENERIC_TEXT_RE.match(text) else text, url)
+        return
     flat = _plain(sentence)
     emails = [m.group(1) for m in _EMAIL_RE.finditer(flat)]
     for address in emails:
@@ -214,20 +249,24 @@ def _steps_of(sentence: str, after: str, add: Callable[..., None]) -> None:
         add("setting_path", path)
     prose = _prose_step(flat)
     if prose and not emails and not paths:
-        url = links[0][1] if links else None
-        if url is None and _FOLLOWING_RE.search(_plain(after)):
-            url = next((clean_url(m.group(2)) for m in LINK_RE.finditer(after)
-                        if clean_url(m.group(2))), None)
-        add("setting" if url is None else "link", prose, url)
-        links = links[1:]
+        # A link named "settings" or "opt out" is where the prose step leads; a link with a
+        # name of its own ("Data Processing Objection Form") is a way out of its own.
+        plain_links = [(t, u) for t, u in links if _BARE_LINK_TEXT_RE.match(t)]
+        url = plain_links[0][1] if plain_links else None
+        if url is None and not links and _FOLLOWING_RE.search(_plain(after)):
+            url = next((u for m in LINK_RE.finditer(after) if (u := clean_url(m.group(2)))), None)
+        add("setting" if url is None else _link_kind(prose, url), prose, url)
+        links = [(t, u) for t, u in links if u != url]
     for text, url in links:
-        kind = "form" if re.search(r"\bform\b|/form|/ask/|objection", text + " " + url, re.I) \
-            else "link"
-        add(kind, url if _GENERIC_TEXT_RE.match(text) else text, url)
+        add(_link_kind(text, url), url if _GENERIC_TEXT_RE.match(text) else text, url)
     for m in _QUOTED_SETTING_RE.finditer(flat):
         add("setting", m.group(1) or m.group(2))
     for m in _KNOWN_SETTING_RE.finditer(flat):
         add("setting", m.group(1))
+
+
+def _link_kind(text: str, url: str) -> str:
+    return "form" if re.search(r"\bform\b|/form|/ask/|objection", text + " " + url, re.I) else "link"
 
 
 def _prose_step(text: str) -> str | None:
@@ -248,8 +287,8 @@ def _prose_step(text: str) -> str | None:
     end = _STEP_END_RE.search(rest)
     step = rest[: end.start()] if end else rest
     step = step.strip(" .,:;“”\"'")
-    if len(step.split()) < 2 or not _PLACE_RE.search(step):
-        return None
+    if len(step.split()) < 2 or not _PLACE_RE.search(step) or not _REFUSAL_RE.search(step):
+        return None  # "change these settings in your account" names no way out of AI use
     return _shorten(step, 200)
 
 

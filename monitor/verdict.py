@@ -58,17 +58,25 @@ class Reading:
     substantive: bool
     old_text: str | None
     new_text: str | None
+    widened: int = 0  # content words the new wording adds (more data, purposes, people)
 
 
-def words_for(reading: Reading) -> list[str]:
-    """What one changed sentence did, in verdict words (may be empty: nothing about AI)."""
+WIDER = 2  # new content words that make a reworded training statement a wider one
+
+
+def words_for(reading: Reading, still_offered: bool = False) -> list[str]:
+    """What one changed sentence did, in verdict words (may be empty: nothing about AI).
+
+    `still_offered`: the new document still gives a way out, so a way-out sentence that went
+    (a summary line, an older wording) removed nothing.
+    """
     old, new = reading.old, reading.new
     out: list[str] = []
     if TRAIN in new and TRAIN not in old:
         out.append("trains_on_user_data")
     elif TRAIN in old and TRAIN not in new:
         out.append("promises_no_training" if NO_TRAIN in new else "stops_training")
-    elif TRAIN in old and TRAIN in new and reading.substantive:
+    elif TRAIN in old and TRAIN in new and reading.substantive and reading.widened >= WIDER:
         out.append("trains_on_user_data")  # more data, purposes, people or regions
     if NO_TRAIN in new and NO_TRAIN not in old and TRAIN not in new:
         out.append("promises_no_training")
@@ -76,7 +84,7 @@ def words_for(reading: Reading) -> list[str]:
         out.append("shares_for_ai")
     if WAY_OUT in new and WAY_OUT not in old:
         out.append("opt_out_added")
-    elif WAY_OUT in old and WAY_OUT not in new:
+    elif WAY_OUT in old and WAY_OUT not in new and not still_offered:
         out.append("opt_out_removed")
     elif WAY_OUT in old and WAY_OUT in new:
         if NARROW in new and NARROW not in old:
@@ -133,15 +141,27 @@ def _channels(claims: frozenset[str]) -> frozenset[str]:
 
 
 def judge(readings: Iterable[Reading], *, default: str = "n/a",
-          regions_excluded: Iterable[str] = ()) -> Verdict:
+          regions_excluded: Iterable[str] = (), still_offered: bool = False) -> Verdict:
     """The verdict of a change from its changed sentences, most important word first."""
     found: dict[str, list[str]] = {}
     for reading in _moved(list(readings)):
-        for word in words_for(reading):
+        for word in words_for(reading, still_offered):
             sentence = reading.new_text or reading.old_text
             found.setdefault(word, [])
             if sentence and sentence not in found[word]:
                 found[word].append(sentence)
+    for more_word, fewer_word in (("trains_on_user_data", "stops_training"),
+                                  ("opt_out_added", "opt_out_removed")):
+        if more_word in found and fewer_word in found:
+            # Statements of one kind both added and gone: a section rewritten, a way out
+            # replaced by another. The balance decides; an even one is neither.
+            more, fewer = len(found[more_word]), len(found[fewer_word])
+            if more <= fewer:
+                del found[more_word]
+            if fewer <= more:
+                del found[fewer_word]
+    if not found:
+        found["no_change"] = []
     if not found:
         return Verdict(("no_change",), default, tuple(regions_excluded))
     ordered = tuple(w for w in VERDICTS if w in found)
