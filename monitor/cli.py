@@ -332,12 +332,20 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, verbose: bool,
 
     def show(result: CheckResult) -> None:
         if as_json:
-            click.echo(json.dumps({
+            line: dict[str, object] = {
                 "source": result.source, "outcome": result.outcome, "detail": result.detail,
                 "change_id": result.change_id, "snapshot_id": result.snapshot_id,
                 "failure_kind": str(result.failure_kind) if result.failure_kind else None,
                 "fetcher": result.fetcher,
-            }, ensure_ascii=False))
+            }
+            if result.change_id is not None:  # what the change means, as changes --json says it
+                from monitor import history
+
+                d = history.change_detail(store, result.change_id)
+                line.update(labels=d.labels, severity=d.severity, verdict=d.verdict,
+                            default=d.default, regions_excluded=d.regions_excluded,
+                            headline=d.headline, opt_out=d.opt_out)
+            click.echo(json.dumps(line, ensure_ascii=False))
         elif verbose or result.outcome in ("changed", "baseline"):
             click.echo(_check_line(result))
 

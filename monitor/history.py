@@ -484,7 +484,8 @@ TIMELINE_MARKS = 3000  # the newest this many changes in the range: enough for y
 def timeline(store: Store, since: datetime | None = None) -> list[TimelineMark]:
     """The non-cosmetic changes since `since` (all when None), oldest first, for the chart."""
     q = (select(Change.id, SourceRow.platform, SourceRow.title, SourceRow.name,
-                Change.detected_at, Change.severity, Change.findings)
+                Change.detected_at, Change.severity, Change.findings, Change.verdict,
+                Change.ai_default, Change.regions_excluded)
          .join(SourceRow, SourceRow.id == Change.source_id)
          .where(Change.reextracted.is_(False), Change.severity != "none",
                 Change.generation == SourceRow.generation)
@@ -494,7 +495,9 @@ def timeline(store: Store, since: datetime | None = None) -> list[TimelineMark]:
     with store.read() as s:
         rows = s.execute(q).all()
     return [TimelineMark(r.id, r.platform, r.title or r.name, r.detected_at, r.severity,
-                         (r.findings or {}).get("summary")) for r in reversed(rows)]
+                         wording.headline(r.verdict, r.ai_default, r.regions_excluded,
+                                          (r.findings or {}).get("summary")))
+            for r in reversed(rows)]
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,13 @@ class ChangeView:
     evidence: Sequence[dict[str, Any]]
     opt_out: Sequence[dict[str, Any]]
     diff: difflib.Diff
+    headline: str = ""  # worded from the verdict when the message is rendered
+    verdict: Sequence[str] = ()
+
+    @property
+    def said(self) -> str:
+        """The headline, or for a change without a verdict its detection summary."""
+        return self.headline or self.summary
 
 
 def md_escape(text: str) -> str:
@@ -112,17 +119,17 @@ def page_name(platform: str, title: str | None, source: str) -> str:
 
 
 def change_title(view: ChangeView) -> str:
-    """`[LinkedIn] Privacy Policy: AI training added — high`."""
-    summary = view.summary.split(", ")[0] if view.summary else "changed"
-    return f"[{view.platform}] {view.title}: {summary} — {view.severity or 'unclassified'}"
+    """`[LinkedIn] Privacy Policy: trains AI on your data (on by default) — high`."""
+    said = view.headline or (view.summary.split(", ")[0] if view.summary else "changed")
+    return f"[{view.platform}] {view.title}: {said} — {view.severity or 'unclassified'}"
 
 
 def _what(view: ChangeView) -> str:
     labels = [_LABEL_NAMES.get(label, label) for label in view.labels]
     first = (f"{view.title} changed" if view.title.casefold().startswith(view.platform.casefold())
              else f"{view.platform} changed its {view.title}")
-    if view.summary:
-        first += f": {view.summary}."
+    if view.said:
+        first += f": {view.said}."
     else:
         first += "."
     second = (f"Labels: {', '.join(labels)}; severity {view.severity}."
@@ -138,25 +145,64 @@ def _unified_excerpt(view: ChangeView) -> str:
     return "\n".join(lines)
 
 
-def _evidence(view: ChangeView, fmt: Format, most: int = 5) -> str:
-    evidence = sorted(view.evidence, key=lambda e: -severity_rank(e.get("severity")))[:most]
+# The evidence a verdict word rests on, by label: quoted first, so a headline that says "shares
+# your data for AI" is followed by the sharing sentence.
+_VERDICT_LABELS = {
+    "trains_on_user_data": ("ai_training",), "stops_training": ("ai_training",),
+    "promises_no_training": ("ai_training", "third_party_ai"),
+    "opt_out_added": ("opt_out",), "opt_out_removed": ("opt_out", "region_scope"),
+    "shares_for_ai": ("third_party_ai",), "user_ai_rules": ("ai_training", "ai_feature_data"),
+    "ai_feature_terms": ("ai_feature_data",),
+}
+PER_LABEL = 3  # quotes per label in a message; the rest are counted and linked
+
+
+def _grouped(view: ChangeView) -> list[tuple[str, list[dict[str, Any]], int]]:
+    """(label, its strongest quotes, how many more) with the verdict's own label first."""
+    first = _VERDICT_LABELS.get(view.verdict[0], ()) if view.verdict else ()
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for e in sorted(view.evidence, key=lambda e: -severity_rank(e.get("severity"))):
+        by_label.setdefault(e["label"], []).append(e)
+    order = sorted(by_label, key=lambda label: (label not in first, first.index(label)
+                                                if label in first else 0,
+                                                -max(severity_rank(e.get("severity"))
+                                                     for e in by_label[label])))
+    return [(label, by_label[label][:PER_LABEL], max(0, len(by_label[label]) - PER_LABEL))
+            for label in order]
+
+
+def _evidence(view: ChangeView, fmt: Format, link: str = "") -> str:
+    """Quotes grouped by label, each as Before:/After: lines (the plain-text part of an e-mail
+    reads them as such), "and N more" with a link to the change page when cut."""
+    groups = _grouped(view)
     if fmt == "html":
         esc = html.escape
-        return "".join(
-            f"<p><em>{esc(_LABEL_NAMES.get(e['label'], e['label']))} ({esc(e['direction'])})</em></p>"
-            + (f'<blockquote style="color:#b31d28"><del>{esc(plain_text(e["old"]))}</del></blockquote>'
-               if e.get("old") else "")
-            + (f'<blockquote style="color:#22863a"><ins>{esc(plain_text(e["new"]))}</ins></blockquote>'
-               if e.get("new") else "")
-            for e in evidence)
+        out = []
+        for label, quotes, more in groups:
+            out.append(f"<p><strong>{esc(_LABEL_NAMES.get(label, label))}</strong></p>")
+            for e in quotes:
+                out.append(f"<p><em>{esc(e.get('direction') or 'changed')}</em></p>")
+                if e.get("old"):
+                    out.append('<blockquote style="color:#b31d28">Before: '
+                               f'<del>{esc(plain_text(e["old"]))}</del></blockquote>')
+                if e.get("new"):
+                    out.append('<blockquote style="color:#22863a">After: '
+                               f'<ins>{esc(plain_text(e["new"]))}</ins></blockquote>')
+            if more:
+                out.append(f'<p>… and {more} more (<a href="{esc(link)}">{esc(link)}</a>)</p>'
+                           if link else f"<p>… and {more} more</p>")
+        return "".join(out)
     lines = []
-    for e in evidence:
-        lines.append(f"*{md_escape(_LABEL_NAMES.get(e['label'], e['label']))} "
-                     f"({md_escape(e['direction'])})*")
-        if e.get("old"):
-            lines.append(f"> − {md_escape(plain_text(e['old']))}")
-        if e.get("new"):
-            lines.append(f"> \\+ {md_escape(plain_text(e['new']))}")
+    for label, quotes, more in groups:
+        lines.append(f"**{md_escape(_LABEL_NAMES.get(label, label))}**")
+        for e in quotes:
+            lines.append(f"*{md_escape(e.get('direction') or 'changed')}*")
+            if e.get("old"):
+                lines.append(f"> Before: {md_escape(plain_text(e['old']))}")
+            if e.get("new"):
+                lines.append(f"> After: {md_escape(plain_text(e['new']))}")
+        if more:
+            lines.append(f"… and {more} more ({link})" if link else f"… and {more} more")
         lines.append("")
     return "\n".join(lines)
 
@@ -193,13 +239,15 @@ def render_change(view: ChangeView, fmt: Format, base_url: str, limit: int = 30_
     title = change_title(view)
     if fmt == "html":
         esc = html.escape
-        values = {"headline": esc(title), "what": esc(_what(view)), "evidence": _evidence(view, fmt),
+        values = {"headline": esc(title), "what": esc(_what(view)),
+                  "evidence": _evidence(view, fmt, link),
                   "opt_out": _opt_out(view, fmt), "link": esc(link), "source_url": esc(view.url),
                   "diff": esc(_unified_excerpt(view))}
         body = _load("change.html", templates_dir).safe_substitute(values)
     else:
         values = {"headline": md_escape(title), "what": md_escape(_what(view)),
-                  "evidence": _evidence(view, fmt), "opt_out": _opt_out(view, fmt), "link": link,
+                  "evidence": _evidence(view, fmt, link), "opt_out": _opt_out(view, fmt),
+                  "link": link,
                   "source_url": md_escape(view.url),
                   # Inside a fenced block Markdown is inert; only a fence could escape it.
                   "diff": defuse_mentions(_unified_excerpt(view).replace("```", "ʼʼʼ"))}
@@ -210,7 +258,7 @@ def render_change(view: ChangeView, fmt: Format, base_url: str, limit: int = 30_
 def event_title(views: Sequence[ChangeView], platform: str, update: bool) -> str:
     """`[LinkedIn] 3 pages changed: AI training added — high`, or `[LinkedIn] Update: …`."""
     top = max(views, key=lambda v: severity_rank(v.severity))
-    summary = top.summary.split(", ")[0] if top.summary else "changed"
+    summary = top.headline or (top.summary.split(", ")[0] if top.summary else "changed")
     severity = top.severity or "unclassified"
     if update:
         return f"[{platform}] Update: {top.title}: {summary} — {severity}"
@@ -239,12 +287,12 @@ def render_event(views: Sequence[ChangeView], also: Sequence[ChangeView],
         link = _link(base_url, v.id)
         head = change_title(v)
         if fmt == "html":
-            sections.append(f"<h3>{esc(head)}</h3><p>{esc(_what(v))}</p>{_evidence(v, fmt, 3)}"
+            sections.append(f"<h3>{esc(head)}</h3><p>{esc(_what(v))}</p>{_evidence(v, fmt, link)}"
                             f"{_opt_out(v, fmt)}<p>View this change: <a href=\"{esc(link)}\">"
                             f"{esc(link)}</a><br>Page: {esc(v.url)}</p>")
         else:
             sections.append(f"**{md_escape(head)}**\n\n{md_escape(_what(v))}\n\n"
-                            f"{_evidence(v, fmt, 3)}\n{_opt_out(v, fmt)}\n"
+                            f"{_evidence(v, fmt, link)}\n{_opt_out(v, fmt)}\n"
                             f"[View this change]({link}) · {md_escape(v.url)}\n")
     for v in also:
         link = _link(base_url, v.id)
@@ -288,11 +336,11 @@ def render_digest(views: Sequence[ChangeView], period: str, fmt: Format, base_ur
         if fmt == "html":
             lis = "".join(f'<li><strong>{html.escape(v.severity or "-")}</strong> '
                           f'<a href="{html.escape(link)}{v.id}">{html.escape(v.title)}</a>: '
-                          f"{html.escape(v.summary)}</li>" for v in items)
+                          f"{html.escape(v.said)}</li>" for v in items)
             sections.append(f"<h3>{html.escape(platform)}</h3><ul>{lis}</ul>")
         else:
             lis = "\n".join(f"- **{md_escape(v.severity or '-')}** [{md_escape(v.title)}]"
-                            f"({link}{v.id}): {md_escape(v.summary)}" for v in items)
+                            f"({link}{v.id}): {md_escape(v.said)}" for v in items)
             sections.append(f"**{md_escape(platform)}**\n\n{lis}\n")
     esc = html.escape if fmt == "html" else md_escape
     name = "digest.html" if fmt == "html" else "digest.md"

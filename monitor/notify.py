@@ -80,7 +80,7 @@ def _view(store: Store, change_id: int) -> messages.ChangeView:
         id=d.id, platform=d.platform, title=messages.page_name(d.platform, d.title, d.source),
         url=d.url, kind=d.kind,
         labels=d.labels, severity=d.severity, summary=d.summary, evidence=d.evidence,
-        opt_out=d.opt_out, diff=d.diff)
+        opt_out=d.opt_out, diff=d.diff, headline=d.headline, verdict=tuple(d.verdict or ()))
 
 
 def render(store: Store, config: cfg.Config, row: Delivery, url: str) -> messages.Message:

@@ -29,8 +29,10 @@ class OptOut:
     subject: str | None = None  # e-mail opt-outs: the subject line they ask for
     detail: str | None = None  # the sentence saying what to do or include
 
-    def to_dict(self) -> dict[str, str]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+    def to_dict(self) -> dict[str, str | None]:
+        """`{type, text, url}` always (url null when the step is prose), subject and detail
+        when known."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "url"}
 
 
 _WS_RE = re.compile(r"\s+")

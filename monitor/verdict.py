@@ -173,9 +173,10 @@ def judge(readings: Iterable[Reading], *, default: str = "n/a",
 
 def from_dict(data: dict[str, object] | None) -> Verdict | None:
     """A stored verdict, or None for a change judged before verdicts existed."""
-    if not data or not isinstance(data.get("verdict"), list):
+    words_in = data.get("verdict") if data else None
+    if not data or not isinstance(words_in, list):
         return None
-    words = tuple(str(w) for w in data["verdict"] if w in VERDICTS)  # type: ignore[union-attr]
+    words = tuple(str(w) for w in words_in if w in VERDICTS)
     default = str(data.get("default") or "n/a")
     regions = data.get("regions_excluded") or []
     return Verdict(words or ("no_change",), default if default in DEFAULTS else "n/a",

@@ -40,7 +40,7 @@ def change(store: Store, change_id: int, base_url: str) -> dict[str, Any]:
     siblings: list[dict[str, Any]] = []
     if d.event_id is not None:
         siblings = [{"change_id": c.id, "source": c.source, "platform": c.platform,
-                     "severity": c.severity, "summary": c.summary,
+                     "severity": c.severity, "summary": c.summary, "headline": c.headline,
                      "detected_at": _iso(c.detected_at), "link": _links(base_url, c.id)["change"]}
                     for c in history.changes(store, event_id=d.event_id, with_sentences=False)
                     if c.id != d.id]
@@ -48,7 +48,9 @@ def change(store: Store, change_id: int, base_url: str) -> dict[str, Any]:
         "type": "change", "version": VERSION, "id": d.id, "source": d.source,
         "platform": d.platform, "title": d.title or d.source, "kind": d.kind, "url": d.url,
         "detected_at": _iso(d.detected_at), "labels": list(d.labels), "severity": d.severity,
-        "headline": d.summary or "changed", "directions": dict(d.directions),
+        "headline": d.headline, "verdict": list(d.verdict or ["no_change"]),
+        "default": d.default or "n/a", "regions_excluded": list(d.regions_excluded or []),
+        "directions": dict(d.directions),
         "evidence": [dict(e) for e in d.evidence], "opt_out": [dict(o) for o in d.opt_out],
         "words_added": d.diff.stats.words_added, "words_removed": d.diff.stats.words_removed,
         "anomaly": d.anomaly, "event_id": d.event_id, "event_pages": siblings,

@@ -95,6 +95,10 @@ class ChangeOut(BaseModel):
     severity: str | None
     summary: str | None
     event_id: int | None
+    headline: str  # worded from the verdict when read
+    verdict: list[str] | None  # what happened, most important first; null: not judged yet
+    default: str | None  # on | off | n/a: whether the AI use applies unless the user acts
+    regions_excluded: list[str] | None
 
 
 class ChangeDetailOut(ChangeOut):
@@ -296,14 +300,14 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
         for c in reversed(items):
             entry = fg.add_entry()
             entry.id(f"{base}/changes/{c.id}")
-            entry.title(xml_text(f"[{c.platform}] {c.source}: {c.summary or 'changed'} — "
+            entry.title(xml_text(f"[{c.platform}] {c.source}: {c.headline} — "
                                  f"{c.severity or '-'}"))
             entry.link(href=f"{base}/changes/{c.id}")
             entry.updated(c.detected_at)
             for label in c.labels or []:
                 entry.category(term=xml_text(label))
             added = " ".join(c.added_sentences[:5])
-            entry.summary(xml_text(f"{c.summary or ''} Added: {added}".strip()), type="text")
+            entry.summary(xml_text(f"{c.headline} Added: {added}".strip()), type="text")
         return Response(fg.atom_str(pretty=True), media_type="application/atom+xml")
 
     @app.get("/feeds/changes.atom", include_in_schema=False)
@@ -359,6 +363,8 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
             from_snapshot_id=d.from_snapshot_id, to_snapshot_id=d.to_snapshot_id,
             words_added=d.diff.stats.words_added, words_removed=d.diff.stats.words_removed,
             labels=d.labels, severity=d.severity, summary=d.summary, event_id=d.event_id,
+            headline=d.headline, verdict=d.verdict, default=d.default,
+            regions_excluded=d.regions_excluded,
             evidence=d.evidence, opt_out=d.opt_out, directions=d.directions)
 
     @app.get("/api/changes/{change_id}/diff", response_model=DiffOut, tags=["changes"], responses=NOT_FOUND)
@@ -376,4 +382,5 @@ def _change_out(c: history.ChangeSummary) -> ChangeOut:
                      detected_at=_iso(c.detected_at) or "", from_snapshot_id=c.from_snapshot_id,
                      to_snapshot_id=c.to_snapshot_id, words_added=c.words_added,
                      words_removed=c.words_removed, labels=c.labels or [], severity=c.severity,
-                     summary=c.summary, event_id=c.event_id)
+                     summary=c.summary, event_id=c.event_id, headline=c.headline,
+                     verdict=c.verdict, default=c.default, regions_excluded=c.regions_excluded)
