@@ -38,7 +38,7 @@ __all__ = ["LABELS", "SEVERITIES", "Anomaly", "OptOut", "Recent", "classify", "d
            "max_severity", "recent_versions", "severity_rank"]
 
 RULES_PATH = Path(__file__).with_name("rules.toml")
-MAX_EVIDENCE_PER_LABEL = 5
+MAX_EVIDENCE_PER_LABEL = 20  # stored; messages quote 3 a label and count the rest
 PAIR_SIMILARITY = 0.45
 PAIR_WINDOW = 40
 # A change reads every changed sentence one by one (pairing, re-wrap search, every label) up to

@@ -137,12 +137,20 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
     ai = m.mentions_ai(sentence)
     definition = ai and bool(_DEFINITION_RE.search(sentence))
     pointer = bool(_POINTER_RE.search(sentence))
+    # "You shall not use NoAI Content (i) in datasets …; (ii) in the development of AI": the
+    # obligation governs the clauses after it that have no subject of their own.
+    sentence_rule = bool(_USER_RULE_RE.search(sentence))
+    offers_way_out = way_out(sentence, m, context_ai=context_ai or ai)
     for clause in split(sentence) if not pointer else ():
-        rule = lead_rule or (bool(_USER_RULE_RE.search(clause)) and not \
-            _COMPANY_RESTRICTS_RE.search(clause))
+        rule = (lead_rule or bool(_USER_RULE_RE.search(clause))
+                or (sentence_rule and not _OWN_SUBJECT_RE.search(clause))) \
+            and not _COMPANY_RESTRICTS_RE.search(clause)
         at = m.match("ai_training", clause)
         if at is not None and _inside_condition(clause, at):
             at = None  # "If you do not want us to use your Content to train …" is an offer
+        refusal = _REFUSAL_RE.search(clause) if offers_way_out else None
+        if at is not None and refusal is not None and refusal.start() < at:
+            at = None  # "you can object to the use of your data to train …": what is refused
         if at is not None:
             if _COMPANY_RESTRICTS_RE.search(clause) or lead_company_negates:
                 out.add(v.NO_TRAIN)
@@ -161,7 +169,7 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
     if ai and (lead_rule or guidelines or _USER_RULE_RE.search(sentence)) and not out & {
             v.TRAIN, v.NO_TRAIN, v.SHARE} and not _COMPANY_RESTRICTS_RE.search(sentence):
         out.add(v.RULE)
-    if way_out(sentence, m, context_ai=context_ai or ai):
+    if offers_way_out:
         out.add(v.WAY_OUT)
         if _NARROW_RE.search(sentence):
             out.add(v.NARROW)

@@ -43,7 +43,8 @@ _BLOCKS = frozenset({
 })
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
 # Elements the renderer treats on their own; every other one is a block or an inline wrapper.
-_SPECIAL = frozenset({*_HEADINGS, "ul", "ol", "menu", "li", "table", "br", "pre", "hr", "a", "img"})
+_SPECIAL = frozenset({*_HEADINGS, "ul", "ol", "menu", "li", "table", "br", "pre", "hr", "a", "img",
+                      "strong", "b"})
 _SPACE_RE = re.compile(r"[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 _INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _HIDDEN_STYLE_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
@@ -408,6 +409,15 @@ class _Renderer:
             label = normalize_inline("".join(self.inline[start:]))
             if link and label:
                 self.inline[start:] = [f"[{label}]({link})"]
+        elif name in ("strong", "b"):
+            # In a list item, bold is how help pages name what to click ("Click **Me**"):
+            # the steps of a way out are rebuilt from it. Elsewhere it is only emphasis.
+            start = len(self.inline)
+            self.walk(tag, depth)
+            if self.kind.startswith("li"):
+                label = normalize_inline("".join(self.inline[start:]))
+                if label:
+                    self.inline[start:] = [f"**{label}**"]
         elif name == "img":
             alt = tag.get("alt")
             if alt and alt.strip():

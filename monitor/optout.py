@@ -250,6 +250,9 @@ def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: b
     for path in paths:
         add("setting_path", path)
     prose = _prose_step(flat)
+    if prose and any(t.lower() in prose.lower() for t, _ in links
+                     if not _BARE_LINK_TEXT_RE.match(t)):
+        prose = None  # "… with the AI Training Objection Form": the named link is the step
     if prose and not emails and not paths:
         # A link named "settings" or "opt out" is where the prose step leads; a link with a
         # name of its own ("Data Processing Objection Form") is a way out of its own.
