@@ -980,6 +980,11 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
                     and item.new and rules.vocab["specific_data"].search(plain(item.new))):
                 severity = "medium"  # an AI feature now takes a named kind of the user's content
                 why += " (it names the user's content an AI feature uses)"
+            elif (label == "ai_feature_data" and direction in _POSITIVE and item.new
+                  and reading_ is not None and _PRODUCES_RE.search(plain(item.new))
+                  and reading_.new & {verdicts.RULE, verdicts.FEATURE}):
+                severity = "medium"  # AI output terms or rules on AI use: what users make with it
+                why += " (terms or rules for what the AI feature produces)"
             if direction == "changed" and (reworded or _same_meaning(item, rules,
                                                                      (old_hit, new_hit))):
                 severity = "low"
@@ -1048,6 +1053,12 @@ def _reading(item: Item, rules: Rules, old: Text | None, new: Text | None, block
         widened = len({_stem(w) for w in _cosmetic_key(item.new, rules).split()
                        if len(w) > 3 and _content_word(w, rules)} - gone)
     return verdicts.Reading(before, after, substantive, item.old, item.new, widened)
+
+
+# An AI feature that produces the user's content, or a rule on it: outputs, generated content.
+_PRODUCES_RE = re.compile(r"\boutputs?\b|\bAI[- ]generated\b|\bgenerated (?:by|with|using)\b|"
+                          r"\bgenerative AI (?:content|features?|services?|products?|tools?)\b|"
+                          r"\bsynthetic\b", re.I)
 
 
 _OPT_IN_RE = re.compile(r"\bopt(?:ed|s)?[- ]?in\b|\byour (?:explicit |express |prior )?consent\b|"

@@ -526,7 +526,7 @@ class Store:
                     select(Change.id, Change.diff, Change.from_snapshot_id, Change.to_snapshot_id)
                     .where(Change.verdict.is_(None), Change.labels.is_not(None), Change.id > last_id)
                     .order_by(Change.id).limit(batch)).all()
-                blobs = {sid: key for sid, key in s.execute(
+                blobs: dict[int, str] = {row.id: row.text_blob for row in s.execute(
                     select(Snapshot.id, Snapshot.text_blob).where(Snapshot.id.in_(
                         [r[2] for r in rows] + [r[3] for r in rows])))}
             if not rows:

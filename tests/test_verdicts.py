@@ -151,3 +151,19 @@ def test_the_email_says_and_n_more_and_before_after(server: HTTPServer, project:
     # 6 new training sentences, 3 quoted: the rest counted, with the change page to read them
     more = re.search(r"and (\d+) more \(https://monitor\.example\.org/changes/1\)", plain)
     assert more is not None and int(more.group(1)) >= 3
+
+
+def test_changes_stored_before_verdicts_are_judged_on_upgrade(server: HTTPServer,
+                                                              project: Any) -> None:
+    import sqlite3
+
+    line = changed(project, server, BASE, BASE + STEPS_HTML)
+    db = project.db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:  # as a database written before migration 0011 holds it
+        conn.execute("UPDATE changes SET verdict = NULL, ai_default = NULL, regions_excluded = NULL")
+    (before,) = project.json("changes")
+    assert before["verdict"] is None
+    project.cli("db", "upgrade")
+    (after,) = project.json("changes")
+    assert after["verdict"] == line["verdict"] and after["default"] == "on"
+    assert after["labels"] == line["labels"] and after["severity"] == line["severity"]
