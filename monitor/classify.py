@@ -1049,9 +1049,7 @@ def _reading(item: Item, rules: Rules, old: Text | None, new: Text | None, block
     if item.kind == "modified" and item.old is not None and item.new is not None:
         hits = (match_label("ai_training", item.old, rules), match_label("ai_training", item.new, rules))
         substantive = not (_minor_rewording(item, rules) or _same_meaning(item, rules, hits))
-        gone = {_stem(w) for w in _cosmetic_key(item.old, rules).split()}
-        widened = len({_stem(w) for w in _cosmetic_key(item.new, rules).split()
-                       if len(w) > 3 and _content_word(w, rules)} - gone)
+        widened = verdicts.widening(plain(item.old), plain(item.new))
     return verdicts.Reading(before, after, substantive, item.old, item.new, widened)
 
 

@@ -49,11 +49,12 @@ _COMPANY_RESTRICTS_RE = re.compile(
 # A list's lead-in that makes each item a rule for the user, or a negation by the company.
 _RULE_LEAD_RE = re.compile(
     r"\byou (?:may|must|will|shall|agree|should|are) not\b|\byou agree not to\b|\bprohibited\b|"
-    r"\bnot (?:permitted|allowed) to\b|\b(?:do not|don[’']t|never)\b|\bmust not\b|\bshall not\b|"
-    r"\brules?\b|\brestrictions?\b|\byou (?:represent|warrant|agree|acknowledge|must|shall)\b",
+    r"\bnot (?:permitted|allowed) to\b|\bmust not\b|\bshall not\b|\b(?:rules|restrictions)\b|"
+    r"\byou (?:represent|warrant|agree|acknowledge|must|shall)\b|^\W*(?:do not|don[’']t|never)\b",
     re.I)
-_COMPANY_SUBJECT_RE = re.compile(r"\b(?:we|our company|[A-Z][\w.&-]+)\s+(?:do|does|will|shall|"
-                                 r"would|may)?\s*(?:not|never|n[’']t)\b", re.I)
+# A lead-in by which the company negates each item: "We do not:", "We will never:".
+_COMPANY_NEGATES_RE = re.compile(
+    r"\b(?:we|[A-Z][\w.&-]+)\s+(?:do|does|will|shall|would)?\s*(?:not|never|n[’']t)\b[^.:]*:\W*$")
 _DEFINITION_RE = re.compile(
     r"^[^.;:]{0,80}?\b(?:means|refers to|shall mean|is defined as|are defined as|include[s]? any)\b"
     r"|^\W*[“\"'‘][^”\"'’]{2,60}[”\"'’]\s*(?:means|refers|is|are)\b", re.I)
@@ -90,7 +91,7 @@ _USER_SHARES_RE = re.compile(r"\byou (?:may |can |might |choose to |decide to |a
                              r"(?:share|send|connect|post|publish|disclose)\b", re.I)
 # What makes a control a way out: refusing, stopping or choosing, not merely "access these".
 _REFUSAL_RE = re.compile(
-    r"\bopt(?:ing)?[- ]?out|\bobject|\bturn(?:ing)? (?:it |this |that )?off|\bswitch(?:ing)? off|"
+    r"\bopt(?:ing)?[- ]?out|\bobject|\b(?:turn|switch)(?:ing)? (?:it |this |that )?off|"
     r"\bdisabl|\bdeclin|\brefus|\bwithdraw|\bstop\b|\b(?:choose|decide|control|say|choice)\b|"
     r"\bin control\b|\bnot\b[^.;]{0,60}\bbe used\b|\bprohibited from\b|\bexclu|\bNoAI\b|"
     r"\bopt(?:ing)?[- ]?in\b|\bconsent\b", re.I)
@@ -129,11 +130,10 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
     if not sentence:
         return frozenset()
     out: set[str] = set()
-    lead_rule = lead_in is not None and bool(_RULE_LEAD_RE.search(lead_in))
-    lead_company_negates = lead_rule and bool(_COMPANY_SUBJECT_RE.search(lead_in or "")) and \
-        not re.search(r"\byou\b", lead_in or "", re.I)
-    if lead_company_negates:
-        lead_rule = False
+    nearest = (lead_in or "").split(" / ")[0]
+    lead_company_negates = bool(_COMPANY_NEGATES_RE.search(nearest))
+    lead_rule = lead_in is not None and not lead_company_negates and \
+        bool(_RULE_LEAD_RE.search(lead_in))
     ai = m.mentions_ai(sentence)
     definition = ai and bool(_DEFINITION_RE.search(sentence))
     pointer = bool(_POINTER_RE.search(sentence))
@@ -188,7 +188,7 @@ def way_out(sentence: str, m: Matchers, *, context_ai: bool) -> bool:
         return False
     if _EVEN_IF_RE.search(sentence) and not _OFFER_RE.search(_EVEN_IF_RE.split(sentence)[0]):
         return False  # "Even if you opt out, we will use …": a limit, not the way out
-    return bool(_OFFER_RE.search(sentence))
+    return bool(_OFFER_RE.search(sentence)) and len(sentence.split()) >= 4  # not a heading
 
 
 def _inside_condition(clause: str, at: int) -> bool:

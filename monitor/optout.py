@@ -181,10 +181,12 @@ def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
     only points to where ("See FAQ - Consumer").
     """
     found: dict[tuple[str, str], OptOut] = {}
+    tried: list[str] = []  # every step named, also those already found
 
     def add(kind: str, text: str, url: str | None = None, **extra: str | None) -> None:
         text = _INVISIBLE_RE.sub("", _WS_RE.sub(" ", text)).strip(" *_")
         key = (kind, (url or text).lower())
+        tried.append(text)
         if text and key not in found:
             found[key] = OptOut(kind, text, url, **extra)
 
@@ -204,9 +206,9 @@ def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
             if not is_way_out(_plain(sentence), nearby):
                 continue
             after = sentences[k + 1] if k + 1 < len(sentences) else ""
-            before_count = len(found)
+            offered = len(tried)
             _steps_of(sentence, after, add)
-            if len(found) == before_count and after:
+            if len(tried) == offered and after:  # the sentence named no step, even a known one
                 _steps_of(after, "", add, links_only=True)  # "…in your settings. See FAQ."
             if stripped.endswith(":") or k == len(sentences) - 1:
                 for path in steps_paths("\n".join(_following_list(lines, i + 1))):

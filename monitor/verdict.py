@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The vocabulary of ../shared/eval/meaning-spec.md, most important first.
 VERDICTS = ("trains_on_user_data", "opt_out_removed", "shares_for_ai", "stops_training",
             "opt_out_added", "promises_no_training", "user_ai_rules", "ai_feature_terms",
             "no_change")
 DEFAULTS = ("on", "off", "n/a")
+
+REPLACED = "opt_out_replaced"  # a way-out sentence gone while the document still offers one
 
 # Claims a clause can make.
 TRAIN = "train"  # the company (or its group) uses users' data to train or improve AI
@@ -38,7 +40,8 @@ class Verdict:
     verdict: tuple[str, ...]
     default: str = "n/a"
     regions_excluded: tuple[str, ...] = ()
-    because: tuple[str, ...] = ()  # the new (or, for removals, old) sentences behind verdict[0]
+    # the new (or, for removals, old) sentences behind verdict[0]: for messages, not stored
+    because: tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, object]:
         return {"verdict": list(self.verdict), "default": self.default,
@@ -61,7 +64,7 @@ class Reading:
     widened: int = 0  # content words the new wording adds (more data, purposes, people)
 
 
-WIDER = 2  # new content words that make a reworded training statement a wider one
+WIDER = 1  # new content words (not verbs of improving) that make a training statement wider
 
 
 def words_for(reading: Reading, still_offered: bool = False) -> list[str]:
@@ -84,8 +87,9 @@ def words_for(reading: Reading, still_offered: bool = False) -> list[str]:
         out.append("shares_for_ai")
     if WAY_OUT in new and WAY_OUT not in old:
         out.append("opt_out_added")
-    elif WAY_OUT in old and WAY_OUT not in new and not still_offered:
-        out.append("opt_out_removed")
+    elif WAY_OUT in old and WAY_OUT not in new:
+        # gone from here while the document still offers a way out: replaced, not removed
+        out.append(REPLACED if still_offered else "opt_out_removed")
     elif WAY_OUT in old and WAY_OUT in new:
         if NARROW in new and NARROW not in old:
             out.append("opt_out_removed")
@@ -118,18 +122,42 @@ def _moved(readings: list[Reading]) -> list[Reading]:
                 continue
             other = _words(n.new_text or "")
             s = len(words & other) / max(1, len(words | other))
+            # an item rewritten at length keeps most of its old words ("Improve our AI
+            # technologies, such as translations" → "… and support AI research, such as …")
+            kept = len(words & other) / max(1, min(len(words), len(other)))
+            if kept >= MOVED_CONTAINED and min(len(words), len(other)) >= 3:
+                s = max(s, score)
             if s >= score:
                 best, score = i, s
         if best is None:
             out.append(g)
             continue
         used.add(best)
-        out.append(Reading(g.old, new[best].new, False, g.old_text, new[best].new_text))
+        n = new[best]
+        widened = widening(g.old_text or "", n.new_text or "")
+        out.append(Reading(g.old, n.new, widened >= WIDER, g.old_text, n.new_text, widened))
     out.extend(n for i, n in enumerate(new) if i not in used)
     return out
 
 
+# Verbs of improving and testing: "training, testing and improving" says how, not on what data.
+HOW_WORDS_RE = re.compile(r"(?:train|test|develop|improv|build|creat|mak|evaluat|fine|tun|"
+                          r"enhanc|refin|maintain|provid|operat|research|analy[sz]|with|that|this|"
+                          r"from|such|other|these|those|which|their|your|ours?)", re.I)
 MOVED_SIMILARITY = 0.5
+MOVED_CONTAINED = 0.75
+
+
+def widening(old: str, new: str) -> int:
+    """Content words a rewording adds, when it grows (at least GROWTH more words): a swap of
+    one word for another ("products" → "Services") widens nothing."""
+    before, after = re.findall(r"[a-z0-9]+", old.lower()), re.findall(r"[a-z0-9]+", new.lower())
+    if len(after) - len(before) < GROWTH:
+        return 0
+    return len({w for w in set(after) - set(before) if len(w) > 3 and not HOW_WORDS_RE.match(w)})
+
+
+GROWTH = 3
 
 
 def _words(text: str) -> frozenset[str]:
@@ -150,16 +178,20 @@ def judge(readings: Iterable[Reading], *, default: str = "n/a",
             found.setdefault(word, [])
             if sentence and sentence not in found[word]:
                 found[word].append(sentence)
-    for more_word, fewer_word in (("trains_on_user_data", "stops_training"),
-                                  ("opt_out_added", "opt_out_removed")):
-        if more_word in found and fewer_word in found:
+    for more_word, fewer_words in (("trains_on_user_data", ("stops_training",)),
+                                   ("opt_out_added", ("opt_out_removed", REPLACED))):
+        fewer_word = next((w for w in fewer_words if w in found), None)
+        if more_word in found and fewer_word is not None:
             # Statements of one kind both added and gone: a section rewritten, a way out
             # replaced by another. The balance decides; an even one is neither.
-            more, fewer = len(found[more_word]), len(found[fewer_word])
+            more = len(found[more_word])
+            fewer = sum(len(found.get(w, ())) for w in fewer_words)
             if more <= fewer:
                 del found[more_word]
             if fewer <= more:
-                del found[fewer_word]
+                for w in fewer_words:
+                    found.pop(w, None)
+    found.pop(REPLACED, None)
     if not found:
         found["no_change"] = []
     if not found:

@@ -200,18 +200,29 @@ def test_x_ai_email_is_not_ai() -> None:
 
 def test_opt_out_instructions_forms_links_emails_regions() -> None:
     text = (
+        "We use your posts to train our AI models. "
         "If you are in the EU, EEA or Switzerland, you can object using the "
         "[Data Processing Objection Form](https://www.linkedin.com/help/linkedin/ask/TS-DPRO). "
-        "You can also write to privacy@example.com. Go to Settings > Privacy > AI training "
+        "You can also object by writing to privacy@example.com. Go to Settings > Privacy > AI training "
         "and switch it off.\n"
         "Our [Cookie Policy](https://example.com/cookies) explains cookies.\n"
     )
-    found = {(o.type, o.text, o.url) for o in extract_opt_out([text])}
+    found = {(o.type, o.text, o.url) for o in extract_opt_out(text)}
     assert ("form", "Data Processing Objection Form",
             "https://www.linkedin.com/help/linkedin/ask/TS-DPRO") in found
     assert ("email", "privacy@example.com", None) in found
     assert ("setting_path", "Settings > Privacy > AI training", None) in found
-    assert any(t == "region" and "EEA" in text_ for t, text_, _ in found)
+    # who is exempt is the verdict's regions_excluded, never a "way out"; cookies are no way out
+    assert {t for t, _, _ in found} <= {"form", "email", "setting_path", "setting", "link"}
+    assert not any("ookie" in text_ for _, text_, _ in found)
+
+
+def test_regions_excluded_are_read_from_the_sentence_that_exempts_them() -> None:
+    new = add("We use your posts to train our AI models, except for members in the EEA, UK "
+              "and Switzerland.")
+    result = run(BASE, new)
+    assert result.verdict.verdict[0] == "trains_on_user_data"
+    assert set(result.verdict.regions_excluded) >= {"EEA", "UK", "Switzerland"}
 
 
 def test_mark_quotes_matched_phrases() -> None:
@@ -235,7 +246,7 @@ def test_scattered_additions_in_a_100kb_policy_are_all_found() -> None:
     result = classify(compute(old, new))
     assert result.severity == "high"
     training = [e for e in result.evidence if e.label == "ai_training"]
-    assert len(training) == 5  # ten additions, quoted up to five per label
+    assert len(training) == 10  # ten additions, all quoted (up to twenty per label)
     assert all(e.direction == "added" for e in training)
 
 

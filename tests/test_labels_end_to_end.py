@@ -55,7 +55,7 @@ def test_check_twice_gives_one_high_ai_change_with_setting_path(server: HTTPServ
     assert set(change["labels"]) == {"ai_training", "opt_out", "default_on"}
     assert change["severity"] == "high"
     assert {"type": "setting_path",
-            "text": "Settings > Data privacy > Data for Generative AI Improvement"} in change["opt_out"]
+            "text": "Settings > Data privacy > Data for Generative AI Improvement", "url": None} in change["opt_out"]
 
     # Filters: by label and by severity.
     assert [c["id"] for c in project.json("changes", "--label", "ai_training",
@@ -165,7 +165,7 @@ def test_replay_prints_one_json_line_per_change(tmp_path: Path, project) -> None
     assert set(ai["labels"]) >= {"ai_training", "opt_out"}
     assert ai["severity"] == "high"
     assert {"label", "old", "new"} <= set(ai["evidence"][0])
-    assert {"type": "setting_path", "text": "Settings > Data privacy"} in ai["opt_out"]
+    assert {"type": "setting_path", "text": "Settings > Data privacy", "url": None} in ai["opt_out"]
     assert ai["event"] is not None
     # The FAQ from the .html files joined the same platform event within 72 hours.
     assert by_to[("acme/faq", "2024-09-20")]["event"] == ai["event"]
