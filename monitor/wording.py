@@ -39,8 +39,6 @@ def headline(verdict: Sequence[str] | None, default: str | None,
             return f"{summary} (no change in meaning)"
         return summary or "changed"
     text = VERDICT_WORDS[words[0]]
-    if len(words) > 1:
-        text += f"; also {VERDICT_WORDS[words[1]]}"
     extra = []
     if default == "on" and words[0] in _DEFAULT_MATTERS:
         extra.append("on by default")
@@ -48,7 +46,11 @@ def headline(verdict: Sequence[str] | None, default: str | None,
         extra.append("only if you opt in")
     if regions_excluded:
         extra.append("not in " + ", ".join(regions_excluded))
-    return text + (f" ({'; '.join(extra)})" if extra else "")
+    if extra:
+        text += f" ({'; '.join(extra)})"
+    if len(words) > 1:
+        text += f"; also {VERDICT_WORDS[words[1]]}"
+    return text
 
 
 _DEFAULT_MATTERS = ("trains_on_user_data", "shares_for_ai", "opt_out_added", "opt_out_removed")

@@ -54,8 +54,8 @@ def test_check_twice_gives_one_high_ai_change_with_setting_path(server: HTTPServ
     (change,) = project.json("changes")
     assert set(change["labels"]) == {"ai_training", "opt_out", "default_on"}
     assert change["severity"] == "high"
-    assert {"type": "setting_path",
-            "text": "Settings > Data privacy > Data for Generative AI Improvement", "url": None} in change["opt_out"]
+    path = "Settings > Data privacy > Data for Generative AI Improvement"
+    assert {"type": "setting_path", "text": path, "url": None} in change["opt_out"]
 
     # Filters: by label and by severity.
     assert [c["id"] for c in project.json("changes", "--label", "ai_training",

@@ -124,7 +124,9 @@ def test_high_ai_change_reaches_email_and_webhook(server: HTTPServer, project, s
 
     (mail,) = box.messages
     subject = str(email.header.make_header(email.header.decode_header(mail["Subject"])))
-    assert subject == "[LinkedIn] Privacy Policy: AI training added — high"
+    # the subject is worded from the verdict: what happened, whether it is on by default
+    assert subject == ("[LinkedIn] Privacy Policy: trains AI on your data (on by default); "
+                       "also new way to opt out of AI use — high")
     body = parts(mail)
     assert set(body) == {"text/plain", "text/html"}
     for text in body.values():
@@ -132,7 +134,7 @@ def test_high_ai_change_reaches_email_and_webhook(server: HTTPServer, project, s
         assert "Data privacy" in text and "Data for Generative AI Improvement" in text
         assert "https://monitor.example.org/changes/" in text
     (posted,) = hook.received
-    assert posted["title"] == "[LinkedIn] Privacy Policy: AI training added — high"
+    assert posted["title"] == subject
     assert "train generative AI models" in posted["message"]
     assert "Settings \\> Data privacy \\> Data for Generative AI Improvement" in posted["message"]
     # Nothing is sent twice.
