@@ -302,11 +302,26 @@ def _expand(pattern: str, vocab: dict[str, list[str]]) -> str:
     return pattern
 
 
+def _bounded(pattern: str) -> str:
+    """A rule pattern that matches whole words only: "chats?" is not the end of "Snapchat",
+    "train" not the middle of "constraints". A pattern that starts or ends with something
+    other than a word (a lookaround, a sign) is left to say so itself."""
+    if pattern[:1].isalpha():
+        pattern = r"\b" + pattern
+    if pattern[-1:].isalpha() or pattern[-1:] in ")?*+]":
+        pattern += r"(?!\w)"
+    return pattern
+
+
 @lru_cache(maxsize=4)
 def load_rules(path: Path = RULES_PATH) -> Rules:
     """Parse and compile rules.toml once."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    vocab: dict[str, list[str]] = data["vocab"]
+    vocab: dict[str, list[str]] = {name: [_bounded(p) for p in patterns]
+                                   for name, patterns in data["vocab"].items()}
+    for entry in data["label"]:
+        entry["rules"] = [[[_bounded(p) for p in group] for group in rule]
+                          for rule in entry["rules"]]
     vocab_needles: dict[str, frozenset[str] | None] = {}
     for name, alternatives in vocab.items():
         vocab_needles[name] = _union(_needles(p, vocab_needles) for p in alternatives)

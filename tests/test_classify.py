@@ -375,3 +375,11 @@ def test_a_rewrite_too_large_to_read_whole_still_reads_every_sentence_a_rule_mat
     assert result.skimmed >= 2 * n - 2  # the rest were counted, and it says so
     assert result.summary.startswith("whole-page rewrite")
     assert result.to_dict()["skimmed"] == result.skimmed
+
+
+def test_rule_words_match_whole_words_only() -> None:
+    # "chat" at the end of a brand name, "train" inside "constraints": not the rule's words
+    result = run(BASE, add("Our AI assistant works with Snapchat under legal constraints."))
+    assert "ai_training" not in result.labels
+    assert result.verdict.verdict != ("trains_on_user_data",)
+    assert run(BASE, add("Our AI assistant stores your chats.")).labels[:1] == ("ai_feature_data",)
