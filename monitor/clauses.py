@@ -90,7 +90,7 @@ _CHOICE_RE = re.compile(r"\b(?:control|decide|choose|choice|say) (?:of |over )?(
 _USER_SHARES_RE = re.compile(r"\byou (?:may |can |might |choose to |decide to |are able to )?(?:also )?"
                              r"(?:share|send|connect|post|publish|disclose)\b", re.I)
 # What makes a control a way out: refusing, stopping or choosing, not merely "access these".
-_REFUSAL_RE = re.compile(
+REFUSAL_RE = re.compile(
     r"\bopt(?:ing)?[- ]?out|\bobject|\b(?:turn|switch)(?:ing)? (?:it |this |that )?off|"
     r"\bdisabl|\bdeclin|\brefus|\bwithdraw|\bstop\b|\b(?:choose|decide|control|say|choice)\b|"
     r"\bin control\b|\bnot\b[^.;]{0,60}\bbe used\b|\bprohibited from\b|\bexclu|\bNoAI\b|"
@@ -148,7 +148,7 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
         at = m.match("ai_training", clause)
         if at is not None and _inside_condition(clause, at):
             at = None  # "If you do not want us to use your Content to train …" is an offer
-        refusal = _REFUSAL_RE.search(clause) if offers_way_out else None
+        refusal = REFUSAL_RE.search(clause) if offers_way_out else None
         if at is not None and refusal is not None and refusal.start() < at:
             at = None  # "you can object to the use of your data to train …": what is refused
         if at is not None:
@@ -184,7 +184,7 @@ def way_out(sentence: str, m: Matchers, *, context_ai: bool) -> bool:
     beside AI (in the sentence or around it), and not an ads, cookie or marketing control."""
     if m.match("opt_out", sentence) is None and not _NOT_USED_RE.search(sentence):
         return False
-    if not context_ai or _NOT_AI_WAY_OUT_RE.search(sentence) or not _REFUSAL_RE.search(sentence):
+    if not context_ai or _NOT_AI_WAY_OUT_RE.search(sentence) or not REFUSAL_RE.search(sentence):
         return False
     if _EVEN_IF_RE.search(sentence) and not _OFFER_RE.search(_EVEN_IF_RE.split(sentence)[0]):
         return False  # "Even if you opt out, we will use …": a limit, not the way out

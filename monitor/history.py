@@ -72,8 +72,21 @@ class Version:
         return d
 
 
+class _Worded:
+    """A change whose headline is worded from its verdict when it is read, never stored."""
+
+    verdict: list[str] | None
+    default: str | None
+    regions_excluded: list[str] | None
+    summary: str | None
+
+    @property
+    def headline(self) -> str:
+        return wording.headline(self.verdict, self.default, self.regions_excluded, self.summary)
+
+
 @dataclass(frozen=True)
-class ChangeSummary:
+class ChangeSummary(_Worded):
     id: int
     source: str
     platform: str
@@ -96,11 +109,6 @@ class ChangeSummary:
     default: str | None = None
     regions_excluded: list[str] | None = None
 
-    @property
-    def headline(self) -> str:
-        """The sentence a reader gets, worded from the verdict when it is read."""
-        return wording.headline(self.verdict, self.default, self.regions_excluded, self.summary)
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["detected_at"] = _iso(self.detected_at)
@@ -109,7 +117,7 @@ class ChangeSummary:
 
 
 @dataclass(frozen=True)
-class ChangeDetail:
+class ChangeDetail(_Worded):
     """Everything known about one change: what `explain` prints and alerts will quote."""
 
     id: int
@@ -136,11 +144,6 @@ class ChangeDetail:
     verdict: list[str] | None = None
     default: str | None = None
     regions_excluded: list[str] | None = None
-
-    @property
-    def headline(self) -> str:
-        """The sentence a reader gets, worded from the verdict when it is read."""
-        return wording.headline(self.verdict, self.default, self.regions_excluded, self.summary)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "diff"}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from monitor.clauses import REFUSAL_RE
 from monitor.diff import split_sentences
 from monitor.reading import BR_RE, EMPHASIS_RE, LINK_RE, parse_date
 
@@ -152,9 +153,8 @@ _BY_RE = re.compile(r"\bby\s+(?=\w+ing\b)", re.I)
 # our use of your data" says that, not how).
 _PLACE_RE = re.compile(r"\b(?:settings?|account|portal|controls?|form|toggle|menu|profile|app|"
                        r"dashboard|page|tag|privacy center|preferences|dropdown)\b", re.I)
-_REFUSAL_RE = re.compile(r"\bopt(?:ing)?[- ]?out|\bobject|\bturn(?:ing)? off|\bswitch(?:ing)? off|"
-                         r"\bdisabl|\bdeclin|\brefus|\bwithdraw|\btrain|\bAI\b|\bmodels?\b|"
-                         r"\bNoAI\b|\bcontrols?\b|\bstop\b", re.I)
+# A prose step names the refusal ("opt out", "object", "turn off"…) or the AI use it refuses.
+_STEP_NAMES_RE = re.compile(REFUSAL_RE.pattern + r"|\btrain|\bAI\b|\bmodels?\b|\bcontrols?\b", re.I)
 _STEP_END_RE = re.compile(r"\s*(?:\((?!e?s\))|;|\.(?:\s|$)|,\s|\s+if\s|\s+unless\s|\s+so that\s|$)")
 _INVISIBLE_RE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
 _WHERE_IN_PAGE_RE = re.compile(r"^(?:see )?(?:above|below|this section|that section|earlier|later)$",
@@ -294,7 +294,7 @@ def _prose_step(text: str) -> str | None:
     end = _STEP_END_RE.search(rest)
     step = rest[: end.start()] if end else rest
     step = step.strip(" .,:;“”\"'")
-    if len(step.split()) < 2 or not _PLACE_RE.search(step) or not _REFUSAL_RE.search(step):
+    if len(step.split()) < 2 or not _PLACE_RE.search(step) or not _STEP_NAMES_RE.search(step):
         return None  # "change these settings in your account" names no way out of AI use
     return _shorten(step, 200)
 
