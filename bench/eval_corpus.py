@@ -48,7 +48,8 @@ def synthetic_classify_ms() -> tuple[float, int]:
             for k, p in enumerate(paragraphs)) + "\n"
         diff = compute(old, new)
         for cached in (classify_mod.plain, classify_mod._cosmetic_key, classify_mod._match_label,
-                       classify_mod._mentions_ai, classify_mod._facets, reading.read):
+                       classify_mod._mentions_ai, classify_mod._facets, reading.read,
+                       classify_mod._about_ai_use):
             cached.cache_clear()  # measure a cold classification, as in the daemon
         start = time.perf_counter()
         classify_mod.classify(diff, old_text=old, new_text=new)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import functools
 import itertools
 import math
 import re
@@ -838,7 +839,7 @@ def extract_opt_out(text: str, rules: Rules | None = None) -> tuple[OptOut, ...]
     rules = rules or load_rules()
     m = matchers(rules)
     return optout.ways_out(text, lambda s, near: clauses.way_out(s, m, context_ai=near),
-                           lambda s: _about_ai_use(s, rules))
+                           functools.partial(_about_ai_use, rules=rules))
 
 
 @lru_cache(maxsize=4)
@@ -853,8 +854,21 @@ def matchers(rules: Rules) -> clauses.Matchers:
                             lambda text: _mentions_ai(text, rules))
 
 
+@lru_cache(maxsize=65536)
 def _about_ai_use(sentence: str, rules: Rules) -> bool:
+    lowered = sentence.lower()
+    if not (any(w in lowered for w in _AI_USE_HINTS) or _AI_CS_HINT_RE.search(sentence)):
+        return False  # most sentences of a long policy: a few substring tests, not the rules
     return _mentions_ai(sentence, rules) or match_label("ai_training", sentence, rules) is not None
+
+
+# Words one of which every AI mention or training phrase of the rules holds (kept broad: they
+# only decide whether the rules are asked).
+_AI_USE_HINTS = ("artificial", "machine", "generative", "model", "train", "fine", "learning",
+                 "neural", "chatbot", "copilot", "gemini", "grok", "claude", "language",
+                 "algorithm", "engine", "classifier", "dataset", "develop", "improv", "build",
+                 "creat", "chatgpt", "genai")
+_AI_CS_HINT_RE = re.compile("AI|ML|LLM|GPT")
 
 
 # ---- the classifier ------------------------------------------------------------------------

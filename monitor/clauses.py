@@ -96,6 +96,8 @@ REFUSAL_RE = re.compile(
     r"\bin control\b|\bnot\b[^.;]{0,60}\bbe used\b|\bprohibited from\b|\bexclu|\bNoAI\b|"
     r"\bopt(?:ing)?[- ]?in\b|\bconsent\b", re.I)
 _OWN_SUBJECT_RE = re.compile(r"\b(?:we|our|us|you|they|it)\b", re.I)
+_SECTION_REF_RE = re.compile(r"\bsections?\b[^.;]{0,20}\b(?:below|above)\b|"
+                             r"\b(?:below|above)\b[^.;]{0,20}\bsections?\b", re.I)
 _EVEN_IF_RE = re.compile(r"\beven if you\b|\beven when you\b|\bafter you opt", re.I)
 _NOT_AI_WAY_OUT_RE = re.compile(
     r"\bads?\b|advertis|marketing|cookie|promotional|newsletter|arbitration|class action|"
@@ -182,9 +184,11 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
 def way_out(sentence: str, m: Matchers, *, context_ai: bool) -> bool:
     """A way for the reader to refuse AI use of their data: an opt-out the reader is offered,
     beside AI (in the sentence or around it), and not an ads, cookie or marketing control."""
-    if m.match("opt_out", sentence) is None and not _NOT_USED_RE.search(sentence):
-        return False
     if not context_ai or _NOT_AI_WAY_OUT_RE.search(sentence) or not REFUSAL_RE.search(sentence):
+        return False
+    if _SECTION_REF_RE.search(sentence):
+        return False  # "as described in the … section below": that section is read itself
+    if m.match("opt_out", sentence) is None and not _NOT_USED_RE.search(sentence):
         return False
     if _EVEN_IF_RE.search(sentence) and not _OFFER_RE.search(_EVEN_IF_RE.split(sentence)[0]):
         return False  # "Even if you opt out, we will use …": a limit, not the way out

@@ -159,22 +159,28 @@ _STEP_END_RE = re.compile(r"\s*(?:\((?!e?s\))|;|\.(?:\s|$)|,\s|\s+if\s|\s+unless
 _INVISIBLE_RE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
 _WHERE_IN_PAGE_RE = re.compile(r"^(?:see )?(?:above|below|this section|that section|earlier|later)$",
                                re.I)
+_PATH_HINT_RE = re.compile(r">|›|→|»")  # no separator, no written-out settings path
 _BARE_LINK_TEXT_RE = re.compile(
     r"^(?:your |the |our |this |these )?(?:settings?|opt[- ]?out|here|this|link|click here|controls?|"
     r"account(?: settings)?|privacy settings)$", re.I)
 _FOLLOWING_RE = re.compile(r"^\W*(?:see|learn|read|visit|for more|more information)\b", re.I)
 
 
-AI_WINDOW = 3  # sentences before a way out in which AI use may be named ("… to train AI. You can
-# opt out in your settings.")
+# Words without one of which no paragraph holds a way out (the rules' opt-out phrases, "not …
+# be used to train", "NoAI"): a few substring tests before the readings that cost more.
+_TRIGGERS = ("opt", "object", "turn", "switch", "setting", "choose", "choice", "decide",
+             "control", "consent", "withdraw", "refus", "declin", "disabl", "stop", "exclu",
+             "exempt", "prohibit", "toggle", "preference", "be used", "noai")
+AI_WINDOW = 2  # paragraphs (lines) up to a way out in which AI use may be named ("… to train
+# AI models.\n\nYou can opt out in your settings.")
 
 
 def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
              about_ai: Callable[[str], bool]) -> tuple[OptOut, ...]:
     """Every way to refuse AI use of one's data that a document offers, each once.
 
-    A sentence is a way out when `is_way_out(sentence, ai_nearby)` says so; `ai_nearby` is
-    whether AI use is talked about in it, the sentence before it or the heading above it. Its
+    A sentence is a way out when `is_way_out(sentence, True)` says so and AI use is talked
+    about in its paragraph, the one before it or the heading above it. Its
     steps are the links, e-mail addresses and settings paths it gives, the numbered steps that
     follow it, or, when it gives none of those, the instruction in its own words ("opt out of
     training through your account settings"), with the link of the next sentence when that one
@@ -192,18 +198,23 @@ def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
 
     lines = raw.split("\n")
     heading = ""
-    recent: list[bool] = []  # whether each of the last few sentences was about AI use
+    before: list[str] = []  # the last non-empty lines: AI use may be named there
     for i, line in enumerate(lines):
         stripped = line.strip()
+        if not stripped:
+            continue
         if stripped.startswith("#") or (stripped.startswith("**") and stripped.endswith("**")):
-            heading = stripped
-            recent.clear()
+            heading, before = stripped, []
+        window, before = before, [*before[-(AI_WINDOW - 1):], stripped]
+        lowered = stripped.lower()
+        if not any(word in lowered for word in _TRIGGERS):
+            continue  # no word a way out is made of: skip the costlier readings
+        if not any(about_ai(text) for text in (stripped, *window, heading) if text):
+            continue  # a way out of what? Nothing about AI in this paragraph or just before
         sentences = split_sentences(BR_RE.sub("\n", line))
         for k, sentence in enumerate(sentences):
-            ai = about_ai(sentence)
-            nearby = ai or any(recent) or about_ai(heading)
-            recent = [*recent[-(AI_WINDOW - 1):], ai]
-            if not is_way_out(_plain(sentence), nearby):
+            low = sentence.lower()
+            if not any(word in low for word in _TRIGGERS) or not is_way_out(_plain(sentence), True):
                 continue
             after = sentences[k + 1] if k + 1 < len(sentences) else ""
             offered = len(tried)
@@ -230,7 +241,7 @@ def _following_list(lines: list[str], start: int) -> list[str]:
 
 def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: bool = False) -> None:
     links = []
-    for link in LINK_RE.finditer(sentence):
+    for link in LINK_RE.finditer(sentence) if "](" in sentence else ():
         text, target = _plain(link.group(1)), link.group(2)
         if target.lower().startswith("mailto:"):
             _add_email(add, target, [sentence])
@@ -245,10 +256,11 @@ def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: b
             add(_link_kind(text, url), url if _GENERIC_TEXT_RE.match(text) else text, url)
         return
     flat = _plain(sentence)
-    emails = [m.group(1) for m in _EMAIL_RE.finditer(flat)]
+    emails = [m.group(1) for m in _EMAIL_RE.finditer(flat)] if "@" in flat else []
     for address in emails:
         _add_email(add, f"mailto:{address}", [sentence])
-    paths = [re.sub(_PATH_SEP, " > ", m.group(1)).strip() for m in _PATH_RE.finditer(flat)]
+    paths = [re.sub(_PATH_SEP, " > ", m.group(1)).strip() for m in _PATH_RE.finditer(flat)] \
+        if _PATH_HINT_RE.search(flat) else []
     for path in paths:
         add("setting_path", path)
     prose = _prose_step(flat)
