@@ -87,8 +87,13 @@ def clean_url(url: str) -> str | None:
 
 
 def _plain(text: str) -> str:
-    text = BR_RE.sub(" ", LINK_RE.sub(lambda m: m.group(1), text))
-    return _WS_RE.sub(" ", EMPHASIS_RE.sub("", text)).strip()
+    if "[" in text:
+        text = LINK_RE.sub(lambda m: m.group(1), text)
+    if "<" in text:
+        text = BR_RE.sub(" ", text)
+    if "*" in text or "_" in text or "`" in text:
+        text = EMPHASIS_RE.sub("", text)
+    return " ".join(text.split())
 
 
 def _ui_labels(step: str) -> list[str]:
