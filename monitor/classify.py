@@ -839,7 +839,7 @@ def extract_opt_out(text: str, rules: Rules | None = None) -> tuple[OptOut, ...]
     rules = rules or load_rules()
     m = matchers(rules)
     return optout.ways_out(text, lambda s, near: clauses.way_out(s, m, context_ai=near),
-                           functools.partial(_about_ai_use, rules=rules))
+                           functools.partial(_about_ai_use, rules=rules), _AI_USE_HINTS)
 
 
 @lru_cache(maxsize=4)
@@ -868,7 +868,7 @@ _AI_USE_HINTS = ("artificial", "machine", "generative", "model", "train", "fine"
                  "neural", "chatbot", "copilot", "gemini", "grok", "claude", "language",
                  "algorithm", "engine", "classifier", "dataset", "develop", "improv", "build",
                  "creat", "chatgpt", "genai")
-_AI_CS_HINT_RE = re.compile("AI|ML|LLM|GPT")
+_AI_CS_HINT_RE = re.compile("|".join(optout.AI_CS_HINTS))
 
 
 # ---- the classifier ------------------------------------------------------------------------

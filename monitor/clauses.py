@@ -89,6 +89,11 @@ _CHOICE_RE = re.compile(r"\b(?:control|decide|choose|choice|say) (?:of |over )?(
 # The user as the one who shares: "you can share ChatGPT conversations with other users".
 _USER_SHARES_RE = re.compile(r"\byou (?:may |can |might |choose to |decide to |are able to )?(?:also )?"
                              r"(?:share|send|connect|post|publish|disclose)\b", re.I)
+# Words without one of which no sentence is a way out (the rules' opt-out phrases, "not … be
+# used to train", "NoAI"): substring tests before the readings that cost more.
+WAY_OUT_WORDS = ("opt", "object", "turn", "switch", "setting", "choose", "choice", "decide",
+                 "control", "consent", "withdraw", "refus", "declin", "disabl", "stop", "exclu",
+                 "exempt", "prohibit", "toggle", "preference", "be used", "noai")
 # What makes a control a way out: refusing, stopping or choosing, not merely "access these".
 REFUSAL_RE = re.compile(
     r"\bopt(?:ing)?[- ]?out|\bobject|\b(?:turn|switch)(?:ing)? (?:it |this |that )?off|"
@@ -142,11 +147,13 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
     # "You shall not use NoAI Content (i) in datasets …; (ii) in the development of AI": the
     # obligation governs the clauses after it that have no subject of their own.
     sentence_rule = bool(_USER_RULE_RE.search(sentence))
+    restricts = bool(_COMPANY_RESTRICTS_RE.search(sentence))  # a clause can only if it does
     offers_way_out = way_out(sentence, m, context_ai=context_ai or ai)
     for clause in split(sentence) if not pointer else ():
-        rule = (lead_rule or bool(_USER_RULE_RE.search(clause))
-                or (sentence_rule and not _OWN_SUBJECT_RE.search(clause))) \
-            and not _COMPANY_RESTRICTS_RE.search(clause)
+        clause_restricts = restricts and bool(_COMPANY_RESTRICTS_RE.search(clause))
+        rule = (lead_rule or (sentence_rule and (bool(_USER_RULE_RE.search(clause))
+                                                 or not _OWN_SUBJECT_RE.search(clause)))) \
+            and not clause_restricts
         at = m.match("ai_training", clause)
         if at is not None and _inside_condition(clause, at):
             at = None  # "If you do not want us to use your Content to train …" is an offer
@@ -154,7 +161,7 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
         if at is not None and refusal is not None and refusal.start() < at:
             at = None  # "you can object to the use of your data to train …": what is refused
         if at is not None:
-            if _COMPANY_RESTRICTS_RE.search(clause) or lead_company_negates:
+            if clause_restricts or lead_company_negates:
                 out.add(v.NO_TRAIN)
             elif rule:
                 out.add(v.RULE)
@@ -168,8 +175,8 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
         if share is not None and not rule and _SHARE_RE.search(clause) and not \
                 _USER_SHARES_RE.search(clause):
             out.add(v.NO_TRAIN if m.negated(clause, share) or lead_company_negates else v.SHARE)
-    if ai and (lead_rule or guidelines or _USER_RULE_RE.search(sentence)) and not out & {
-            v.TRAIN, v.NO_TRAIN, v.SHARE} and not _COMPANY_RESTRICTS_RE.search(sentence):
+    if ai and (lead_rule or guidelines or sentence_rule) and not out & {
+            v.TRAIN, v.NO_TRAIN, v.SHARE} and not restricts:
         out.add(v.RULE)
     if offers_way_out:
         out.add(v.WAY_OUT)
@@ -184,7 +191,12 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
 def way_out(sentence: str, m: Matchers, *, context_ai: bool) -> bool:
     """A way for the reader to refuse AI use of their data: an opt-out the reader is offered,
     beside AI (in the sentence or around it), and not an ads, cookie or marketing control."""
-    if not context_ai or _NOT_AI_WAY_OUT_RE.search(sentence) or not REFUSAL_RE.search(sentence):
+    if not context_ai:
+        return False
+    lowered = sentence.lower()
+    if not any(word in lowered for word in WAY_OUT_WORDS):
+        return False  # a few substring tests spare the regular expressions on most sentences
+    if _NOT_AI_WAY_OUT_RE.search(sentence) or not REFUSAL_RE.search(sentence):
         return False
     if _SECTION_REF_RE.search(sentence):
         return False  # "as described in the … section below": that section is read itself

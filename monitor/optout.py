@@ -8,12 +8,14 @@ cookie settings, and URLs that do not parse are left out; each way out is listed
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from monitor.clauses import REFUSAL_RE
+from monitor.clauses import REFUSAL_RE, WAY_OUT_WORDS
 from monitor.diff import split_sentences
 from monitor.reading import BR_RE, EMPHASIS_RE, LINK_RE, parse_date
 
@@ -171,21 +173,24 @@ _BARE_LINK_TEXT_RE = re.compile(
 _FOLLOWING_RE = re.compile(r"^\W*(?:see|learn|read|visit|for more|more information)\b", re.I)
 
 
-# Words without one of which no paragraph holds a way out (the rules' opt-out phrases, "not …
-# be used to train", "NoAI"): a few substring tests before the readings that cost more.
-_TRIGGERS = ("opt", "object", "turn", "switch", "setting", "choose", "choice", "decide",
-             "control", "consent", "withdraw", "refus", "declin", "disabl", "stop", "exclu",
-             "exempt", "prohibit", "toggle", "preference", "be used", "noai")
+# Without one of these a sentence names no step (a link, an address, a path, a quoted label, a
+# place): "you may object to processing at any time" is a right, not a way to exercise it.
+_STEP_MARKS_RE = re.compile(r"\]\(|@|>|›|→|»|“|\"|‘|\*\*")
+_PLACES = ("setting", "account", "portal", "control", "form", "toggle", "menu", "profile", "app",
+           "dashboard", "page", "tag", "privacy center", "preference", "dropdown", "improvement",
+           "model", "train")
+AI_CS_HINTS = ("AI", "ML", "LLM", "GPT")  # the case-sensitive hints of AI talk
 AI_WINDOW = 2  # paragraphs (lines) up to a way out in which AI use may be named ("… to train
 # AI models.\n\nYou can opt out in your settings.")
 
 
 def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
-             about_ai: Callable[[str], bool]) -> tuple[OptOut, ...]:
+             about_ai: Callable[[str], bool], ai_hints: Sequence[str] = ()) -> tuple[OptOut, ...]:
     """Every way to refuse AI use of one's data that a document offers, each once.
 
     A sentence is a way out when `is_way_out(sentence, True)` says so and AI use is talked
-    about in its paragraph, the one before it or the heading above it. Its
+    about in its paragraph, the one before it or the heading above it (`about_ai`; only lines
+    holding one of `ai_hints`, lower case, or "AI"/"ML"/"LLM"/"GPT" are asked). Its
     steps are the links, e-mail addresses and settings paths it gives, the numbered steps that
     follow it, or, when it gives none of those, the instruction in its own words ("opt out of
     training through your account settings"), with the link of the next sentence when that one
@@ -202,24 +207,36 @@ def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
             found[key] = OptOut(kind, text, url, **extra)
 
     lines = raw.split("\n")
-    heading = ""
-    before: list[str] = []  # the last non-empty lines: AI use may be named there
+    starts = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+    lowered_raw = raw.lower()
+    triggered = _lines_with(lowered_raw, WAY_OUT_WORDS, starts)
+    if not triggered:
+        return ()
+    hinted = _lines_with(lowered_raw, ai_hints, starts) | _lines_with(raw, AI_CS_HINTS, starts)
+    _heading, heading_at = "", -1
+    before: list[int] = []  # the last non-empty lines: AI use may be named there
     for i, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped:
+        if not line or line.isspace():
             continue
-        if stripped.startswith("#") or (stripped.startswith("**") and stripped.endswith("**")):
-            heading, before = stripped, []
-        window, before = before, [*before[-(AI_WINDOW - 1):], stripped]
-        lowered = stripped.lower()
-        if not any(word in lowered for word in _TRIGGERS):
+        if line[:1] in "#*" and _is_heading(line.strip()):
+            _heading, heading_at, before = line.strip(), i, []
+        window, before = before, [*before[-(AI_WINDOW - 1):], i]
+        if i not in triggered:
             continue  # no word a way out is made of: skip the costlier readings
-        if not any(about_ai(text) for text in (stripped, *window, heading) if text):
+        near = [j for j in (i, *window, heading_at) if j in hinted]
+        if not any(about_ai(lines[j].strip()) for j in near):
             continue  # a way out of what? Nothing about AI in this paragraph or just before
+        stripped = line.strip()
         sentences = split_sentences(BR_RE.sub("\n", line))
+        list_follows = bool(_following_list(lines, i + 1)[:1])
         for k, sentence in enumerate(sentences):
             low = sentence.lower()
-            if not any(word in low for word in _TRIGGERS) or not is_way_out(_plain(sentence), True):
+            if not any(word in low for word in WAY_OUT_WORDS):
+                continue
+            if not (_STEP_MARKS_RE.search(sentence) or any(w in low for w in _PLACES)
+                    or (list_follows and k == len(sentences) - 1)):
+                continue  # names no link, address, path, place or steps: nothing to list
+            if not is_way_out(_plain(sentence), True):
                 continue
             after = sentences[k + 1] if k + 1 < len(sentences) else ""
             offered = len(tried)
@@ -230,6 +247,24 @@ def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
                 for path in steps_paths("\n".join(_following_list(lines, i + 1))):
                     add("setting_path", path)
     return _dedupe(list(found.values()))
+
+
+def _lines_with(text: str, words: Sequence[str], starts: list[int]) -> set[int]:
+    """The lines (by index) on which any of `words` occurs: one C-level search per word and
+    hit, instead of a test per line in Python."""
+    out: set[int] = set()
+    for word in words:
+        at = text.find(word)
+        while at >= 0:
+            line = bisect.bisect_right(starts, at) - 1
+            out.add(line)
+            nxt = starts[line + 1] if line + 1 < len(starts) else len(text)
+            at = text.find(word, nxt)  # the next line: one hit a line is enough
+    return out
+
+
+def _is_heading(line: str) -> bool:
+    return line.startswith("#") or (line.startswith("**") and line.endswith("**"))
 
 
 def _following_list(lines: list[str], start: int) -> list[str]:
