@@ -105,13 +105,19 @@ def stated_date(text: str) -> date | None:
 
 
 def document_title(text: str) -> str:
-    """The first non-empty line, without heading marks: what the page says it is."""
+    """The first non-empty line, without heading marks: what the page says it is.
+
+    A line that is only links ("[European Regional Privacy Notice](…)" in a page's navigation)
+    is not a title: read as one, it made an AI statement of a global policy regional."""
     for line in text.split("\n"):
         line = line.strip().lstrip("#").strip()
-        if line and not set(line) <= set("=-_* "):
+        if line and not set(line) <= set("=-_* ") and not _ONLY_LINKS_RE.fullmatch(line):
             t = LINK_RE.sub(lambda m: m.group(1), line)
             return " ".join(EMPHASIS_RE.sub("", t).split())
     return ""
+
+
+_ONLY_LINKS_RE = re.compile(r"(?:[-*|•·>]*\s*!?\[[^\]]*\]\([^)]*\)\s*[|•·,]*\s*)+")
 
 
 @dataclass(frozen=True, eq=False)

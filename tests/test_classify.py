@@ -383,3 +383,13 @@ def test_rule_words_match_whole_words_only() -> None:
     assert "ai_training" not in result.labels
     assert result.verdict.verdict != ("trains_on_user_data",)
     assert run(BASE, add("Our AI assistant stores your chats.")).labels[:1] == ("ai_feature_data",)
+
+
+def test_a_regional_link_at_the_top_is_not_the_documents_region() -> None:
+    nav = "[European Regional Privacy Notice](https://example.com/eu) | [Cookie Policy](https://example.com/c)\n\n"
+    old = nav + "# Privacy Policy\n\nWe use your data to provide the services.\n"
+    new = old + "\nWe use your posts to train our AI models.\n"
+    result = classify(compute(old, new), old_text=old, new_text=new)
+    assert "region_scope" not in result.labels  # the page is the global policy, not the EU notice
+    assert result.verdict.regions_excluded == ()
+    assert result.verdict.verdict[0] == "trains_on_user_data"
