@@ -788,6 +788,12 @@ def explain(ctx: Context, change_id: int, as_json: bool) -> None:
     click.echo(_terminal(f"change {d.id}: {d.title or d.source} ({d.platform}), "
                          f"detected {_ago(d.detected_at)}"))
     click.echo(f"severity: {d.severity or 'unclassified'}; labels: {', '.join(d.labels) or '-'}")
+    click.echo(_terminal(f"headline: {d.headline}"))
+    if d.verdict:
+        regions = f"; regions excluded: {', '.join(d.regions_excluded)}" \
+            if d.regions_excluded else ""
+        click.echo(_terminal(f"verdict: {', '.join(d.verdict)}; default: {d.default or 'n/a'}"
+                             f"{regions}"))
     click.echo(_terminal(f"summary: {d.summary or '-'}"))
     if d.event_id:
         click.echo(f"event: {d.event_id}")
