@@ -56,7 +56,7 @@ def test_numbered_steps_in_html_become_the_full_settings_path(server: HTTPServer
     assert not any("train the generative" in o["text"] for o in line["opt_out"])
     assert line["headline"].startswith("trains AI on your data")
     explained = project.cli("explain", str(line["change_id"])).output
-    assert "verdict: trains_on_user_data; default: on" in explained
+    assert "verdict: trains_on_user_data, " in explained and "default: on" in explained
 
 
 def test_a_page_adding_only_an_objection_form_is_a_new_way_out(server: HTTPServer,
