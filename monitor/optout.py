@@ -77,11 +77,21 @@ _INCLUDE_RE = re.compile(r"\bsubject\b|\binclud\w*|\bstate\b|\bspecify\b|\bwith 
                          r"\bin your (?:e-?mail|message|request)\b", re.I)
 
 
+_SCHEME_RE = re.compile(r"https?://", re.I)
+# What screen-reader hints add to a link's text: not part of its name.
+_NOISE_RE = re.compile(r"\s*\(?\bopens? in a new (?:window|tab)\)?|\s*\(external link\)", re.I)
+
+
 def clean_url(url: str) -> str | None:
     """A readable, valid http(s) URL, or None: percent-escapes decoded, trailing junk of broken
     markup cut (`…/solve%22%20/t%20%22_blank` → `…/solve`)."""
     decoded = unquote(url.strip())
     decoded = re.split(r"[\s\"'<>]", decoded, maxsplit=1)[0].rstrip(".,;)")
+    # An address wrapped in another (a printable view, a redirector: "…/printable/https://
+    # lm.facebook.com/l.php?u=https://help.instagram.com/…") leads to the innermost one.
+    inner = [m.start() for m in _SCHEME_RE.finditer(decoded)]
+    if inner and inner[-1] > 0:
+        decoded = decoded[inner[-1]:]
     parts = urlsplit(decoded)
     if parts.scheme not in ("http", "https") or not parts.hostname or "." not in parts.hostname:
         return None
@@ -282,7 +292,7 @@ def _following_list(lines: list[str], start: int) -> list[str]:
 def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: bool = False) -> None:
     links = []
     for link in LINK_RE.finditer(sentence) if "](" in sentence else ():
-        text, target = _plain(link.group(1)), link.group(2)
+        text, target = _NOISE_RE.sub("", _plain(link.group(1))).strip(), link.group(2)
         if target.lower().startswith("mailto:"):
             _add_email(add, target, [sentence])
             continue
@@ -345,7 +355,11 @@ def _prose_step(text: str) -> str | None:
         rest = rest[by.end():]
     end = _STEP_END_RE.search(rest)
     step = rest[: end.start()] if end else rest
-    step = step.strip(" .,:;“”\"'")
+    step = step.strip(" .,:;")
+    if (step[-1:] in "”\"'’" and step.count(step[-1]) > 1) or (step[-1:] == "”" and "“" in step):
+        pass  # a closing quote that closes a quoted label stays: “NoAI”
+    else:
+        step = step.strip("“”\"'’")
     if len(step.split()) < 2 or not _PLACE_RE.search(step) or not _STEP_NAMES_RE.search(step):
         return None  # "change these settings in your account" names no way out of AI use
     return _shorten(step, 200)

@@ -80,3 +80,11 @@ def test_urls_are_decoded_and_validated() -> None:
     assert clean_url("https://localhost/") is None
     assert clean_url("https://www.linkedin.com/mypreferences/d/settings/data-for-ai-improvement") \
         == "https://www.linkedin.com/mypreferences/d/settings/data-for-ai-improvement"
+
+
+def test_a_wrapped_address_leads_to_the_innermost_one() -> None:
+    # a printable view wrapping a redirector wrapping the real page (Facebook's policy does this)
+    wrapped = ("https://m.example.com/policy/printable/https%3A%2F%2Fl.example.com%2Fl.php%3Fu="
+               "https%3A%2F%2Fhelp.example.org%2Fcontact%2F1170")
+    assert clean_url(wrapped) == "https://help.example.org/contact/1170"
+    assert clean_url("https://www.example.com/settings") == "https://www.example.com/settings"
