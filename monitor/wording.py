@@ -24,7 +24,7 @@ VERDICT_WORDS = {
     "shares_for_ai": "shares your data for AI",
     "user_ai_rules": "new rules for your use of AI",
     "ai_feature_terms": "AI feature terms changed",
-    "no_change": "no change in meaning",
+    "no_change": "no change in what it says about AI",
 }
 
 
@@ -35,9 +35,7 @@ def headline(verdict: Sequence[str] | None, default: str | None,
     before verdicts existed, or with nothing about AI, keeps its detection summary."""
     words = [w for w in (verdict or ()) if w in VERDICT_WORDS]
     if not words or words == ["no_change"]:
-        if summary and words:
-            return f"{summary} (no change in meaning)"
-        return summary or "changed"
+        return summary or "changed"  # nothing about AI changed: what the detection saw
     text = VERDICT_WORDS[words[0]]
     extra = []
     if default == "on" and words[0] in _DEFAULT_MATTERS:
