@@ -51,8 +51,11 @@ _QUOTED_SETTING_RE = re.compile(
 _FORM_NAME_RE = re.compile(
     r"\b((?:[A-Z][\w-]*\s){1,6}(?:Objection|Opt[- ]Out|Request|Consent)\s+Form)\b")
 _EMAIL_RE = re.compile(r"(?<![\w.@/])([\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?![\w@])")
-_KNOWN_SETTING_RE = re.compile(r"\b(Data for Generative AI Improvement|Use my data for training[\w ]*|"
-                               r"Improve the model for everyone|Model improvement)\b", re.I)
+# A setting named in capitals before the word "setting": "turn off the Data for Generative AI
+# Improvement setting", "your Model Improvement toggle" (the general rule, not a list of names).
+_NAMED_SETTING_RE = re.compile(
+    r"\b(?:the|your|a)\s+((?:[A-Z][\w&'’-]*)(?:\s+(?:for|of|and|to|the|my|on|[A-Z][\w&'’-]*)){0,7})"
+    r"\s+(?:setting|toggle|option|control|switch)s?\b")
 # A link is a way out when its text or address says so.
 _WAY_OUT_RE = re.compile(
     r"opt[-_ ]?out|\bobject|objection|\bforms?\b|/form|\bsettings?\b|preferences?|consent|"
@@ -173,6 +176,7 @@ _PLACE_RE = re.compile(r"\b(?:settings?|account|portal|controls?|form|toggle|men
 # A prose step names the refusal ("opt out", "object", "turn off"…) or the AI use it refuses.
 _STEP_NAMES_RE = re.compile(REFUSAL_RE.pattern + r"|\btrain|\bAI\b|\bmodels?\b|\bcontrols?\b", re.I)
 _STEP_END_RE = re.compile(r"\s*(?:\((?!e?s\))|;|\.(?:\s|$)|,\s|\s+if\s|\s+unless\s|\s+so that\s|$)")
+_FILLER_RE = re.compile(r"\s+(?:at )?any ?time\b|\s+easily\b|\s+also\b", re.I)
 _INVISIBLE_RE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
 _WHERE_IN_PAGE_RE = re.compile(r"^(?:see )?(?:above|below|this section|that section|earlier|later)$",
                                re.I)
@@ -330,7 +334,7 @@ def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: b
         add(_link_kind(text, url), url if _GENERIC_TEXT_RE.match(text) else text, url)
     for m in _QUOTED_SETTING_RE.finditer(flat):
         add("setting", m.group(1) or m.group(2))
-    for m in _KNOWN_SETTING_RE.finditer(flat):
+    for m in _NAMED_SETTING_RE.finditer(flat):
         add("setting", m.group(1))
 
 
@@ -354,7 +358,7 @@ def _prose_step(text: str) -> str | None:
     if by is not None:
         rest = rest[by.end():]
     end = _STEP_END_RE.search(rest)
-    step = rest[: end.start()] if end else rest
+    step = _FILLER_RE.sub("", rest[: end.start()] if end else rest)
     step = step.strip(" .,:;")
     if (step[-1:] in "”\"'’" and step.count(step[-1]) > 1) or (step[-1:] == "”" and "“" in step):
         pass  # a closing quote that closes a quoted label stays: “NoAI”
@@ -398,8 +402,10 @@ def _dedupe(items: list[OptOut]) -> tuple[OptOut, ...]:
             if o.url.lower() in urls:
                 continue
             urls.add(o.url.lower())
-        elif o.type in ("form", "setting") and (o.text.lower() in with_url or o.text.lower() in paths):
-            continue
+        elif o.type in ("form", "setting") and (o.text.lower() in with_url or o.text.lower() in paths
+                                                or any(o.text.lower() in p.text.lower()
+                                                       and p is not o for p in items)):
+            continue  # named again inside a fuller step ("turn off the X setting")
         elif o.type == "setting_path" and any(
                 p.type == "setting_path" and p is not o and len(p.text) > len(o.text)
                 and p.text.lower().endswith(o.text.lower()) for p in items):

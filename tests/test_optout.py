@@ -88,3 +88,17 @@ def test_a_wrapped_address_leads_to_the_innermost_one() -> None:
                "https%3A%2F%2Fhelp.example.org%2Fcontact%2F1170")
     assert clean_url(wrapped) == "https://help.example.org/contact/1170"
     assert clean_url("https://www.example.com/settings") == "https://www.example.com/settings"
+
+
+def test_a_setting_named_in_capitals_is_found_whatever_its_name() -> None:
+    from monitor.classify import extract_opt_out
+
+    text = ("We use your chats to train our AI models. You can turn off the Help Improve Acme "
+            "Models setting at any time.\n")
+    # the instruction in the page's words, with the setting's name in it; named once
+    assert [(o.type, o.text) for o in extract_opt_out(text)] == [
+        ("setting", "turn off the Help Improve Acme Models setting")]
+    named = ("We use your chats to train our AI models. To stop this, switch the Help Improve "
+             "Acme Models toggle.\n")
+    assert [(o.type, o.text) for o in extract_opt_out(named)] == [
+        ("setting", "Help Improve Acme Models")]

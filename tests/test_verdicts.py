@@ -107,7 +107,7 @@ def test_a_way_out_in_prose_resolves_to_the_link_it_names(server: HTTPServer,
                     "settings</a>.</p>")
     line = changed(project, server, BASE, after)
     assert line["verdict"][0] == "trains_on_user_data"
-    assert line["opt_out"] == [{"type": "link", "text": "opt out any time in your settings",
+    assert line["opt_out"] == [{"type": "link", "text": "opt out in your settings",
                                 "url": "https://www.example.com/settings/ai-data"}]
 
 
