@@ -103,6 +103,12 @@ REFUSAL_RE = re.compile(
 _OWN_SUBJECT_RE = re.compile(r"\b(?:we|our|us|you|they|it)\b", re.I)
 _SECTION_REF_RE = re.compile(r"\bsections?\b[^.;]{0,20}\b(?:below|above)\b|"
                              r"\b(?:below|above)\b[^.;]{0,20}\bsections?\b", re.I)
+# After a share: the recipient as the one who trains ("so that it can train its models",
+# "for its AI training purposes", "to develop their services").
+_RECIPIENT_TRAINS_RE = re.compile(
+    r"\b(?:so that|so|in order that)\s+(?:it|they|[A-Z][\w.&-]+)\s+(?:can|may|could|will)\b|"
+    r"\b(?:its|their)\s+(?:own\s+)?(?:AI|artificial intelligence|machine learning|model|"
+    r"training|generative)", re.I)
 _EVEN_IF_RE = re.compile(r"\beven if you\b|\beven when you\b|\bafter you opt", re.I)
 _NOT_AI_WAY_OUT_RE = re.compile(
     r"\bads?\b|advertis|marketing|cookie|promotional|newsletter|arbitration|class action|"
@@ -160,6 +166,12 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
         refusal = REFUSAL_RE.search(clause) if offers_way_out else None
         if at is not None and refusal is not None and refusal.start() < at:
             at = None  # "you can object to the use of your data to train …": what is refused
+        share = m.match("third_party_ai", clause)
+        sharing = share is not None and not rule and _SHARE_RE.search(clause) is not None and \
+            not _USER_SHARES_RE.search(clause)
+        if at is not None and sharing and share is not None and share < at and \
+                _RECIPIENT_TRAINS_RE.search(clause):
+            at = None  # "share … with Microsoft so that it can train its models": theirs
         if at is not None:
             if clause_restricts or lead_company_negates:
                 out.add(v.NO_TRAIN)
@@ -171,9 +183,7 @@ def claims(sentence: str | None, m: Matchers, *, lead_in: str | None = None,
                 out.add(v.FEATURE)
             else:
                 out.add(v.TRAIN)
-        share = m.match("third_party_ai", clause)
-        if share is not None and not rule and _SHARE_RE.search(clause) and not \
-                _USER_SHARES_RE.search(clause):
+        if sharing and share is not None:
             out.add(v.NO_TRAIN if m.negated(clause, share) or lead_company_negates else v.SHARE)
     if ai and (lead_rule or guidelines or sentence_rule) and not out & {
             v.TRAIN, v.NO_TRAIN, v.SHARE} and not restricts:

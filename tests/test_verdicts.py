@@ -169,3 +169,67 @@ def test_changes_stored_before_verdicts_are_judged_on_upgrade(server: HTTPServer
     (after,) = project.json("changes")
     assert after["verdict"] == line["verdict"] and after["default"] == "on"
     assert after["labels"] == line["labels"] and after["severity"] == line["severity"]
+
+
+# The clause reader on its own, sentence by sentence: each case is a class of sentence the
+# alerts got upside down or noisy before (our own wording, not corpus text).
+BASE_TEXT = "# Privacy Policy\n\nWe use your data to provide the services.\n"
+
+
+def verdict_of(added: str, before: str = BASE_TEXT) -> tuple[str, ...]:
+    from monitor.classify import classify
+    from monitor.diff import compute
+
+    after = before + "\n" + added + "\n"
+    return classify(compute(before, after), old_text=before, new_text=after).verdict.verdict
+
+
+def test_clause_reader_cases() -> None:
+    cases = {
+        # a condition's negation does not negate the main clause
+        "If you do not opt out, we will use your posts to train our AI models.":
+            "trains_on_user_data",
+        # "not limited to" is no negation
+        "We use your content for many purposes, including, but not limited to, training our "
+        "AI models.": "trains_on_user_data",
+        # without permission: a promise
+        "We never train our AI models on your private messages without your permission.":
+            "promises_no_training",
+        # the company restricting its providers: a promise, not a rule for users
+        "We restrict our AI service providers from training their models on your content.":
+            "promises_no_training",
+        # a definition is terms, not a data use
+        "“AI Services” means features that use machine learning to generate text or images.":
+            "ai_feature_terms",
+        # users banned from training on outputs: rules for users
+        "You agree not to use any output of the AI features to train or improve other models.":
+            "user_ai_rules",
+    }
+    for sentence, expected in cases.items():
+        assert verdict_of(sentence)[0] == expected, (sentence, verdict_of(sentence))
+
+
+def test_a_we_do_not_lead_in_negates_its_items() -> None:
+    added = ("We do not:\n\n- sell your personal data;\n- use your private messages to train our "
+             "AI models.")
+    assert verdict_of(added)[0] == "promises_no_training"
+
+
+def test_even_if_you_opt_out_is_a_limit_not_a_way_out() -> None:
+    added = ("Even if you opt out, we will use your conversations to train our AI models when "
+             "you report them to us.")
+    words = verdict_of(added)
+    assert words[0] == "trains_on_user_data"
+    assert "opt_out_added" not in words
+
+
+def test_who_trains_and_what_is_negated() -> None:
+    cases = {
+        "Your data is not sold, but we do use it to improve our AI models.": "trains_on_user_data",
+        "Customer content is never used to train foundation models.": "promises_no_training",
+        # the partner trains: the company shares, it does not train itself
+        "We may share your public posts with Microsoft so that it can train its AI models.":
+            "shares_for_ai",
+    }
+    for sentence, expected in cases.items():
+        assert verdict_of(sentence)[0] == expected, (sentence, verdict_of(sentence))
