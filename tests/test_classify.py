@@ -393,3 +393,10 @@ def test_a_regional_link_at_the_top_is_not_the_documents_region() -> None:
     assert "region_scope" not in result.labels  # the page is the global policy, not the EU notice
     assert result.verdict.regions_excluded == ()
     assert result.verdict.verdict[0] == "trains_on_user_data"
+
+
+def test_ai_feature_phrasings_are_read() -> None:
+    for sentence in ("We use AI to detect fraud in your messages.",
+                     "You must not pass off generative AI content as made by a human.",
+                     "When you use our generative AI features, inputs and outputs are your User Data."):
+        assert "ai_feature_data" in run(BASE, add(sentence)).labels, sentence
