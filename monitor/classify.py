@@ -901,7 +901,8 @@ _SUMMARY = {
 
 FLAP_WINDOW = timedelta(days=30)
 # Page artefacts that are not a change of the policy: recorded and browsable, never alerted.
-DAMPED_ANOMALIES = ("older_copy", "switched", "joined", "partial", "restored", "repeated")
+DAMPED_ANOMALIES = ("older_copy", "switched", "joined", "unjoined", "partial", "restored",
+                    "repeated")
 
 
 def classify(
@@ -958,7 +959,9 @@ def _classify(diff: Diff, rules: Rules, title: str | None, old: Text | None, new
         return reading.judge(old, new, added=read.added, removed=read.removed,
                              restored=read.restored, restored_when=read.restored_when,
                              added_keys=frozenset(reading.key(e.new) for e in evidence if e.new),
-                             stated_before=recent.stated if recent is not None else frozenset())
+                             stated_before=recent.stated if recent is not None else frozenset(),
+                             removed_keys=frozenset(reading.key(e.old) for e in evidence
+                                                    if e.old and not e.new))
 
     if not items:
         anomaly = judge(())

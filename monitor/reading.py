@@ -236,7 +236,8 @@ def _real_title(title: str) -> bool:
 
 def judge(old: Text, new: Text, *, added: int, removed: int, restored: int,
           restored_when: str | None = None, added_keys: frozenset[str] = frozenset(),
-          stated_before: frozenset[date] = frozenset()) -> Anomaly | None:
+          stated_before: frozenset[date] = frozenset(),
+          removed_keys: frozenset[str] = frozenset()) -> Anomaly | None:
     """The page artefact this change is, if any. `added`/`removed` count sentences that are new
     or gone for the whole document; `restored` counts additions seen in a recent version;
     `added_keys` are the added sentences that carry evidence; `stated_before` the dates earlier
@@ -244,8 +245,8 @@ def judge(old: Text, new: Text, *, added: int, removed: int, restored: int,
 
     Each rule names a way a page can change without its policy changing: a cached or variant
     older copy (its stated date goes back), another document served at the URL, another page
-    or document joined to this one, whole sections failing to load, sections coming back, and
-    the text shown twice.
+    or document joined to this one (or dropped from it again), whole sections failing to load,
+    sections coming back, and the text shown twice.
     """
     old_n, new_n = old.sentence_count, new.sentence_count
     overlap = (len(old.keys & new.keys) / len(old.keys | new.keys)) if old.keys and new.keys else 1.0
@@ -260,6 +261,11 @@ def judge(old: Text, new: Text, *, added: int, removed: int, restored: int,
     if new.parts > old.parts and removed <= max(3, old_n // 50) and _only_new_parts(old, new, added_keys):
         return Anomaly("joined", f"another page or document was joined to this one ({old.parts} → "
                                  f"{new.parts}); its text is not a change of this document")
+    if (old.parts > new.parts and added <= max(3, new_n // 50) and removed_keys
+            and not added_keys and _only_new_parts(new, old, removed_keys)):  # versions swapped
+        return Anomaly("unjoined", f"a page or document joined to this one was dropped again "
+                                   f"({old.parts} → {new.parts}); its text going is not a change "
+                                   f"of this document")
     if (removed >= max(30, 0.2 * old_n) and added <= 0.1 * removed) or \
             (removed >= max(100, 0.2 * old_n) and added <= 0.25 * removed):
         return Anomaly("partial", f"{removed} of {old_n} sentences vanished in whole sections and "

@@ -400,3 +400,21 @@ def test_ai_feature_phrasings_are_read() -> None:
                      "You must not pass off generative AI content as made by a human.",
                      "When you use our generative AI features, inputs and outputs are your User Data."):
         assert "ai_feature_data" in run(BASE, add(sentence)).labels, sentence
+
+
+def test_a_joined_page_dropped_again_is_not_news() -> None:
+    policy = ("# Privacy Policy\n\nEffective: January 1, 2025\n\nWe collect your profile data.\n\n"
+              "We use your posts to train our generative AI models. You can opt out in your "
+              "settings.\n\nWe keep data for two years.\n")
+    faq = ("# Generative AI FAQ\n\nLast updated: December 1, 2024\n\nWe use the posts you share "
+           "to train our generative AI models, as our privacy policy says.\n\nMembers in the EU "
+           "are not included.\n")
+    joined = policy + "\n- - -\n\n" + faq
+    assert classify(compute(policy, joined), old_text=policy, new_text=joined).severity == "low"
+    dropped = classify(compute(joined, policy), old_text=joined, new_text=policy)
+    assert dropped.severity == "low" and (dropped.anomaly or {}).get("kind") == "unjoined"
+    # a real change in the main document at the same time is still news
+    changed = policy.replace("We keep data for two years.",
+                             "We also use your private messages to train our AI models.")
+    real = classify(compute(joined, changed), old_text=joined, new_text=changed)
+    assert real.severity == "high" and real.anomaly is None
