@@ -20,7 +20,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,7 @@ from monitor.reading import BR_RE as _BR_RE
 from monitor.reading import EMPHASIS_RE as _EMPHASIS_RE
 from monitor.reading import LINK_RE as _LINK_RE
 from monitor.reading import Anomaly, Recent, Text, document_title
+from monitor.schedule import FLAP_WINDOW
 from monitor.wording import LABELS, SEVERITIES, max_severity, severity_rank
 
 __all__ = ["LABELS", "SEVERITIES", "Anomaly", "OptOut", "Recent", "classify", "document_title",
@@ -899,7 +900,7 @@ _SUMMARY = {
 }
 
 
-FLAP_WINDOW = timedelta(days=30)
+
 # Page artefacts that are not a change of the policy: recorded and browsable, never alerted.
 DAMPED_ANOMALIES = ("older_copy", "switched", "joined", "unjoined", "partial", "restored",
                     "repeated")

@@ -16,15 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor import diff as difflib
-from monitor import reading, routing
+from monitor import judge, reading, routing
 from monitor.blobstore import sha256
-from monitor.classify import FLAP_WINDOW, classify, recent_versions
 from monitor.config import Kind, Source, Subscription
-from monitor.errors import ExtractError, MonitorError
+from monitor.errors import ExtractError, FailureKind, MonitorError
 from monitor.extract import extract, normalize_text
 from monitor.store import NewVersion, Store
 
@@ -181,12 +179,15 @@ def import_documents(
     on_change: Callable[[ImportedChange], None] | None = None,
     subscriptions: Sequence[Subscription] = (),
     search_index: bool = True,
+    event_window: timedelta = timedelta(minutes=15),
 ) -> list[ImportedChange]:
     """Store each document's versions in order; versions not newer than its history are skipped.
 
     `search_index=False` skips the sentence index: for `replay`, whose database is thrown away.
 
-    With subscriptions, each change queues its alerts exactly as a live check would.
+    With subscriptions, each change queues its alerts exactly as a live check would. Each
+    version is judged by the same function as a live check, against the same stored past
+    (monitor/judge.py), and a text that collapsed is refused the same way.
     """
     sources = [Source(name=d.name, platform=d.platform, url=f"import:{d.name}", kind=_kind(d.name),
                       enabled=False) for d in documents]
@@ -198,9 +199,6 @@ def import_documents(
             last = store.source_row(s, doc.name).last_check_at
         previous_stem: str | None = None
         previous_text = store.text_of(state.current_text_blob) if state.current_text_blob else None
-        shown: list[tuple[str, datetime]] = []  # earlier texts and when each stopped being current
-        before_partial: tuple[str, datetime] | None = None  # the text before a partial load
-        stated_seen: set[date] = set()  # dates the earlier versions stated
         for version in doc.versions:
             if last is not None and version.at <= last:
                 continue
@@ -213,31 +211,25 @@ def import_documents(
                 store.record_unchanged(state, version.at, 0, 200, len(body), None, None, None)
                 previous_stem = version.stem
                 continue
-            change = difflib.compute(previous_text, text) if previous_text is not None else None
-            recent = [(t, until) for t, until in shown if version.at - until <= FLAP_WINDOW
-                      and t != previous_text][-5:][::-1]
-            if before_partial is not None and before_partial[0] not in {t for t, _ in recent}:
-                recent.append(before_partial)  # lost sections may come back at any time
-            if previous_text is not None and (said := reading.read(previous_text).stated):
-                stated_seen.add(said)
-            classification = (classify(change, restores=store.last_seen(state, digest),
-                                       at=version.at, old_text=previous_text, new_text=text,
-                                       recent=recent_versions(recent, stated_seen))
-                              if change is not None else None)
+            if previous_text is not None:  # the live path's rule, so replay measures what users get
+                refused = judge.refusal(len(previous_text.encode("utf-8")),
+                                        len(text.encode("utf-8")), f"(text {digest[:12]})",
+                                        store.last_failure(state))
+                if refused is not None:
+                    store.record_failure(state, version.at, 0, FailureKind.ANOMALOUS, refused, 200)
+                    continue
+            judged = judge.judge(previous_text, text, digest, version.at,
+                                 judge.StorePast(store, state))
+            classification = judged.classification
             stored = store.record_version(state, version.at, 0, 200, NewVersion(
                 text=text, sha256=digest, raw=body, content_type=ctype, charset="utf-8",
                 url=str(version.path.name), etag=None, last_modified=None, fingerprint="",
-                diff=change, classification=classification, previous_text=previous_text,
-                search_index=search_index,
+                diff=judged.diff, classification=classification, previous_text=previous_text,
+                search_index=search_index, event_window=event_window,
                 outbox=routing.instant_outbox(subscriptions, source.platform, source.name,
                                               classification.labels, classification.severity)
                 if classification is not None else (),
             ))
-            if previous_text is not None:
-                shown.append((previous_text, version.at))
-                if classification is not None and (classification.anomaly or {}).get("kind") \
-                        == "partial":
-                    before_partial = (previous_text, version.at)
             if stored.change_id is not None:
                 item = ImportedChange(doc.name, previous_stem or "(stored)", version.stem,
                                       stored.change_id)

@@ -11,10 +11,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from monitor import routing, schedule
+from monitor import judge, routing, schedule
 from monitor.blobstore import sha256
 from monitor.browser import INSTALL_HINT
 from monitor.config import Source, Subscription
@@ -221,35 +221,17 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
 
         old_text: str | None = None
         if state.current_text_blob is not None:
-            previous_size = state.current_text_size or 0
-            new_size = len(text.encode("utf-8"))
-            if schedule.looks_truncated(previous_size, new_size):
-                marker = f"(text {digest[:12]})"
-                kind, error = store.last_failure(state)
-                if not (kind == FailureKind.ANOMALOUS and error and marker in error):
-                    reason = (f"page text shrank to {new_size} bytes from {previous_size}: probably "
-                              f"a block page or a partial load; kept the previous version {marker}")
-                    store.record_failure(state, started, elapsed_ms(), FailureKind.ANOMALOUS,
-                                         reason, result.status, done=done(False), fetcher=used)
-                    log.info("source=%s outcome=failed kind=anomalous %s", source.name, reason)
-                    return CheckResult(source.name, "failed", reason,
-                                       failure_kind=FailureKind.ANOMALOUS)
-                # The same small text twice in a row: the page really changed.
-            from monitor import diff as difflib
-            from monitor import reading
-            from monitor.classify import FLAP_WINDOW, classify, recent_versions
-
+            refused = judge.refusal(state.current_text_size or 0, len(text.encode("utf-8")),
+                                    f"(text {digest[:12]})", store.last_failure(state))
+            if refused is not None:
+                store.record_failure(state, started, elapsed_ms(), FailureKind.ANOMALOUS,
+                                     refused, result.status, done=done(False), fetcher=used)
+                log.info("source=%s outcome=failed kind=anomalous %s", source.name, refused)
+                return CheckResult(source.name, "failed", refused,
+                                   failure_kind=FailureKind.ANOMALOUS)
             old_text = store.text_of(state.current_text_blob)
-            change = difflib.compute(old_text, text)
-            recent = store.recent_texts(state, started - FLAP_WINDOW)
-            stated: list[date] = []
-            # read() is cached: classify below reuses these whole-document readings.
-            old_date, new_date = reading.read(old_text).stated, reading.read(text).stated
-            if old_date and new_date and new_date < old_date:  # rare: is it a copy seen before?
-                stated = store.stated_dates(state, reading.stated_date)
-            classification = classify(change, restores=store.last_seen(state, digest), at=started,
-                                      old_text=old_text, new_text=text,
-                                      recent=recent_versions(recent, stated))
+        judged = judge.judge(old_text, text, digest, started, judge.StorePast(store, state))
+        change, classification = judged.diff, judged.classification
         version = NewVersion(
             text=text, sha256=digest, raw=result.body, content_type=result.content_type,
             charset=result.charset, url=result.url, etag=result.etag,
@@ -298,12 +280,10 @@ def reextract_source(store: Store, source: Source) -> ReextractResult:
     The rebuilt changes are marked `reextracted`, and the next check diffs against the
     rebuilt latest version, so new selectors never show up as a page change.
     """
-    from monitor import diff as difflib
-    from monitor.classify import classify
-
     rebuilt: list[tuple[Snapshot, str, difflib.Diff | None, Classification | None]] = []
     skipped = 0
     previous_text: str | None = None
+    past = judge.MemoryPast()  # the rebuilt history, judged as a live check would judge it
     for snap, body in store.raw_versions(source.name):
         if body is None:
             skipped += 1
@@ -315,10 +295,10 @@ def reextract_source(store: Store, source: Source) -> ReextractResult:
             continue
         if text == previous_text:
             continue  # the new selectors make this version identical to the one before
-        change = difflib.compute(previous_text, text) if previous_text is not None else None
-        rebuilt.append((snap, text, change,
-                        classify(change, old_text=previous_text, new_text=text)
-                        if change is not None else None))
+        digest = sha256(text.encode("utf-8"))
+        judged = judge.judge(previous_text, text, digest, snap.first_seen_at, past)
+        rebuilt.append((snap, text, judged.diff, judged.classification))
+        past.keep(text, digest, snap.first_seen_at, judged.classification)
         previous_text = text
     if not rebuilt:
         raise StoreError(f"no stored raw body of {source.name!r} could be re-extracted")

@@ -76,6 +76,10 @@ SHRINK_RATIO = 0.2  # a new text under 20% of the previous one is suspect (relia
 TINY_TEXT = 200  # …and so is one under 200 characters replacing a real page
 
 
+# A text current within this window that comes back is not news (a page that flaps).
+FLAP_WINDOW = timedelta(days=30)
+
+
 def looks_truncated(previous_size: int, new_size: int) -> bool:
     """A 200 response whose text collapsed: a captcha, a block page or a page that half-loaded.
 

@@ -777,7 +777,8 @@ class Store:
     def recent_texts(self, state: SourceState, since: datetime, limit: int = 5
                      ) -> list[tuple[str, datetime]]:
         """Earlier texts of the source that were current at some point since `since`, newest
-        first, with the last time each was current: what a page that flaps can come back to."""
+        first, with the last time each was current (which ones a judgement reads is decided
+        in monitor/judge.py)."""
         replaced = (select(Change.from_snapshot_id.label("sid"),
                            func.max(Change.detected_at).label("at"))
                     .where(Change.source_id == state.id)
@@ -790,20 +791,24 @@ class Store:
             rows = [(blob, max(seen, at) if at is not None else seen)
                     for blob, seen, at in s.execute(q)]
             rows = sorted((r for r in rows if r[1] >= since), key=lambda r: r[1], reverse=True)
-            rows = rows[:limit]
-            # Sections lost in a partial load may come back much later: the text from before
-            # the latest partial load is remembered whatever its age.
+            blobs = DatabaseBlobStore(s, self.blobs)
+            return [(blobs.get(blob).decode("utf-8"), when) for blob, when in rows[:limit]]
+
+    def text_before_partial(self, state: SourceState, lookback: int
+                            ) -> tuple[str, datetime] | None:
+        """The text before the latest change recorded as a partial load, among the source's
+        last `lookback` changes, and when that change was seen."""
+        with self.read() as s:
             for findings, from_id, at in s.execute(
                     select(Change.findings, Change.from_snapshot_id, Change.detected_at)
                     .where(Change.source_id == state.id, Change.generation == state.generation)
-                    .order_by(Change.id.desc()).limit(10)):
+                    .order_by(Change.id.desc()).limit(lookback)):
                 if ((findings or {}).get("anomaly") or {}).get("kind") == "partial":
                     blob = s.scalar(select(Snapshot.text_blob).where(Snapshot.id == from_id))
-                    if blob is not None and blob not in {r[0] for r in rows}:
-                        rows.append((blob, at))
-                    break
-            blobs = DatabaseBlobStore(s, self.blobs)
-            return [(blobs.get(blob).decode("utf-8"), when) for blob, when in rows]
+                    if blob is None:
+                        return None
+                    return DatabaseBlobStore(s, self.blobs).get(blob).decode("utf-8"), at
+        return None
 
     def stated_dates(self, state: SourceState, read_date: Callable[[str], date | None],
                      limit: int = 100) -> list[date]:
