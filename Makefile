@@ -39,6 +39,7 @@ run: $(STAMP) chromium compile
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench alembic
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # The deploy tests run `systemd-analyze verify`, the web tests drive Debian's chromium, the
 # browser-fetcher tests its chromium-headless-shell, the
