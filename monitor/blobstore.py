@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Protocol
 
 import zstandard
 from cachetools import LRUCache
@@ -22,18 +21,6 @@ from monitor.models import Blob
 MAX_DELTA_DEPTH = 32  # bounds the work to read a blob: at most this many decompressions
 CLEAR_DELTA = 32  # a delta under 1/32 of the bytes beats compressing them alone, in practice
 LEVEL = 3  # higher levels need ~10 MB more working memory per call for little gain on deltas
-
-
-class BlobStore(Protocol):
-    """What the pipeline needs from blob storage."""
-
-    def put(self, data: bytes, base: str | None = None) -> str:
-        """Store bytes (as a delta against `base` when useful); return their sha256 key."""
-        ...
-
-    def get(self, key: str) -> bytes:
-        """The exact bytes stored under `key`; raises KeyError if missing."""
-        ...
 
 
 def insert_ignore(session: Session | Connection, model: type[Blob]) -> Insert:

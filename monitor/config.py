@@ -116,10 +116,6 @@ class Source:
     title: str | None = None
     fetcher: str | None = None  # http | browser | auto; None: the [settings] default
 
-    @property
-    def display_title(self) -> str:
-        return self.title or self.name
-
     def extraction_key(self) -> str:
         """Everything that changes the extracted text; a new key means re-extract, not a change."""
         return repr((self.select, self.remove, self.ignore))

@@ -1,4 +1,4 @@
-"""Read-only views of stored history for the CLI (and later the web UI). Never writes.
+"""Read-only views of stored history for the CLI and the web UI. Never writes.
 
 Values come back as frozen dataclasses with `to_dict()` so every listing has a `--json` form
 with the same fields as its table form.

@@ -1,4 +1,7 @@
-"""Alert texts: title, Markdown and HTML bodies, from template files the user can override. Pure.
+"""Alert texts: title, Markdown and HTML bodies, from template files the user can override.
+
+Not pure: templates are read from disk on each render, so an edited override takes effect at
+once without a restart.
 
 Page text is data, never code: every value is escaped for its format (HTML entities, Markdown
 punctuation) and filled in with `string.Template`, whose single pass never evaluates what it

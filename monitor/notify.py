@@ -121,7 +121,8 @@ def _json_message(store: Store, config: cfg.Config, row: Delivery) -> messages.M
 
 
 def retry_delay(attempts: int, base: float, rng: random.Random) -> timedelta:
-    """Exponential backoff with full jitter (AWS Architecture Blog), capped at one hour."""
+    """Exponential backoff with "equal jitter" (AWS Architecture Blog: half the delay fixed,
+    half random), capped at one hour: retries spread out but never come back at once."""
     ceiling = min(RETRY_CAP.total_seconds(), base * 2 ** max(attempts - 1, 0))
     return timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
 

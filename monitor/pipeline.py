@@ -1,4 +1,4 @@
-"""One check of one source: fetch, extract, then store + diff in one transaction.
+"""One check of one source: fetch, extract, judge (monitor/judge.py), then one guarded write.
 
 Nothing raises out of `check_source`: every failure becomes a recorded failed check, so a bad
 page can never take down the daemon or a batch of checks.

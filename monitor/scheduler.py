@@ -229,7 +229,7 @@ class Dispatcher:
             return (f"all {self.workers} workers stuck for more than {self.max_hold:.0f}s "
                     f"(on {', '.join(sorted(stuck)[:5])})")
         try:
-            self.store.counts_cheap()
+            self.store.ping()
         except Exception as exc:
             return f"the database does not answer: {str(exc).splitlines()[0][:200]}"
         return None

@@ -559,9 +559,6 @@ class Store:
         if current != head_from_files():
             raise StoreError("the database schema is out of date; run `policy-monitor db upgrade`")
 
-    def table_names(self) -> list[str]:
-        return sorted(inspect(self.engine).get_table_names())
-
     # ---- sources -----------------------------------------------------------------------
 
     def sync_sources(self, sources: Sequence[cfg.Source], default_interval: float | None = None) -> None:
@@ -1170,7 +1167,7 @@ class Store:
                                     ("checks", Check), ("changes", Change))
             }
 
-    def counts_cheap(self) -> None:
+    def ping(self) -> None:
         """A trivial query: is the database answering at all (the watchdog's liveness test)."""
         with self.reading() as conn:
             conn.execute(text("SELECT 1")).scalar()
