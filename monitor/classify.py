@@ -10,10 +10,7 @@ training instead of expanding it.
 
 from __future__ import annotations
 
-import bisect
 import difflib
-import functools
-import itertools
 import math
 import re
 import tomllib
@@ -21,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -840,7 +837,7 @@ def extract_opt_out(text: str, rules: Rules | None = None) -> tuple[OptOut, ...]
     rules = rules or load_rules()
     m = matchers(rules)
     return optout.ways_out(text, lambda s, near: clauses.way_out(s, m, context_ai=near),
-                           functools.partial(_about_ai_use, rules=rules), _AI_USE_HINTS)
+                           partial(_about_ai_use, rules=rules), _AI_USE_HINTS)
 
 
 @lru_cache(maxsize=4)
@@ -898,7 +895,6 @@ _SUMMARY = {
                       "statement on data already used removed", "changed": "retroactivity changed",
                       "expanded": "retroactivity changed", "narrowed": "retroactivity changed"},
 }
-
 
 
 # Page artefacts that are not a change of the policy: recorded and browsable, never alerted.
@@ -1168,46 +1164,6 @@ def _alerting(evidence: Sequence[Evidence]) -> bool:
     """Opt-out steps are only worth listing beside AI evidence."""
     return any(e.label in _AI_LABELS
                or (e.label in _RELEVANT and e.ai_context) for e in evidence)
-
-
-def _near_evidence(evidence: Sequence[Evidence], new: Text) -> list[str]:
-    """The new text around each piece of AI evidence: its paragraph and the list that follows.
-
-    Opt-out steps sit next to the sentence that announces the use ("To opt out: 1. …"); links
-    elsewhere in a long hunk (the effective date, the policy index, ads settings) are not steps.
-    """
-    raw = new.raw
-    lines: list[str] | None = None
-    starts: list[int] = []
-    spans: list[tuple[int, int]] = []
-    for e in evidence:
-        if not e.new or e.label not in _RELEVANT or not e.ai_context:
-            continue
-        at = raw.find(e.new.strip()[:80])
-        if at < 0:
-            continue
-        if lines is None:  # line offsets once: a whole-page rewrite has many pieces of evidence
-            lines = raw.split("\n")
-            starts = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
-        i = bisect.bisect_right(starts, at) - 1
-        end = i + 1
-        while end < len(lines) and end - i <= 12:
-            line = lines[end].strip()
-            if line.startswith("#") or (not line and end + 1 < len(lines)
-                                        and not _LIST_LINE_RE.match(lines[end + 1])):
-                break
-            end += 1
-        spans.append((max(0, i - 1), end))
-    merged: list[list[int]] = []
-    for lo, hi in sorted(spans):  # overlapping windows are one passage (a list is not cut in two)
-        if merged and lo <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    return ["\n".join(lines[lo:hi]) for lo, hi in merged] if lines else []
-
-
-_LIST_LINE_RE = re.compile(r"^\s*(?:\d+[.)]|[-*•]|\(?[a-z]\))\s+")
 
 
 def _same_meaning(item: Item, rules: Rules, hits: Sequence[Hit | None]) -> bool:

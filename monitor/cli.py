@@ -182,7 +182,7 @@ def init(ctx: Context) -> None:
     settings = ctx.checked_config(targets=True).settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ctx.store(require_schema=False)
-    revision = store.upgrade(backup_dir=settings.data_dir / "backups")
+    revision = _upgrade(store, settings)
     store.sync_sources(ctx.config.sources, ctx.config.settings.interval)
     click.echo(f"database ready at revision {revision}: {_safe_url(store.url)}")
     click.echo(f"{plural(len(ctx.config.sources), 'source')} from {ctx.config.path}")
@@ -200,8 +200,17 @@ def db_upgrade(ctx: Context) -> None:
     """Apply pending migrations (backs up a SQLite database first)."""
     settings = ctx.config.settings
     store = ctx.store(require_schema=False)
-    revision = store.upgrade(backup_dir=settings.data_dir / "backups")
+    revision = _upgrade(store, settings)
     click.echo(f"database at revision {revision}")
+
+
+def _upgrade(store: Store, settings: cfg.Settings) -> str | None:
+    """Migrations, then a verdict for every change stored before verdicts existed."""
+    from monitor.judge import judge_stored
+
+    revision = store.upgrade(backup_dir=settings.data_dir / "backups")
+    judge_stored(store)
+    return revision
 
 
 @main.group("sources")
@@ -342,9 +351,8 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, verbose: bool,
                 from monitor import history
 
                 d = history.change_detail(store, result.change_id)
-                line.update(labels=d.labels, severity=d.severity, verdict=d.verdict,
-                            default=d.default, regions_excluded=d.regions_excluded,
-                            headline=d.headline, opt_out=d.opt_out)
+                line.update(labels=d.labels, severity=d.severity, **d.meaning(),
+                            opt_out=d.opt_out)
             click.echo(json.dumps(line, ensure_ascii=False))
         elif verbose or result.outcome in ("changed", "baseline"):
             click.echo(_check_line(result))
@@ -885,8 +893,7 @@ def replay(click_ctx: click.Context, directory: str, extensions: tuple[str, ...]
                     click.echo(json.dumps({
                         "source": item.source, "from": item.from_stem, "to": item.to_stem,
                         "labels": d.labels, "severity": d.severity,
-                        "verdict": d.verdict, "default": d.default,
-                        "regions_excluded": d.regions_excluded, "headline": d.headline,
+                        **d.meaning(),
                         "evidence": [{"label": e["label"], "old": e.get("old"), "new": e.get("new"),
                                       "direction": e.get("direction"),
                                       "severity": e.get("severity")} for e in d.evidence],

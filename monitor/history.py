@@ -84,6 +84,11 @@ class _Worded:
     def headline(self) -> str:
         return wording.headline(self.verdict, self.default, self.regions_excluded, self.summary)
 
+    def meaning(self) -> dict[str, Any]:
+        """What the change means, as every JSON form gives it."""
+        return {"verdict": self.verdict, "default": self.default,
+                "regions_excluded": self.regions_excluded, "headline": self.headline}
+
 
 @dataclass(frozen=True)
 class ChangeSummary(_Worded):

@@ -48,13 +48,11 @@ class Past(Protocol):
 
 @dataclass(frozen=True)
 class Judgement:
-    """A new text judged: refused (a block page, a half-loaded page), or its diff and
-    classification against the text before (both None for a first version)."""
+    """A new text judged: its diff and classification against the text before (both None for
+    a first version). A collapsed text is refused before it is judged (`refusal`)."""
 
     diff: Diff | None = None
     classification: Classification | None = None
-    previous_text: str | None = None
-    refused: str | None = None  # why the text is not stored as a version
 
 
 def refusal(previous_size: int, new_size: int, marker: str,
@@ -90,7 +88,26 @@ def judge(old_text: str | None, text: str, digest: str, at: datetime, past: Past
     classification = classify(change, restores=past.last_seen(digest), at=at,
                               old_text=old_text, new_text=text,
                               recent=recent_versions(recent, stated))
-    return Judgement(change, classification, old_text)
+    return Judgement(change, classification)
+
+
+def judge_stored(store: Store, batch: int = 200) -> int:
+    """Give every classified change stored before verdicts existed its verdict, default and
+    regions excluded, judging it again from its two stored versions with the running
+    classifier (a migration cannot import it). Labels and severity stay as recorded; run
+    twice at once (two daemons upgrading), it writes the same values twice. Returns how many
+    changes were judged."""
+    from monitor import diff as difflib
+    from monitor.classify import classify
+
+    done, last_id = 0, 0
+    while rows := store.unjudged_changes(last_id, batch):
+        for change_id, diff, old, new in rows:
+            last_id = change_id
+            judged = classify(difflib.Diff.from_dict(diff), old_text=old, new_text=new)
+            store.record_verdict(change_id, judged.verdict.to_dict())
+            done += 1
+    return done
 
 
 @dataclass

@@ -66,6 +66,11 @@ class ChangeView:
         """The headline, or for a change without a verdict its detection summary."""
         return self.headline or self.summary
 
+    @property
+    def short(self) -> str:
+        """What a title says: the headline, or the summary's first part."""
+        return self.headline or (self.summary.split(", ")[0] if self.summary else "changed")
+
 
 def md_escape(text: str) -> str:
     """Markdown-inert text: links, emphasis, headings and HTML in page text stay literal, and
@@ -123,8 +128,7 @@ def page_name(platform: str, title: str | None, source: str) -> str:
 
 def change_title(view: ChangeView) -> str:
     """`[LinkedIn] Privacy Policy: trains AI on your data (on by default) — high`."""
-    said = view.headline or (view.summary.split(", ")[0] if view.summary else "changed")
-    return f"[{view.platform}] {view.title}: {said} — {view.severity or 'unclassified'}"
+    return f"[{view.platform}] {view.title}: {view.short} — {view.severity or 'unclassified'}"
 
 
 def _what(view: ChangeView) -> str:
@@ -261,7 +265,7 @@ def render_change(view: ChangeView, fmt: Format, base_url: str, limit: int = 30_
 def event_title(views: Sequence[ChangeView], platform: str, update: bool) -> str:
     """`[LinkedIn] 3 pages changed: AI training added — high`, or `[LinkedIn] Update: …`."""
     top = max(views, key=lambda v: severity_rank(v.severity))
-    summary = top.headline or (top.summary.split(", ")[0] if top.summary else "changed")
+    summary = top.short
     severity = top.severity or "unclassified"
     if update:
         return f"[{platform}] Update: {top.title}: {summary} — {severity}"

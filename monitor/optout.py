@@ -1,9 +1,10 @@
-"""How to opt out, read from the text next to the AI evidence. Pure.
+"""How to opt out, read from the whole document: every way out of AI use it offers. Pure.
 
 What a reader needs is the way out, not every link on the page: settings paths rebuilt from
-numbered or nested steps, named settings, objection forms, opt-out links and e-mail addresses
-with the subject line they require. Effective dates, links to the policy itself, ads and
-cookie settings, and URLs that do not parse are left out; each way out is listed once.
+numbered or nested steps, the instruction in the page's words, named settings, objection forms,
+opt-out links and e-mail addresses with the subject line they require. Effective dates, links
+to the policy itself, ads and cookie settings, and URLs that do not parse are left out; each
+way out is listed once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ORDER = ("setting_path", "setting", "form", "link", "email")
 
 @dataclass(frozen=True)
 class OptOut:
-    """One way to opt out, found in the new text near the evidence."""
+    """One way to opt out that the new text offers."""
 
     type: str  # setting_path | setting | form | link | email
     text: str
@@ -48,19 +49,12 @@ _QUOTED_SETTING_RE = re.compile(
     r"[“\"'‘]([^”\"'’]{4,80})[”\"'’]\s+(?:setting|toggle|option|control)"
     r"|(?:setting|toggle|option|control)\s+(?:called|named|labell?ed|titled)\s+[“\"'‘]?"
     r"([A-Z][^”\"'’.,;]{3,80})")
-_FORM_NAME_RE = re.compile(
-    r"\b((?:[A-Z][\w-]*\s){1,6}(?:Objection|Opt[- ]Out|Request|Consent)\s+Form)\b")
 _EMAIL_RE = re.compile(r"(?<![\w.@/])([\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?![\w@])")
 # A setting named in capitals before the word "setting": "turn off the Data for Generative AI
 # Improvement setting", "your Model Improvement toggle" (the general rule, not a list of names).
 _NAMED_SETTING_RE = re.compile(
     r"\b(?:the|your|a)\s+((?:[A-Z][\w&'’-]*)(?:\s+(?:for|of|and|to|the|my|on|[A-Z][\w&'’-]*)){0,7})"
     r"\s+(?:setting|toggle|option|control|switch)s?\b")
-# A link is a way out when its text or address says so.
-_WAY_OUT_RE = re.compile(
-    r"opt[-_ ]?out|\bobject|objection|\bforms?\b|/form|\bsettings?\b|preferences?|consent|"
-    r"choices|\bcontrols?\b|ai[-_ ]?improvement|data-for|do[-_ ]not[-_ ]train|turn[-_ ]off|/ask/|"
-    r"privacy portal|take-control|withdraw", re.I)
 # Link texts that name the policy, a date or nothing in particular: never a way out by themselves.
 _GENERIC_TEXT_RE = re.compile(
     r"^(?:(?:the|our|this|these|a|[\w.]+[’']s)\s+)*(?:[\w-]+\s+){0,3}?"
@@ -227,13 +221,13 @@ def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
     if not triggered:
         return ()
     hinted = _lines_with(lowered_raw, ai_hints, starts) | _lines_with(raw, AI_CS_HINTS, starts)
-    _heading, heading_at = "", -1
+    heading_at = -1
     before: list[int] = []  # the last non-empty lines: AI use may be named there
     for i, line in enumerate(lines):
         if not line or line.isspace():
             continue
         if line[:1] in "#*" and _is_heading(line.strip()):
-            _heading, heading_at, before = line.strip(), i, []
+            heading_at, before = i, []
         window, before = before, [*before[-(AI_WINDOW - 1):], i]
         if i not in triggered:
             continue  # no word a way out is made of: skip the costlier readings
@@ -242,13 +236,13 @@ def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
             continue  # a way out of what? Nothing about AI in this paragraph or just before
         stripped = line.strip()
         sentences = split_sentences(BR_RE.sub("\n", line))
-        list_follows = bool(_following_list(lines, i + 1)[:1])
+        following = _following_list(lines, i + 1)
         for k, sentence in enumerate(sentences):
             low = sentence.lower()
             if not any(word in low for word in WAY_OUT_WORDS):
                 continue
             if not (_STEP_MARKS_RE.search(sentence) or any(w in low for w in _PLACES)
-                    or (list_follows and k == len(sentences) - 1)):
+                    or (following and k == len(sentences) - 1)):
                 continue  # names no link, address, path, place or steps: nothing to list
             if not is_way_out(_plain(sentence), True):
                 continue
@@ -258,7 +252,7 @@ def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
             if len(tried) == offered and after:  # the sentence named no step, even a known one
                 _steps_of(after, "", add, links_only=True)  # "…in your settings. See FAQ."
             if stripped.endswith(":") or k == len(sentences) - 1:
-                for path in steps_paths("\n".join(_following_list(lines, i + 1))):
+                for path in steps_paths("\n".join(following)):
                     add("setting_path", path)
     return _dedupe(list(found.values()))
 
@@ -307,7 +301,7 @@ def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: b
         links.append((text, url))
     if links_only:
         for text, url in links:
-            add(_link_kind(text, url), url if _GENERIC_TEXT_RE.match(text) else text, url)
+            _add_link(add, text, url)
         return
     flat = _plain(sentence)
     emails = [m.group(1) for m in _EMAIL_RE.finditer(flat)] if "@" in flat else []
@@ -331,11 +325,16 @@ def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: b
         add("setting" if url is None else _link_kind(prose, url), prose, url)
         links = [(t, u) for t, u in links if u != url]
     for text, url in links:
-        add(_link_kind(text, url), url if _GENERIC_TEXT_RE.match(text) else text, url)
+        _add_link(add, text, url)
     for m in _QUOTED_SETTING_RE.finditer(flat):
         add("setting", m.group(1) or m.group(2))
     for m in _NAMED_SETTING_RE.finditer(flat):
         add("setting", m.group(1))
+
+
+def _add_link(add: Callable[..., None], text: str, url: str) -> None:
+    """A link as a way out, named by its text unless that only names the policy or "here"."""
+    add(_link_kind(text, url), url if _GENERIC_TEXT_RE.match(text) else text, url)
 
 
 def _link_kind(text: str, url: str) -> str:

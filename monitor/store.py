@@ -472,16 +472,12 @@ class Store:
         a session lock lets one migrate while the others wait and then find nothing to do.
         """
         if self.is_sqlite:
-            head = self._upgrade(backup_dir)
-            self.judge_unjudged()
-            return head
+            return self._upgrade(backup_dir)
         with self.engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(hashtext('policy-monitor upgrade'))"))
             conn.commit()
             try:
-                head = self._upgrade(backup_dir)
-                self.judge_unjudged()
-                return head
+                return self._upgrade(backup_dir)
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(hashtext('policy-monitor upgrade'))"))
                 conn.commit()
@@ -510,36 +506,28 @@ class Store:
                 self.read_engine.dispose()
         return head
 
-    def judge_unjudged(self, batch: int = 200) -> int:
-        """Give every classified change stored before verdicts existed its verdict, default and
-        regions excluded, by judging it again from its two stored versions with the running
-        classifier (a migration cannot import it). Labels and severity stay as recorded.
-        Returns how many changes were judged."""
-        from monitor import diff as difflib
-        from monitor.classify import classify
+    def unjudged_changes(self, after_id: int, batch: int
+                         ) -> list[tuple[int, dict[str, Any], str, str]]:
+        """Classified changes without a verdict (stored before verdicts existed), past
+        `after_id`: (id, diff, text before, text after), oldest first."""
+        with self.read() as s:
+            rows = s.execute(
+                select(Change.id, Change.diff, Change.from_snapshot_id, Change.to_snapshot_id)
+                .where(Change.verdict.is_(None), Change.labels.is_not(None), Change.id > after_id)
+                .order_by(Change.id).limit(batch)).all()
+            keys: dict[int, str] = {row.id: row.text_blob for row in s.execute(
+                select(Snapshot.id, Snapshot.text_blob).where(Snapshot.id.in_(
+                    [r[2] for r in rows] + [r[3] for r in rows])))}
+            blobs = DatabaseBlobStore(s, self.blobs)
+            return [(cid, diff, blobs.get(keys[a]).decode("utf-8"), blobs.get(keys[b]).decode("utf-8"))
+                    for cid, diff, a, b in rows]
 
-        done = 0
-        last_id = 0
-        while True:
-            with self.read() as s:
-                rows = s.execute(
-                    select(Change.id, Change.diff, Change.from_snapshot_id, Change.to_snapshot_id)
-                    .where(Change.verdict.is_(None), Change.labels.is_not(None), Change.id > last_id)
-                    .order_by(Change.id).limit(batch)).all()
-                blobs: dict[int, str] = {row.id: row.text_blob for row in s.execute(
-                    select(Snapshot.id, Snapshot.text_blob).where(Snapshot.id.in_(
-                        [r[2] for r in rows] + [r[3] for r in rows])))}
-            if not rows:
-                return done
-            for change_id, diff, from_id, to_id in rows:
-                last_id = change_id
-                old, new = self.text_of(blobs[from_id]), self.text_of(blobs[to_id])
-                judged = classify(difflib.Diff.from_dict(diff), old_text=old, new_text=new).verdict
-                with self.write() as s:
-                    s.execute(update(Change).where(Change.id == change_id).values(
-                        verdict=list(judged.verdict), ai_default=judged.default,
-                        regions_excluded=list(judged.regions_excluded)))
-                done += 1
+    def record_verdict(self, change_id: int, verdict: dict[str, Any]) -> None:
+        """Store a change's verdict, default and regions excluded (labels stay as they are)."""
+        with self.write() as s:
+            s.execute(update(Change).where(Change.id == change_id).values(
+                verdict=verdict["verdict"], ai_default=verdict["default"],
+                regions_excluded=verdict["regions_excluded"]))
 
     def stored_revision(self) -> str | None:
         """The schema revision the database is at, read without importing Alembic (which costs

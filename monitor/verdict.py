@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # The vocabulary of ../shared/eval/meaning-spec.md, most important first.
 VERDICTS = ("trains_on_user_data", "opt_out_removed", "shares_for_ai", "stops_training",
@@ -40,8 +40,6 @@ class Verdict:
     verdict: tuple[str, ...]
     default: str = "n/a"
     regions_excluded: tuple[str, ...] = ()
-    # the new (or, for removals, old) sentences behind verdict[0]: for messages, not stored
-    because: tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, object]:
         return {"verdict": list(self.verdict), "default": self.default,
@@ -168,9 +166,9 @@ def _channels(claims: frozenset[str]) -> frozenset[str]:
     return frozenset(c for c in claims if c.startswith(CHANNEL))
 
 
-def judge(readings: Iterable[Reading], *, default: str = "n/a",
-          regions_excluded: Iterable[str] = (), still_offered: bool = False) -> Verdict:
-    """The verdict of a change from its changed sentences, most important word first."""
+def judge(readings: Iterable[Reading], *, still_offered: bool = False) -> Verdict:
+    """The verdict of a change from its changed sentences, most important word first (its
+    default and regions are read by the classifier, which has the rules for them)."""
     found: dict[str, list[str]] = {}
     for reading in _moved(list(readings)):
         for word in words_for(reading, still_offered):
@@ -192,15 +190,10 @@ def judge(readings: Iterable[Reading], *, default: str = "n/a",
                 for w in fewer_words:
                     found.pop(w, None)
     found.pop(REPLACED, None)
-    if not found:
-        found["no_change"] = []
-    if not found:
-        return Verdict(("no_change",), default, tuple(regions_excluded))
-    ordered = tuple(w for w in VERDICTS if w in found)
+    ordered = tuple(w for w in VERDICTS if w in found) or ("no_change",)
     if len(ordered) > 1 and ordered[-1] == "no_change":
         ordered = ordered[:-1]  # something did change; rewordings beside it are not news
-    return Verdict(ordered, default if ordered[0] != "no_change" or default else "n/a",
-                   tuple(regions_excluded), tuple(found[ordered[0]]))
+    return Verdict(ordered)
 
 
 def from_dict(data: dict[str, object] | None) -> Verdict | None:

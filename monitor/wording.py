@@ -31,7 +31,7 @@ VERDICT_WORDS = {
 def headline(verdict: Sequence[str] | None, default: str | None,
              regions_excluded: Sequence[str] | None, summary: str | None) -> str:
     """The headline of a change, worded from its verdict when it is shown (never frozen at
-    detection): "trains AI on your data, on by default (not in EEA, UK)". A change judged
+    detection): "trains AI on your data (on by default; not in EEA, UK)". A change judged
     before verdicts existed, or with nothing about AI, keeps its detection summary."""
     words = [w for w in (verdict or ()) if w in VERDICT_WORDS]
     if not words or words == ["no_change"]:
