@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from monitor import schedule
 from monitor.schedule import FLAP_WINDOW
@@ -121,12 +121,16 @@ class StorePast:
         return self.store.recent_texts(self.state, since, limit)
 
     def before_partial(self, lookback: int) -> tuple[str, datetime] | None:
-        return self.store.text_before_partial(self.state, lookback)
+        for findings, blob, at in self.store.recent_changes(self.state, lookback):
+            if _partial(findings.get("anomaly")):
+                return (self.store.text_of(blob), at) if blob is not None else None
+        return None
 
     def stated_dates(self) -> list[date]:
         from monitor import reading
 
-        return self.store.stated_dates(self.state, reading.stated_date, STATED_VERSIONS)
+        found = (reading.stated_date(t) for t in self.store.version_texts(self.state, STATED_VERSIONS))
+        return [d for d in found if d is not None]
 
     def last_seen(self, digest: str) -> datetime | None:
         return self.store.last_seen(self.state, digest)
@@ -149,8 +153,7 @@ class MemoryPast:
             last_digest, last_text, _ = self.shown[-1]
             self.shown[-1] = (last_digest, last_text, at)
             self.changes += 1
-            if classification is not None and \
-                    (classification.anomaly or {}).get("kind") == "partial":
+            if classification is not None and _partial(classification.anomaly):
                 self.partials.append((last_text, at, self.changes))
         self.shown.append((digest, text, at))
 
@@ -178,3 +181,8 @@ class MemoryPast:
     def last_seen(self, digest: str) -> datetime | None:
         times = [last for d, _, last in self.shown[:-1] if d == digest]
         return max(times) if times else None
+
+
+def _partial(anomaly: dict[str, Any] | None) -> bool:
+    """A change recorded as a partial load (sections lost that may come back)."""
+    return (anomaly or {}).get("kind") == "partial"

@@ -157,7 +157,6 @@ class Host(Base):
     lease_token: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
     crawl_delay: Mapped[float | None]
-    robots_checked_at: Mapped[datetime | None]
     # When this host can next be claimed: the latest of its earliest due source, its polite
     # gap and its lease; NULL when none of its sources is scheduled. Kept in the transactions
     # that change any of them, so the claim reads an index range instead of every source.

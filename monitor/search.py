@@ -26,10 +26,6 @@ from monitor.sentences import sentences
 
 T = TypeVar("T")
 CHUNK = 400  # keys per IN (...): under SQLite's parameter limit everywhere
-FTS_DDL = ("CREATE VIRTUAL TABLE sentence_fts USING fts5(text, content='sentences', "
-           "content_rowid='id', tokenize='unicode61 remove_diacritics 2')")
-PG_INDEX_DDL = ("CREATE INDEX ix_sentences_tsv ON sentences "
-                "USING gin (to_tsvector('simple', text))")
 
 
 def _chunks(items: Sequence[T]) -> Iterator[list[T]]:

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import monitor.models
-
 revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -47,19 +45,19 @@ def upgrade() -> None:
     sa.Column('last_modified', sa.Text(), nullable=True),
     sa.Column('fingerprint', sa.String(length=64), nullable=True),
     sa.Column('current_snapshot_id', sa.Integer(), nullable=True),
-    sa.Column('last_check_at', monitor.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_check_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_outcome', sa.String(length=32), nullable=True),
-    sa.Column('last_change_at', monitor.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_change_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('consecutive_failures', sa.Integer(), nullable=False),
-    sa.Column('created_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sources')),
     sa.UniqueConstraint('name', name=op.f('uq_sources_name'))
     )
     op.create_table('reextractions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('source_id', sa.Integer(), nullable=False),
-    sa.Column('at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('from_generation', sa.Integer(), nullable=False),
     sa.Column('to_generation', sa.Integer(), nullable=False),
     sa.Column('extraction_key', sa.Text(), nullable=False),
@@ -82,8 +80,8 @@ def upgrade() -> None:
     sa.Column('raw_size', sa.Integer(), nullable=True),
     sa.Column('etag', sa.Text(), nullable=True),
     sa.Column('last_modified', sa.Text(), nullable=True),
-    sa.Column('first_seen_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['raw_blob'], ['blobs.sha256'], name=op.f('fk_snapshots_raw_blob_blobs')),
     sa.ForeignKeyConstraint(['source_id'], ['sources.id'], name=op.f('fk_snapshots_source_id_sources')),
     sa.ForeignKeyConstraint(['text_blob'], ['blobs.sha256'], name=op.f('fk_snapshots_text_blob_blobs')),
@@ -100,7 +98,7 @@ def upgrade() -> None:
     op.create_table('checks',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('source_id', sa.Integer(), nullable=False),
-    sa.Column('started_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('duration_ms', sa.Integer(), nullable=False),
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('failure_kind', sa.String(length=16), nullable=True),
@@ -122,9 +120,9 @@ def upgrade() -> None:
     sa.Column('from_snapshot_id', sa.Integer(), nullable=False),
     sa.Column('to_snapshot_id', sa.Integer(), nullable=False),
     sa.Column('check_id', sa.Integer(), nullable=True),
-    sa.Column('detected_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('detected_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('reextracted', sa.Boolean(), nullable=False),
-    sa.Column('diff', monitor.models.CompressedJSON(), nullable=False),
+    sa.Column('diff', sa.LargeBinary(), nullable=False),
     sa.Column('words_added', sa.Integer(), nullable=False),
     sa.Column('words_removed', sa.Integer(), nullable=False),
     sa.Column('sentences_added', sa.Integer(), nullable=False),

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import monitor.models
-
 
 revision: str = '0002'
 down_revision: str | None = '0001'
@@ -26,8 +24,8 @@ def upgrade() -> None:
     op.create_table('events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('platform', sa.String(length=200), nullable=False),
-    sa.Column('first_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('severity', sa.String(length=16), nullable=False),
     sa.Column('labels', sa.JSON(), nullable=False),
     sa.Column('changes', sa.Integer(), nullable=False),

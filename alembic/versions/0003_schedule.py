@@ -12,8 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import monitor.models
-
 
 revision: str = '0003'
 down_revision: str | None = '0002'
@@ -26,12 +24,12 @@ def upgrade() -> None:
     op.create_table('hosts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('host', sa.String(length=255), nullable=False),
-    sa.Column('next_allowed_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_allowed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('lease_owner', sa.String(length=200), nullable=True),
     sa.Column('lease_token', sa.String(length=64), nullable=True),
-    sa.Column('lease_expires_at', monitor.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('crawl_delay', sa.Float(), nullable=True),
-    sa.Column('robots_checked_at', monitor.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('robots_checked_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_hosts')),
     sa.UniqueConstraint('host', name=op.f('uq_hosts_host'))
     )
@@ -39,7 +37,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('source_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('failures', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['source_id'], ['sources.id'], name=op.f('fk_source_alerts_source_id_sources')),
@@ -51,10 +49,10 @@ def upgrade() -> None:
     with op.batch_alter_table('sources', schema=None) as batch_op:
         batch_op.add_column(sa.Column('host_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('interval_seconds', sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column('next_check_at', monitor.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('next_check_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('lease_owner', sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column('lease_token', sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column('lease_expires_at', monitor.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('failing', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.create_index(batch_op.f('ix_sources_host_id'), ['host_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_sources_next_check_at'), ['next_check_at'], unique=False)

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import monitor.models
-
 
 revision: str = '0004'
 down_revision: str | None = '0003'
@@ -33,10 +31,10 @@ def upgrade() -> None:
     sa.Column('dedupe_key', sa.String(length=300), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('claimed_at', monitor.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', monitor.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('payload', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['change_id'], ['changes.id'], name=op.f('fk_deliveries_change_id_changes')),

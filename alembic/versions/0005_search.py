@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+import zstandard
 from alembic import op
 
 revision: str = "0005"
@@ -25,16 +26,21 @@ def upgrade() -> None:
     # Contentless: the index only; texts stay compressed in blobs (a copy would double the db).
     op.execute("CREATE VIRTUAL TABLE snapshot_fts USING fts5(text, content='', "
                "tokenize='unicode61 remove_diacritics 2')")
-    from sqlalchemy.orm import Session
-
-    from monitor.blobstore import DatabaseBlobStore
-
-    session = Session(bind=bind)
-    blobs = DatabaseBlobStore(session)
     for snapshot_id, key in bind.execute(sa.text("SELECT id, text_blob FROM snapshots")).all():
-        text = blobs.get(key).decode("utf-8")
         bind.execute(sa.text("INSERT INTO snapshot_fts(rowid, text) VALUES (:id, :text)"),
-                     {"id": snapshot_id, "text": text})
+                     {"id": snapshot_id, "text": _blob(bind, key).decode("utf-8")})
+
+
+def _blob(bind: sa.Connection, key: str) -> bytes:
+    """A stored blob's bytes: zstd alone, or a zstd delta against its base (frozen copy of
+    the reader as of this revision, so a later change to the store cannot change it)."""
+    codec, base, size, data = bind.execute(sa.text(
+        "SELECT codec, base, size, data FROM blobs WHERE sha256 = :k"), {"k": key}).one()
+    if codec == "zstd":
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
+    dictionary = zstandard.ZstdCompressionDict(_blob(bind, base),
+                                               dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    return zstandard.ZstdDecompressor(dict_data=dictionary).decompress(data, max_output_size=size)
 
 
 def downgrade() -> None:

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import monitor.models
-
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -26,11 +24,11 @@ def upgrade() -> None:
         sa.Column("subscription", sa.String(length=200), nullable=False),
         sa.Column("target", sa.Integer(), nullable=False),
         sa.Column("masked", sa.String(length=500), nullable=False),
-        sa.Column("failing_since", monitor.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("failing_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("last_attempt_at", monitor.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_success_at", monitor.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("alert_at", monitor.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("alert_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("subscription", "target", name=op.f("pk_target_health")),
     )
 

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import monitor.models
-
 revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
@@ -30,7 +28,7 @@ EARLIEST = ("(SELECT s.next_check_at FROM sources s WHERE s.host_id = hosts.id A
 
 def upgrade() -> None:
     with op.batch_alter_table("hosts") as batch:
-        batch.add_column(sa.Column("ready_at", monitor.models.UTCDateTime(timezone=True),
+        batch.add_column(sa.Column("ready_at", sa.DateTime(timezone=True),
                                    nullable=True))
         batch.create_index("ix_hosts_ready_at", ["ready_at"])
     with op.batch_alter_table("sources") as batch:
