@@ -27,6 +27,7 @@ from monitor import pipeline  # noqa: E402
 from monitor.browser import BrowserFetcher, descendants, find_chromium  # noqa: E402
 from monitor.config import Settings, Source  # noqa: E402
 from monitor.fetch import Fetcher  # noqa: E402
+from monitor.fetchers import Fetchers  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -113,13 +114,13 @@ def main() -> None:
         store = Store(f"sqlite:///{Path(tmp) / 'bench.db'}")
         store.upgrade()
         store.sync_sources(sources, 3600)
-        ctx = pipeline.CheckContext(browser=browser, default_fetcher="browser")
+        fetchers = Fetchers(http, browser=browser, default="browser")
         for label in ("first render (baseline)", "unchanged render"):
             extractions["n"] = 0
             cpu0, wall0 = time.process_time(), time.perf_counter()
             browser_cpu0 = usage(descendants(os.getpid()))[0]
             with ThreadPoolExecutor(max_workers=args.workers) as pool:
-                results = list(pool.map(lambda s: pipeline.check_source(store, http, s, ctx=ctx),
+                results = list(pool.map(lambda s: pipeline.check_source(store, fetchers, s),
                                         sources))
             wall = time.perf_counter() - wall0
             cpu = time.process_time() - cpu0

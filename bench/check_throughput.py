@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.config import Settings, Source  # noqa: E402
 from monitor.fetch import Fetcher, FetchResult  # noqa: E402
+from monitor.fetchers import Fetchers  # noqa: E402
 from monitor.pipeline import check_source  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
@@ -193,6 +194,7 @@ def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100) -> di
                       select=(pages[i % len(pages)][1],)) for i in range(n)]
     store.sync_sources(sources)
     fetcher = MemoryFetcher()
+    fetchers = Fetchers(fetcher)
     edits = [0] * n
     # As the daemon does once its imports are done (monitor.cli.started): what start-up built
     # is left out of every later collection.
@@ -213,7 +215,7 @@ def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100) -> di
         outcomes: dict[str, int] = {}
         cpu0 = time.process_time()
         for i in subset:
-            result = check_source(store, fetcher, sources[i])  # type: ignore[arg-type]
+            result = check_source(store, fetchers, sources[i])
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
         return (time.process_time() - cpu0) * 1000 / len(subset), outcomes
 
@@ -392,6 +394,7 @@ def main() -> None:
                       select=(pages[i % len(pages)][1],)) for i in range(args.n)]
     store.sync_sources(sources)
     fetcher = Fetcher(settings)
+    fetchers = Fetchers(fetcher)
 
     def control(query: str) -> None:
         fetcher.session.get(f"{base}/control?{query}", timeout=10).close()
@@ -401,7 +404,7 @@ def main() -> None:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         outcomes: dict[str, int] = {}
         for src in sources:
-            result = check_source(store, fetcher, src)
+            result = check_source(store, fetchers, src)
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         added = db_bytes(db) - before

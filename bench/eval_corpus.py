@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor import classify as classify_mod  # noqa: E402
-from monitor import history, importer, reading  # noqa: E402
+from monitor import history, importer, matching, reading, text  # noqa: E402
+from monitor import items as item_mod  # noqa: E402
 from monitor.diff import compute  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
@@ -47,9 +48,8 @@ def synthetic_classify_ms() -> tuple[float, int]:
             p + (f" We may use this data to train AI models ({i})." if k % 10 == i else "")
             for k, p in enumerate(paragraphs)) + "\n"
         diff = compute(old, new)
-        for cached in (classify_mod.plain, classify_mod._cosmetic_key, classify_mod._match_label,
-                       classify_mod._mentions_ai, classify_mod._facets, reading.read,
-                       classify_mod._about_ai_use):
+        for cached in (text.plain, item_mod.cosmetic_key, matching.label_hit, matching.mentions_ai,
+                       classify_mod._facets, reading.read, classify_mod._about_ai_use):
             cached.cache_clear()  # measure a cold classification, as in the daemon
         start = time.perf_counter()
         classify_mod.classify(diff, old_text=old, new_text=new)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import tomli as tomllib  # the stdlib's parser, compiled: 3-4x faster on large watch lists
 
 from monitor.errors import ConfigError, ConfigProblem
+from monitor.labels import LABELS
 from monitor.schedule import RETRY_LADDER, Policy
 
 CONFIG_ENV = "POLICY_MONITOR_CONFIG"
@@ -475,8 +476,6 @@ def _one_of(value: object, allowed: tuple[str, ...]) -> str:
         raise ValueError(f"must be one of {', '.join(allowed)} (got {text!r})")
     return text
 _SEVERITIES = ("none", "low", "medium", "high")
-_LABELS = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_scope",
-           "third_party_ai", "retroactivity", "cosmetic")
 
 
 def _choices(allowed: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
@@ -505,7 +504,7 @@ def _severity(value: object) -> str:
 _SUBSCRIPTION: dict[str, Callable[[Any], Any]] = {
     "name": _as_str,
     "url": _apprise_urls,
-    "labels": _choices(_LABELS),
+    "labels": _choices(LABELS),
     "platforms": _str_list,
     "sources": _str_list,
     "min_severity": _severity,

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from diff_match_patch import diff_match_patch
 
+from monitor.text import split_sentences
 from monitor.wording import safe_terminal_text
 
 Op = Literal["=", "-", "+"]
@@ -31,23 +32,6 @@ MAX_REFINED_LINES = 2_000  # a changed block longer than this is shown as whole 
 
 _TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
-# A sentence ends at . ! ? and the like, except after abbreviations: "e.g.", "i.e.", "No. 5" and
-# "cf." never end one; "etc.", "Inc.", "U.S." and other initials only when a capital follows.
-_AFTER_END = (
-    # Never a sentence end (one look-behind per width keeps the scan fast).
-    r"(?<!\bcf\.|\bvs\.|\bNo\.|\bno\.|\bpp\.|\bMr\.|\bMs\.|\bDr\.)"
-    r"(?<!\be\.g\.|\bi\.e\.|\bE\.g\.|\bI\.e\.|\bviz\.|\bNos\.|\bArt\.|\bSec\.|\bMrs\.)"
-    r"(?<!\bpara\.|\bProf\.)"
-    # After initials and company or list abbreviations, only when a capital follows.
-    r"(?:(?<!\b[A-Za-z]\.)(?<!\betc\.|\bInc\.|\bLtd\.|\bLLC\.)(?<!\bCorp\.)(?<!\bCo\.|\bSt\.|\bJr\.)"
-    r"(?<!\bapprox\.)"
-    r"|(?=[\"'”’)\]*_]*\s+[\"'“‘(\[*_]*[A-Z]))"
-    r"[\"'”’)\]*_]*\s+"  # closing quotes, brackets and emphasis ("**Lead-in.** Text") stay
-)
-SENTENCE_END_RE = re.compile(r"(?<=[.!?。।])" + _AFTER_END)
-# The same boundary with its punctuation consumed: much faster to scan a whole document with.
-SENTENCE_BREAK_RE = re.compile(r"[.!?。।]" + _AFTER_END)
-_MARKUP_RE = re.compile(r"^\s*(?:#{1,6}\s+|[-*]\s+|\d+\.\s+|\|\s*)")
 
 
 @dataclass(frozen=True)
@@ -189,17 +173,6 @@ def _refine(removed: list[str], added: list[str]) -> list[tuple[int, str]]:
             ops.append((0, "\n"))
         ops.extend(word_diff(a, b))
     return ops
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of normalised text; list markers and heading marks stripped."""
-    out: list[str] = []
-    for line in text.split("\n"):
-        line = _MARKUP_RE.sub("", line).strip()
-        if not line:
-            continue
-        out.extend(s.strip() for s in SENTENCE_END_RE.split(line) if s.strip())
-    return out
 
 
 def _split_side(ops: list[tuple[int, str]], keep: int) -> list[list[Segment]]:

@@ -126,6 +126,8 @@ class PageFetcher(Protocol):
               headers: Mapping[str, str] | None = None, locale: str | None = None,
               select: tuple[str, ...] = ()) -> FetchResult: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class FetchResult:

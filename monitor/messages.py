@@ -21,18 +21,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from monitor import diff as difflib
-from monitor.wording import plain_text, plural, severity_rank
+from monitor.labels import title as label_title
+from monitor.text import readable
+from monitor.wording import plural, severity_rank
 
 Format = Literal["markdown", "html", "json"]
 BUILTIN = Path(__file__).with_name("templates")
 DIFF_LINES = 40
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
-_LABEL_NAMES = {
-    "ai_training": "AI training", "ai_feature_data": "AI feature data", "opt_out": "opt-out",
-    "default_on": "on by default", "region_scope": "regional scope",
-    "third_party_ai": "AI data sharing", "retroactivity": "data already used",
-    "cosmetic": "cosmetic",
-}
 
 
 @dataclass(frozen=True)
@@ -132,7 +128,7 @@ def change_title(view: ChangeView) -> str:
 
 
 def _what(view: ChangeView) -> str:
-    labels = [_LABEL_NAMES.get(label, label) for label in view.labels]
+    labels = [label_title(label) for label in view.labels]
     first = (f"{view.title} changed" if view.title.casefold().startswith(view.platform.casefold())
              else f"{view.platform} changed its {view.title}")
     if view.said:
@@ -186,28 +182,28 @@ def _evidence(view: ChangeView, fmt: Format, link: str = "") -> str:
         esc = html.escape
         out = []
         for label, quotes, more in groups:
-            out.append(f"<p><strong>{esc(_LABEL_NAMES.get(label, label))}</strong></p>")
+            out.append(f"<p><strong>{esc(label_title(label))}</strong></p>")
             for e in quotes:
                 out.append(f"<p><em>{esc(e.get('direction') or 'changed')}</em></p>")
                 if e.get("old"):
                     out.append('<blockquote style="color:#b31d28">Before: '
-                               f'<del>{esc(plain_text(e["old"]))}</del></blockquote>')
+                               f'<del>{esc(readable(e["old"]))}</del></blockquote>')
                 if e.get("new"):
                     out.append('<blockquote style="color:#22863a">After: '
-                               f'<ins>{esc(plain_text(e["new"]))}</ins></blockquote>')
+                               f'<ins>{esc(readable(e["new"]))}</ins></blockquote>')
             if more:
                 out.append(f'<p>… and {more} more (<a href="{esc(link)}">{esc(link)}</a>)</p>'
                            if link else f"<p>… and {more} more</p>")
         return "".join(out)
     lines = []
     for label, quotes, more in groups:
-        lines.append(f"**{md_escape(_LABEL_NAMES.get(label, label))}**")
+        lines.append(f"**{md_escape(label_title(label))}**")
         for e in quotes:
             lines.append(f"*{md_escape(e.get('direction') or 'changed')}*")
             if e.get("old"):
-                lines.append(f"> Before: {md_escape(plain_text(e['old']))}")
+                lines.append(f"> Before: {md_escape(readable(e['old']))}")
             if e.get("new"):
-                lines.append(f"> After: {md_escape(plain_text(e['new']))}")
+                lines.append(f"> After: {md_escape(readable(e['new']))}")
         if more:
             lines.append(f"… and {more} more ({link})" if link else f"… and {more} more")
         lines.append("")
@@ -216,7 +212,7 @@ def _evidence(view: ChangeView, fmt: Format, link: str = "") -> str:
 
 def _opt_out_item(o: dict[str, Any]) -> str:
     """One way out in words: "email: privacy@x.ai (subject “Opt out”)"."""
-    text = f"{o['type'].replace('_', ' ')}: {plain_text(o['text'])}"
+    text = f"{o['type'].replace('_', ' ')}: {readable(o['text'])}"
     if o.get("url"):
         text += f" ({o['url']})"
     if o.get("subject"):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from monitor import config as cfg
-from monitor import history, messages, reading, routing, targets, webhook
+from monitor import history, messages, routing, targets, text, webhook
 from monitor.models import Delivery
 from monitor.store import Store
 from monitor.wording import error_class
@@ -216,7 +216,7 @@ def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int 
 def _evidence_keys(view: messages.ChangeView) -> set[tuple[str, str]]:
     """What a message told: each quoted sentence with the side it was on ("added" and later
     "removed" are two pieces of news)."""
-    return {(side, reading.key(e[side])) for e in view.evidence for side in ("new", "old")
+    return {(side, text.key(e[side])) for e in view.evidence for side in ("new", "old")
             if e.get(side)}
 
 

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from monitor.clauses import REFUSAL_RE, WAY_OUT_WORDS
-from monitor.diff import split_sentences
-from monitor.reading import BR_RE, EMPHASIS_RE, LINK_RE, parse_date
+from monitor.reading import parse_date
+from monitor.text import BR_RE, LINK_RE, plain, split_sentences
 
 ORDER = ("setting_path", "setting", "form", "link", "email")
 
@@ -95,16 +95,6 @@ def clean_url(url: str) -> str | None:
     return decoded
 
 
-def _plain(text: str) -> str:
-    if "[" in text:
-        text = LINK_RE.sub(lambda m: m.group(1), text)
-    if "<" in text:
-        text = BR_RE.sub(" ", text)
-    if "*" in text or "_" in text or "`" in text:
-        text = EMPHASIS_RE.sub("", text)
-    return " ".join(text.split())
-
-
 def _ui_labels(step: str) -> list[str]:
     """The interface labels a step names, after its action verb ("Under X, click **Y**" → Y)."""
     found = [(m.start(), next(g for g in m.groups() if g)) for m in _UI_LABEL_RE.finditer(step)]
@@ -120,7 +110,7 @@ def _ui_labels(step: str) -> list[str]:
 
 def _menu_label(item: str) -> bool:
     """A nested bullet that is a menu's name: a few capitalised words, no sentence."""
-    text = _plain(item)
+    text = plain(item)
     return 0 < len(text.split()) <= 6 and text[:1].isupper() and not re.search(r"[:.;]$", text)
 
 
@@ -136,7 +126,7 @@ def steps_paths(text: str) -> list[str]:
                 if not all(_menu_label(t) or _ACTION_RE.search(t) for _, t in run):
                     run.clear()  # nested prose or a list of rights, not menus
                     return
-                labels = [[_plain(t)] if _menu_label(t) else _ui_labels(t) for _, t in run]
+                labels = [[plain(t)] if _menu_label(t) else _ui_labels(t) for _, t in run]
             else:
                 if sum(1 for _, t in run if _ACTION_RE.search(t)) * 2 < len(run):
                     run.clear()  # steps are actions ("Click **Me**"), not a list of rights
@@ -244,7 +234,7 @@ def ways_out(raw: str, is_way_out: Callable[[str, bool], bool],
             if not (_STEP_MARKS_RE.search(sentence) or any(w in low for w in _PLACES)
                     or (following and k == len(sentences) - 1)):
                 continue  # names no link, address, path, place or steps: nothing to list
-            if not is_way_out(_plain(sentence), True):
+            if not is_way_out(plain(sentence), True):
                 continue
             after = sentences[k + 1] if k + 1 < len(sentences) else ""
             offered = len(tried)
@@ -290,7 +280,7 @@ def _following_list(lines: list[str], start: int) -> list[str]:
 def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: bool = False) -> None:
     links = []
     for link in LINK_RE.finditer(sentence) if "](" in sentence else ():
-        text, target = _NOISE_RE.sub("", _plain(link.group(1))).strip(), link.group(2)
+        text, target = _NOISE_RE.sub("", plain(link.group(1))).strip(), link.group(2)
         if target.lower().startswith("mailto:"):
             _add_email(add, target, [sentence])
             continue
@@ -303,7 +293,7 @@ def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: b
         for text, url in links:
             _add_link(add, text, url)
         return
-    flat = _plain(sentence)
+    flat = plain(sentence)
     emails = [m.group(1) for m in _EMAIL_RE.finditer(flat)] if "@" in flat else []
     for address in emails:
         _add_email(add, f"mailto:{address}", [sentence])
@@ -320,7 +310,7 @@ def _steps_of(sentence: str, after: str, add: Callable[..., None], links_only: b
         # name of its own ("Data Processing Objection Form") is a way out of its own.
         plain_links = [(t, u) for t, u in links if _BARE_LINK_TEXT_RE.match(t)]
         url = plain_links[0][1] if plain_links else None
-        if url is None and not links and _FOLLOWING_RE.search(_plain(after)):
+        if url is None and not links and _FOLLOWING_RE.search(plain(after)):
             url = next((u for m in LINK_RE.finditer(after) if (u := clean_url(m.group(2)))), None)
         add("setting" if url is None else _link_kind(prose, url), prose, url)
         links = [(t, u) for t, u in links if u != url]
@@ -381,11 +371,11 @@ def _add_email(add: Callable[..., None], target: str, sentences: list[str]) -> N
     detail = None
     for sentence in sentences:
         if address in sentence:
-            plain = _plain(sentence)
-            if subject is None and (m := _SUBJECT_RE.search(plain)):
+            words = plain(sentence)
+            if subject is None and (m := _SUBJECT_RE.search(words)):
                 subject = m.group(1).strip()
-            if _INCLUDE_RE.search(plain):
-                detail = plain[:400]
+            if _INCLUDE_RE.search(words):
+                detail = words[:400]
             break
     add("email", address, None, subject=subject, detail=detail)
 

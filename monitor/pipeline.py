@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING
 
 from monitor import judge, routing, schedule
 from monitor.blobstore import sha256
-from monitor.browser import INSTALL_HINT
-from monitor.config import Source, Subscription
+from monitor.config import Settings, Source, Subscription
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import Page, extract
-from monitor.fetch import Fetcher, FetchResult, PageFetcher
+from monitor.fetchers import Fetchers
 from monitor.models import Snapshot
-from monitor.robots import RobotsCache, blocked_error
+from monitor.robots import blocked_error
 from monitor.schedule import Policy
-from monitor.store import Claim, Completion, NewVersion, SourceState, Store
+from monitor.store import Claim, Completion, NewVersion, Store
 
 if TYPE_CHECKING:
     from monitor import diff as difflib
@@ -41,7 +40,7 @@ class CheckResult:
     """What happened, in the words the CLI prints."""
 
     source: str
-    outcome: str  # baseline | changed | unchanged | failed
+    outcome: str  # baseline | changed | unchanged | failed | postponed (the host's rest)
     detail: str = ""
     change_id: int | None = None
     snapshot_id: int | None = None
@@ -55,8 +54,8 @@ class CheckResult:
             return f"{self.source}: first snapshot"
         if self.outcome == "changed":
             return f"{self.source}: changed ({self.detail})"
-        if self.outcome == "failed":
-            return f"{self.source}: failed: {self.detail}"
+        if self.outcome in ("failed", "postponed"):
+            return f"{self.source}: {self.outcome}: {self.detail}"
         return f"{self.source}: unchanged"
 
 
@@ -72,16 +71,20 @@ class CheckContext:
     clock: Callable[[], datetime] = _now
     rng: random.Random = field(default_factory=random.Random)
     failure_threshold: int = 3
-    robots: RobotsCache | None = None  # set when respect_robots = true
     subscriptions: tuple[Subscription, ...] = ()  # instant alerts are queued with the change
-    default_fetcher: str = "http"  # [settings] fetcher: http | browser | auto
-    browser: PageFetcher | None = None  # the rendering fetcher, when browser sources exist
     event_window: timedelta = timedelta(minutes=15)  # an event's first alert waits for siblings
+
+    @classmethod
+    def of(cls, settings: Settings, subscriptions: tuple[Subscription, ...] = (),
+           clock: Callable[[], datetime] = _now) -> CheckContext:
+        """The context the settings give: the daemon and a one-shot `check` build it here."""
+        return cls(policy=settings.policy, clock=clock, failure_threshold=settings.failure_threshold,
+                   subscriptions=subscriptions, event_window=timedelta(seconds=settings.event_window))
 
 
 def check_source(
     store: Store,
-    fetcher: Fetcher,
+    fetchers: Fetchers,
     source: Source,
     clock: Callable[[], datetime] | None = None,
     *,
@@ -97,63 +100,14 @@ def check_source(
     if clock is not None:
         ctx = replace(ctx, clock=clock)
     try:
-        return _check(store, fetcher, source, ctx, claim)
+        return _check(store, fetchers, source, ctx, claim)
     except StoreError as exc:
         log.warning("source=%s outcome=not-recorded reason=%s", source.name, exc)
         return CheckResult(source.name, "failed", str(exc), failure_kind=FailureKind.TRANSIENT,
                            recorded=False)
 
 
-AUTO_ESCALATE_STATUS = frozenset({403, 406, 429, 999})  # what bot protection answers a script
-
-
-def _kind(source: Source, ctx: CheckContext) -> str:
-    return source.fetcher or ctx.default_fetcher
-
-
-def _fetch(http: PageFetcher, source: Source, state: SourceState, ctx: CheckContext
-           ) -> tuple[FetchResult, str, str | None]:
-    """(result, the fetcher that produced it, the extracted text if it was already extracted).
-
-    `auto` asks over HTTP first and renders once in the browser when the answer looks like an
-    application shell or a bot wall: a bot-protection status, a selection that matches nothing,
-    or text empty or much shorter than the last version's.
-    """
-    kind = _kind(source, ctx)
-    if kind == "browser":
-        return _render(source, ctx), "browser", None
-    known = state.current_snapshot_id is not None
-    try:
-        result = http.fetch(source.url, headers=dict(source.headers), locale=source.locale,
-                            etag=state.etag if known else None,
-                            last_modified=state.last_modified if known else None)
-    except FetchError as exc:
-        if kind == "auto" and exc.status in AUTO_ESCALATE_STATUS:
-            log.info("source=%s http answered %s; rendering in the browser", source.name, exc.status)
-            return _render(source, ctx), "browser", None
-        raise
-    if kind != "auto" or result.not_modified:
-        return result, "http", None
-    try:
-        text = extract(result.body, result.content_type, result.charset, source, result.url)
-    except ExtractError as exc:
-        log.info("source=%s static page: %s; rendering in the browser", source.name, exc)
-        return _render(source, ctx), "browser", None
-    previous = state.current_text_size or 0
-    if not text.strip() or (previous and len(text.encode("utf-8")) < previous // 2):
-        log.info("source=%s static text is empty or much shorter; rendering", source.name)
-        return _render(source, ctx), "browser", None
-    return result, "http", text
-
-
-def _render(source: Source, ctx: CheckContext) -> FetchResult:
-    if ctx.browser is None:
-        raise FetchError(FailureKind.PERMANENT, INSTALL_HINT)
-    return ctx.browser.fetch(source.url, headers=dict(source.headers), locale=source.locale,
-                             select=source.select)
-
-
-def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
+def _check(store: Store, fetchers: Fetchers, source: Source, ctx: CheckContext,
            claim: Claim | None) -> CheckResult:
     started = ctx.clock()
     t0 = time.monotonic()
@@ -180,19 +134,20 @@ def _check(store: Store, fetcher: Fetcher, source: Source, ctx: CheckContext,
                           routing.alert_outbox(ctx.subscriptions, source.platform, source.name))
 
     try:
-        if ctx.robots is not None:
-            verdict = ctx.robots.check(source.url)
+        if fetchers.robots is not None:
+            verdict = fetchers.robots.check(source.url)
             crawl_delay = max(crawl_delay or 0.0, verdict.crawl_delay or 0.0) or None
             if not verdict.allowed:
                 raise blocked_error(verdict)
-        result, used, prepared = _fetch(fetcher, source, state, ctx)
+        fetched = fetchers.fetch(source, state)
+        result, used, prepared = fetched.result, fetched.used, fetched.text
     except FetchError as exc:
         store.record_failure(state, started, elapsed_ms(), exc.kind, exc.reason, exc.status,
                              done=done(False, exc.retry_after, exc.kind),
-                             fetcher=_kind(source, ctx))
+                             fetcher=fetchers.kind(source))
         log.info("source=%s outcome=failed kind=%s reason=%s", source.name, exc.kind, exc.reason)
         return CheckResult(source.name, "failed", exc.reason, failure_kind=exc.kind,
-                           retry_after=exc.retry_after, fetcher=_kind(source, ctx))
+                           retry_after=exc.retry_after, fetcher=fetchers.kind(source))
 
     change = None
     classification = None

@@ -12,25 +12,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import string
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property, lru_cache
 
-from monitor.diff import SENTENCE_BREAK_RE
+from monitor.text import BOUNDARY, EMPHASIS_RE, LINK_RE, flatten, key
 
-LINK_RE = re.compile(r"!?\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
-EMPHASIS_RE = re.compile(r"\*\*|__|(?<!\w)[*_](?!\s)|`")
-BR_RE = re.compile(r"<br\s*/?>", re.I)
-_LINE_START_RE = re.compile(r"\n[ \t]*(?:#{1,6}\s+|[-*]\s+|\d+\.\s+|\|\s*)?")
-# Punctuation and emphasis marks dropped in one C-level pass. Anything not listed stays,
-# identically in sentences and documents, which is all a comparison key needs. str.translate is
-# fastest on ASCII text, but on text with any other character (a curly quote will do) it falls
-# back to a per-character lookup that is ~5x slower than the regular expression.
-_PUNCTUATION = string.punctuation + "“”‘’«»‹›„‚—–‐‑…•·¡¿§†‡′″"
-_FLAT_DROP = str.maketrans("", "", _PUNCTUATION)
-_FLAT_DROP_RE = re.compile(f"[{re.escape(_PUNCTUATION)}]+")
-BOUNDARY = "\x00"  # ASCII, so str.translate keeps its fast path; never in page text
 # A fragment of a re-wrapped or split sentence is matched inside the other text only when it is
 # long enough to be unambiguous; short sentences must match a whole sentence.
 LOOSE_MIN_WORDS = 6
@@ -53,26 +40,6 @@ _STAMP_RE = re.compile(
     r"modified|date)\b[^\n]{0,40}?", re.I)
 _DATE_LINE_RE = re.compile(r"^\W*(?:effective|last\s+(?:updated|modified|revised)|updated|"
                            r"published|revised|date)\b", re.I)
-
-
-def flatten(text: str) -> str:
-    """Lower-case words only, sentences separated by a NUL boundary: the form in which texts are compared.
-
-    Links keep their text, emphasis and list markers go, punctuation goes; the same function
-    serves a whole document and a single sentence, so a sentence's key is a substring of the
-    document's exactly when the sentence stands in it.
-    """
-    t = LINK_RE.sub(lambda m: m.group(1), text) if "](" in text else text
-    t = BR_RE.sub("\n", t) if "<" in t else t
-    t = _LINE_START_RE.sub(f" {BOUNDARY} ", "\n" + t)  # line breaks, list and heading marks
-    t = SENTENCE_BREAK_RE.sub(f" {BOUNDARY} ", t)  # emphasis marks go with the punctuation
-    t = t.lower()
-    return " ".join((t.translate(_FLAT_DROP) if t.isascii() else _FLAT_DROP_RE.sub("", t)).split())
-
-
-def key(sentence: str) -> str:
-    """The comparison key of one sentence."""
-    return flatten(sentence).replace(BOUNDARY, " ").strip()
 
 
 def parse_date(text: str) -> date | None:

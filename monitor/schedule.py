@@ -72,6 +72,19 @@ def host_next_allowed(
     return finished + timedelta(seconds=gap)
 
 
+ONE_SHOT_MAX_WAIT = 120.0  # a one-shot `check` waits this long at most for a host's turn
+
+
+def one_shot_wait(now: datetime, allowed: datetime | None) -> float | None:
+    """Seconds a one-shot `check` waits before asking a host (0 when its turn has come), or
+    None when the host asked for a longer rest than anyone would wait at a terminal (a
+    Retry-After of an hour): that source is left for later, not checked impolitely."""
+    if allowed is None or allowed <= now:
+        return 0.0
+    gap = (allowed - now).total_seconds()
+    return gap if gap <= ONE_SHOT_MAX_WAIT else None
+
+
 SHRINK_RATIO = 0.2  # a new text under 20% of the previous one is suspect (reliability.md F10)
 TINY_TEXT = 200  # …and so is one under 200 characters replacing a real page
 

@@ -14,7 +14,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,12 +25,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import config as cfg
-from monitor.browser import INSTALL_HINT, browser_for
+from monitor import schedule
 from monitor.errors import StoreError
-from monitor.fetch import Fetcher
+from monitor.fetchers import Fetchers
 from monitor.pipeline import CheckContext, CheckResult, check_source
-from monitor.robots import RobotsCache
-from monitor.store import Claim, Store
+from monitor.store import Claim, Store, host_of
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -71,11 +71,7 @@ class Dispatcher:
         self.on_result = on_result
         settings = config.settings
         self.workers = settings.workers
-        self.fetcher = Fetcher(settings)
-        self.browser = browser_for(settings, config.sources)
-        if self.browser is not None and not self.browser.available:
-            log.warning("%s; sources that need a browser will fail", INSTALL_HINT)
-        self.robots = RobotsCache(self.fetcher, settings.user_agent) if settings.respect_robots else None
+        self.fetchers = Fetchers.build(settings, config.sources)
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="check")
         self.in_flight: dict[int, Running] = {}
         self.lock = threading.Lock()
@@ -103,12 +99,7 @@ class Dispatcher:
         return self.config.settings.total_timeout * 2 + 60
 
     def context(self) -> CheckContext:
-        s = self.config.settings
-        return CheckContext(policy=s.policy, clock=self.clock,
-                            failure_threshold=s.failure_threshold, robots=self.robots,
-                            subscriptions=self.config.subscriptions,
-                            event_window=timedelta(seconds=s.event_window),
-                            default_fetcher=s.fetcher, browser=self.browser)
+        return CheckContext.of(self.config.settings, self.config.subscriptions, self.clock)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._loop, name="dispatch", daemon=True)
@@ -188,7 +179,7 @@ class Dispatcher:
         # if the check gave its lease back unrecorded.
         rested = timedelta(seconds=self.config.settings.per_host_delay)
         try:
-            result = check_source(self.store, self.fetcher, source, ctx=self.context(),
+            result = check_source(self.store, self.fetchers, source, ctx=self.context(),
                                   claim=claim)
             if not result.recorded:
                 self.store.release(claim)
@@ -264,10 +255,53 @@ class Dispatcher:
                 log.exception("could not release %s; its lease lapses on its own", claim.name)
         self.pool.shutdown(wait=not unfinished, cancel_futures=True)
         if not unfinished:
-            self.fetcher.close()
-            if self.browser is not None:
-                self.browser.close()
+            self.fetchers.close()
         return not unfinished
+
+
+def check_once(
+    store: Store,
+    settings: cfg.Settings,
+    selected: Sequence[cfg.Source],
+    on_result: Callable[[CheckResult], None],
+    subscriptions: tuple[cfg.Subscription, ...] = (),
+    *,
+    warn: Callable[[str], None] = log.warning,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[CheckResult]:
+    """A one-shot `check`: hosts in parallel, each host's sources one after another, each
+    when the host's turn comes by the schedule the daemon's claim reads (the polite gap,
+    robots Crawl-delay and Retry-After recorded by the last check of any process)."""
+    fetchers = Fetchers.build(settings, selected, warn)
+    ctx = CheckContext.of(settings, subscriptions)
+    by_host: dict[str, list[cfg.Source]] = defaultdict(list)
+    for src in selected:
+        by_host[host_of(src.url)].append(src)
+    results: list[CheckResult] = []
+    lock = threading.Lock()
+
+    def run_host(host: str, items: list[cfg.Source]) -> None:
+        for src in items:
+            allowed = store.host_allowed_at(host)
+            wait = schedule.one_shot_wait(ctx.clock(), allowed)
+            if wait is None:
+                assert allowed is not None
+                result = CheckResult(
+                    src.name, "postponed", f"{host} asked for a rest until "
+                    f"{allowed:%Y-%m-%d %H:%M:%S} UTC (Retry-After or Crawl-delay); not asked now")
+            else:
+                sleep(wait)
+                result = check_source(store, fetchers, src, ctx=ctx)
+            with lock:
+                results.append(result)
+                on_result(result)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(settings.workers, len(by_host)))) as pool:
+            list(pool.map(run_host, by_host, by_host.values()))
+    finally:
+        fetchers.close()
+    return results
 
 
 def build_scheduler(dispatcher: Dispatcher, maintenance: Callable[[], None]) -> BackgroundScheduler:

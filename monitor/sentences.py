@@ -8,26 +8,15 @@ three sentences to the index, not 13 KB.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from functools import lru_cache
 
-from monitor.diff import split_sentences
-from monitor.wording import plain_text
+from monitor.text import index_key, readable, split_sentences
 
 MIN_LETTERS = 3  # "1.", "|", "—" are not sentences anyone searches for
 MAX_SENTENCE = 2000  # a runaway "sentence" (a table flattened to one line) is cut for display
-_MARKUP_RE = re.compile(r"[*_\[\\`]")  # what plain_text() would have work to do on
+_MARKUP_RE = re.compile(r"[*_\[\\`]")  # what readable() would have work to do on
 _WORD_RE = re.compile(r"\w+")
-
-
-def sentence_key(sentence: str) -> str | None:
-    """16 hex digits of the sentence's words, case-folded (punctuation, emphasis and spacing
-    ignored), or None for a fragment with too few letters to be worth indexing."""
-    words = _WORD_RE.findall(sentence.casefold())
-    if sum(len(w) for w in words if not w.isdigit()) < MIN_LETTERS:
-        return None
-    return hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).hexdigest()
 
 
 @lru_cache(maxsize=8)  # a new version's sentences are the next version's previous ones
@@ -38,8 +27,8 @@ def sentences(text: str) -> dict[str, str]:
     for sentence in split_sentences(text):
         shown = sentence.strip(" |")
         if _MARKUP_RE.search(shown):  # most sentences carry no Markdown: skip the regexes
-            shown = plain_text(shown).strip()
-        k = sentence_key(shown)
+            shown = readable(shown).strip()
+        k = index_key(shown)
         if k is not None and k not in out:
             out[k] = shown[:MAX_SENTENCE]
     return out

@@ -18,7 +18,8 @@ from monitor.wording import plural
 GROUP_AT = 3  # this many sources failing the same way are one line
 
 OUTCOMES = (("unchanged", "unchanged", "unchanged"), ("changed", "changed", "changed"),
-            ("baseline", "first snapshot", "first snapshots"), ("failed", "failed", "failed"))
+            ("baseline", "first snapshot", "first snapshots"), ("postponed", "postponed", "postponed"),
+            ("failed", "failed", "failed"))
 
 # Why a whole machine fails, in words; the first that matches a shared cause is added to it.
 EXPLANATIONS: tuple[tuple[re.Pattern[str], str], ...] = (

@@ -10,8 +10,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 SEVERITIES = ("none", "low", "medium", "high")
-LABELS = ("ai_training", "ai_feature_data", "opt_out", "default_on", "region_scope",
-          "third_party_ai", "retroactivity", "cosmetic")
 
 
 # What each verdict word tells a reader (monitor/verdict.py holds the vocabulary and its order).
@@ -74,20 +72,6 @@ def iso(value: datetime | None) -> str | None:
 def plural(n: int, one: str, many: str | None = None) -> str:
     """`1 page`, `3 pages`: a count with its noun agreeing."""
     return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
-_MD_LINK_RE = re.compile(r"\[([^\]\n]{1,300})\]\((https?://[^)\s]{1,2000})\)")
-_EMPHASIS_RE = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
-
-
-def plain_text(text: str) -> str:
-    """A quoted sentence as a reader should see it: the Markdown that extraction wrote
-    (`**bold**`, `\\-` escapes, `[text](url)` links) taken out, links kept as "text (url)" so
-    they stay readable in a message or a terminal."""
-    text = _ESCAPE_RE.sub(r"\1", _EMPHASIS_RE.sub(r"\2", text))
-    return _MD_LINK_RE.sub(lambda m: m.group(1) if m.group(1) == m.group(2)
-                           else f"{m.group(1)} ({m.group(2)})", text)
 
 
 _CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (

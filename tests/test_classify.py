@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.classify import classify, extract_opt_out, is_cosmetic_pair, load_rules, mark
+from monitor.classify import classify, extract_opt_out, mark
 from monitor.diff import compute
+from monitor.items import is_cosmetic_pair
+from monitor.rules import load_rules
 
 BASE = (
     "# Privacy Policy\n\n"
@@ -318,7 +320,7 @@ def test_word_prefilters_never_change_a_match() -> None:
 def test_running_a_rule_s_alternatives_separately_finds_what_the_whole_pattern_finds() -> None:
     """Rules run only the alternatives whose words a sentence holds; the match (position and
     text) must be the one the whole alternation finds, or evidence and negation would move."""
-    from monitor.classify import _prepared
+    from monitor.matching import _prepared
 
     rules = load_rules()
     sentences = [BASE, *BASE.split("\n"),
@@ -345,7 +347,7 @@ def test_running_a_rule_s_alternatives_separately_finds_what_the_whole_pattern_f
 def test_a_close_variant_is_found_through_the_word_index_exactly_as_by_reading_every_one() -> None:
     import random
 
-    from monitor.classify import TWIN_SIMILARITY, _Twins
+    from monitor.items import TWIN_SIMILARITY, _Twins
 
     rng = random.Random(7)
     vocab = [f"w{i}" for i in range(60)]
@@ -361,7 +363,7 @@ def test_a_close_variant_is_found_through_the_word_index_exactly_as_by_reading_e
 
 
 def test_a_rewrite_too_large_to_read_whole_still_reads_every_sentence_a_rule_matches() -> None:
-    from monitor.classify import READ_IN_FULL
+    from monitor.items import READ_IN_FULL
 
     n = READ_IN_FULL // 2 + 100
     old = "\n\n".join(["# Privacy Policy", *(f"Section {i}: we keep records about topic {i}."

@@ -217,3 +217,11 @@ def test_urls_taken_on_the_fast_path_are_ones_urlsplit_reads_the_same_way() -> N
         _check_url("ftp://a.com/")
     with pytest.raises(ValueError, match="no host"):
         _check_url("http:///x")
+
+
+def test_every_fetcher_the_config_accepts_has_a_fetcher() -> None:
+    """A kind the config accepts but no fetcher serves would fail every check of its sources."""
+    from monitor.config import FETCHERS as ACCEPTED
+    from monitor.fetchers import FETCHERS
+
+    assert set(FETCHERS) == set(ACCEPTED)

@@ -101,8 +101,9 @@ def test_checks_reuse_prepared_statements_on_postgresql(pg_url: str, server: HTT
         store.sync_sources([source])
         from monitor.config import Settings
         from monitor.fetch import Fetcher
+        from monitor.fetchers import Fetchers
 
-        fetcher = Fetcher(Settings(allow_private_addresses=True, per_host_delay=0))
+        fetcher = Fetchers(Fetcher(Settings(allow_private_addresses=True, per_host_delay=0)))
         outcomes = [check_source(store, fetcher, source).outcome for _ in range(8)]
         assert outcomes[0] == "baseline" and set(outcomes[1:]) == {"unchanged"}
         with store.engine.connect() as conn:

@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 
 from monitor import importer
 from monitor.config import load as load_config
-from monitor.fetch import Fetcher
+from monitor.fetchers import Fetchers
 from monitor.pipeline import CheckContext, check_source
 from monitor.store import Store
 from tests.conftest import CORPUS
@@ -73,12 +73,13 @@ url = "{server.url_for('/page')}"
     store = Store(f"sqlite:///{data / 'monitor.db'}")
     store.upgrade()
     store.sync_sources(conf.sources, conf.settings.interval)
-    fetcher = Fetcher(conf.settings)
+    fetchers = Fetchers.build(conf.settings, conf.sources)
     (source,) = conf.sources
     for at, text in versions:
         body["text"] = text
-        result = check_source(store, fetcher, source, ctx=CheckContext(clock=lambda at=at: at))
+        result = check_source(store, fetchers, source, ctx=CheckContext(clock=lambda at=at: at))
         assert result.outcome in ("baseline", "changed", "unchanged", "failed"), result
+    fetchers.close()
     store.close()
     return data / "monitor.db"
 

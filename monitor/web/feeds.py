@@ -1,0 +1,67 @@
+"""Atom feeds of changes: all, per label, per platform. Page text is made XML-safe first."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from feedgen.feed import FeedGenerator
+
+from monitor import history
+from monitor.labels import LABELS
+from monitor.web.deps import PAGE, StoreDep
+
+router = APIRouter(include_in_schema=False)
+# Characters XML 1.0 forbids: a watched page can contain them, an Atom feed must not.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    return _XML_INVALID.sub("\ufffd", text)
+
+
+def feed(request: Request, title: str, self_path: str, items: list[history.ChangeSummary]) -> Response:
+    base = request.app.state.settings.base_url.rstrip("/")
+    fg = FeedGenerator()
+    fg.id(xml_text(base + self_path))
+    fg.title(xml_text(title))
+    fg.author({"name": "Policy Monitor"})
+    fg.link(href=xml_text(base + self_path), rel="self")
+    fg.link(href=base + "/", rel="alternate")
+    fg.updated(items[0].detected_at if items else datetime(2020, 1, 1, tzinfo=UTC))
+    for c in reversed(items):
+        entry = fg.add_entry()
+        entry.id(f"{base}/changes/{c.id}")
+        entry.title(xml_text(f"[{c.platform}] {c.source}: {c.headline} — "
+                             f"{c.severity or '-'}"))
+        entry.link(href=f"{base}/changes/{c.id}")
+        entry.updated(c.detected_at)
+        for label in c.labels or []:
+            entry.category(term=xml_text(label))
+        added = " ".join(c.added_sentences[:5])
+        entry.summary(xml_text(f"{c.headline} Added: {added}".strip()), type="text")
+    return Response(fg.atom_str(pretty=True), media_type="application/atom+xml")
+
+
+@router.get("/feeds/changes.atom", include_in_schema=False)
+def feed_all(store: StoreDep, request: Request) -> Response:
+    return feed(request, "Policy Monitor: all changes", "/feeds/changes.atom",
+                history.changes(store, limit=PAGE))
+
+
+@router.get("/feeds/label/{label}.atom", include_in_schema=False)
+def feed_label(store: StoreDep, request: Request, label: str) -> Response:
+    if label not in LABELS:
+        raise HTTPException(404, "unknown label")
+    return feed(request, f"Policy Monitor: {label} changes", f"/feeds/label/{label}.atom",
+                history.changes(store, labels=[label], limit=PAGE))
+
+
+@router.get("/feeds/platform/{platform}.atom", include_in_schema=False)
+def feed_platform(store: StoreDep, request: Request, platform: str) -> Response:
+    items = [c for c in history.changes(store, limit=1000) if c.platform == platform][:PAGE]
+    return feed(request, f"Policy Monitor: {platform}", f"/feeds/platform/{quote(platform)}.atom",
+                items)

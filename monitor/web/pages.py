@@ -1,0 +1,109 @@
+"""The HTML pages: dashboard, source, change, version, comparison, search and event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
+
+from monitor import diff as difflib
+from monitor import history
+from monitor.labels import LABELS
+from monitor.web.deps import MAX_ID, PAGE, Id, StoreDep, render
+from monitor.web.svg import timeline_svg
+from monitor.web.text import render as render_text
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def dashboard(store: StoreDep, request: Request, period: str = Query("1y", alias="range",
+                                                    pattern="^(30d|1y|all)$")) -> HTMLResponse:
+    days = 30
+    now = datetime.now(UTC)
+    since = {"30d": now - timedelta(days=30), "1y": now - timedelta(days=365)}.get(period)
+    marks = history.timeline(store, since)
+    start = since or (marks[0].detected_at if marks else now - timedelta(days=365))
+    rows = history.dashboard(store, datetime.now(UTC) - timedelta(days=days))
+    platforms: dict[str, list[history.DashboardRow]] = {}
+    for r in rows:
+        platforms.setdefault(r.platform, []).append(r)
+    return render(request, "dashboard.html", rows=rows, platforms=platforms, days=days,
+                failing=[r for r in rows if r.failing or r.last_outcome == "failed"],
+                dead_targets=[t for t in store.target_health(failing_only=True) if t.alert_at],
+                recent=history.changes(store, limit=PAGE, with_sentences=False),
+                high=history.changes(store, limit=10, min_severity="high",
+                                     with_sentences=False),
+                period=period, periods=(("30d", "30 days"), ("1y", "1 year"), ("all", "all")),
+                chart=Markup(timeline_svg(marks, start, now)))  # noqa: S704
+
+
+@router.get("/sources/{name:path}", response_class=HTMLResponse, include_in_schema=False)
+def source_page(store: StoreDep, request: Request, name: str,
+                page_no: int = Query(1, alias="page", ge=1, le=MAX_ID),
+                label: str | None = None) -> HTMLResponse:
+    with store.read() as s:
+        row = store.source_row(s, name)
+        source = {"name": row.name, "platform": row.platform, "title": row.title,
+                  "kind": row.kind, "url": row.url}
+    versions = list(reversed(history.versions(store, name)))
+    changes = {c.id: c for c in history.changes(store, source=name, with_sentences=False)}
+    if label:
+        versions = [v for v in versions if v.change_id in changes
+                    and label in (changes[v.change_id].labels or [])]
+    start = (page_no - 1) * PAGE
+    return render(request, "source.html", source=source, versions=versions[start:start + PAGE],
+                more=len(versions) > start + PAGE, page=page_no, changes=changes,
+                label=label, labels=LABELS, checks=history.checks(store, name, limit=PAGE),
+                failure=history.failure(store, name))
+
+
+@router.get("/changes/{change_id}", response_class=HTMLResponse, include_in_schema=False)
+def change_page(store: StoreDep, request: Request, change_id: Id, view: str = "inline") -> HTMLResponse:
+    d = history.change_detail(store, change_id)
+    prev, nxt = history.neighbours(store, change_id)
+    rendered = (difflib.side_by_side_html(d.diff) if view == "side"
+                else difflib.inline_html(d.diff))
+    return render(request, "change.html", d=d, prev=prev, next=nxt, view=view,
+                diff_html=Markup(rendered))  # noqa: S704 - diff.py escapes page text
+
+
+@router.get("/versions/{snapshot_id}", response_class=HTMLResponse, include_in_schema=False)
+def version_page(store: StoreDep, request: Request, snapshot_id: Id) -> HTMLResponse:
+    snap, text = history.snapshot(store, snapshot_id)
+    with store.read() as s:
+        from monitor.models import SourceRow
+
+        row = s.get(SourceRow, snap.source_id)
+        source = row.name if row else "?"
+    return render(request, "version.html", snap=snap, text=text, source=source,
+                formatted=render_text(text))
+
+
+@router.get("/versions/{snapshot_id}/raw", include_in_schema=False)
+def raw_page(store: StoreDep, snapshot_id: Id) -> Response:
+    snap, body = history.raw(store, snapshot_id)
+    # Never rendered: text/plain, nosniff, and a download.
+    return Response(body, media_type="text/plain; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="version-{snap.id}.txt"'})
+
+
+@router.get("/compare/{name:path}", response_class=HTMLResponse, include_in_schema=False)
+def compare_page(store: StoreDep, request: Request, name: str,
+                 from_id: int = Query(alias="from", ge=1, le=MAX_ID),
+                 to_id: int = Query(alias="to", ge=1, le=MAX_ID)) -> HTMLResponse:
+    a, b, d = history.diff_between(store, name, from_id, to_id)
+    return render(request, "compare.html", source=name, a=a, b=b, stats=d.stats,
+                diff_html=Markup(difflib.inline_html(d)))  # noqa: S704
+
+
+@router.get("/search", response_class=HTMLResponse, include_in_schema=False)
+def search_page(store: StoreDep, request: Request, q: str = Query("", max_length=500)) -> HTMLResponse:
+    return render(request, "search.html", q=q, hits=history.search(store, q) if q else [])
+
+
+@router.get("/events/{event_id}", response_class=HTMLResponse, include_in_schema=False)
+def event_page(store: StoreDep, request: Request, event_id: Id) -> HTMLResponse:
+    return render(request, "event.html", ev=history.event(store, event_id))
