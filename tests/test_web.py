@@ -407,3 +407,50 @@ def test_real_history_screenshots(linkedin_site: str, browser) -> None:
         assert width[0] <= width[1], (path, width)
         page.screenshot(path=str(OUTPUT / shot), full_page=path.startswith("/sources"))
     page.close()
+
+
+def test_board_cells_lead_to_their_changes_and_fit_1280_pixels(linkedin_site: str,
+                                                               browser) -> None:
+    """The AI data-use board over real LinkedIn history: every answer links to an existing
+    change page, nothing is wider than the window, and it reads without JavaScript."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900},  # type: ignore[attr-defined]
+                                  java_script_enabled=False)
+    page = context.new_page()
+    links: set[str] = set()
+    for path in ("/board", "/board/linkedin"):
+        response = page.goto(linkedin_site + path)
+        assert response is not None and response.status == 200
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280, path
+        assert "trains AI on your data" in page.inner_text("main")
+        links |= set(page.eval_on_selector_all('a[href^="/changes/"]',
+                                               "els => els.map(e => e.getAttribute('href'))"))
+    assert links
+    for href in sorted(links):
+        response = page.goto(linkedin_site + href)
+        assert response is not None and response.status == 200, href
+    context.close()
+
+
+def test_board_api_answers_linkedin_as_its_policy_said(linkedin_site: str) -> None:
+    import requests
+
+    def board(at: str) -> dict:
+        answer = requests.get(f"{linkedin_site}/api/board/linkedin", params={"at": at}, timeout=10)
+        assert answer.status_code == 200
+        return answer.json()
+
+    before = board("2024-09-01")["answers"]
+    assert before["training"] == []  # nothing said yet
+    autumn = board("2024-10-01")
+    (training,) = autumn["answers"]["training"]
+    assert training["value"] == "yes"
+    assert training["since"].startswith("2024-09-19")
+    assert "privacy-policy" in training["source"]
+    assert "develop and train artificial intelligence (AI) models" in training["quote"]
+    assert training["change_id"] and training["version_id"] and training["from_version_id"]
+    assert any(m["question"] == "training" and m["new"] == "yes" for m in autumn["timeline"])
+    later = board("2025-11-10")["answers"]
+    assert [a["value"] for a in later["default"]] == ["on"]
+    urls = [s["url"] for a in later["ways_out"] for s in a["steps"] if s.get("url")]
+    assert any("data-for-ai-improvement" in u for u in urls), urls
+    assert any("Microsoft" in a["names"] for a in later["sharing"])

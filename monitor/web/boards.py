@@ -1,0 +1,106 @@
+"""The AI data-use board on the web: /board (platforms × questions), /board/<platform> (its
+documents and the timeline of its answers), and the same as JSON under /api/board."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from monitor import history
+from monitor.board import QUESTION_WORDS, QUESTIONS
+from monitor.web.api import NOT_FOUND
+from monitor.web.deps import StoreDep, render
+
+router = APIRouter()
+AtQuery = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2024-10-01"],
+                description="The board as the stored versions made it on this day (YYYY-MM-DD).")
+
+
+def _end_of(day: str | None) -> datetime | None:
+    """The end of the day named: the board "on 2024-10-01" includes that day's changes."""
+    if not day:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(day), time.max, tzinfo=UTC)
+    except ValueError:
+        raise RequestValidationError([{"type": "date_from_datetime_parsing", "loc": ("query", "at"),
+                                       "msg": f"{day!r} is not a date", "input": day}]) from None
+
+
+class AnswerOut(BaseModel):
+    value: str  # yes | no | promises not to | on | off | removed | changed | not stated | …
+    since: str | None
+    change_id: int | None
+    from_version_id: int | None
+    version_id: int | None
+    source: str | None
+    quote: str | None
+    steps: list[dict[str, Any]]  # ways out: {type, text, url}
+    names: list[str]  # regions exempt, or who gets the data
+    stale: bool  # from a page that can no longer be read
+
+
+class DocumentOut(BaseModel):
+    source: str
+    title: str | None
+    url: str
+    last_check_at: str | None
+    failing: bool
+    answers: dict[str, AnswerOut]
+
+
+class BoardOut(BaseModel):
+    platform: str
+    at: str | None
+    answers: dict[str, list[AnswerOut]]  # more than one: the documents disagree
+    disagreements: list[str]
+    documents: list[DocumentOut]
+
+
+class TransitionOut(BaseModel):
+    at: str | None
+    source: str
+    question: str
+    old: str
+    new: str
+    change_id: int
+
+
+class PlatformBoardOut(BoardOut):
+    timeline: list[TransitionOut]
+
+
+@router.get("/api/board", response_model=list[BoardOut], tags=["board"])
+def api_board(store: StoreDep, at: str | None = AtQuery) -> list[BoardOut]:
+    """For every platform: does it train AI on your data, since when, on by default, the
+    ways out, who is exempt, who else gets the data; each answer with its change."""
+    return [BoardOut(**b.to_dict()) for b in history.boards(store, None, _end_of(at))]
+
+
+@router.get("/api/board/{platform}", response_model=PlatformBoardOut, tags=["board"],
+            responses=NOT_FOUND)
+def api_board_platform(store: StoreDep, platform: str, at: str | None = AtQuery
+                       ) -> PlatformBoardOut:
+    (found,) = history.boards(store, platform, _end_of(at))
+    moves = history.board_timeline(store, platform, _end_of(at))
+    return PlatformBoardOut(**found.to_dict(), timeline=[TransitionOut(**m.to_dict()) for m in moves])
+
+
+@router.get("/board", response_class=HTMLResponse, include_in_schema=False)
+def board_page(store: StoreDep, request: Request, at: str | None = AtQuery) -> HTMLResponse:
+    return render(request, "board.html", boards=history.boards(store, None, _end_of(at)),
+                  questions=QUESTIONS, words=QUESTION_WORDS, at=at)
+
+
+@router.get("/board/{platform}", response_class=HTMLResponse, include_in_schema=False)
+def board_platform_page(store: StoreDep, request: Request, platform: str,
+                        at: str | None = AtQuery) -> HTMLResponse:
+    (found,) = history.boards(store, platform, _end_of(at))
+    return render(request, "board_platform.html", b=found, questions=QUESTIONS,
+                  words=QUESTION_WORDS, at=at,
+                  timeline=history.board_timeline(store, platform, _end_of(at)))
