@@ -18,6 +18,7 @@ from monitor.web.deps import StoreDep, render
 
 router = APIRouter()
 AtQuery = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2024-10-01"],
+                json_schema_extra={"format": "date"},
                 description="The board as the stored versions made it on this day (YYYY-MM-DD).")
 
 
