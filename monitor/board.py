@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from monitor.wording import iso
@@ -124,11 +124,6 @@ def _quote(fact: Fact, labels: Sequence[str], sides: Sequence[str] = ("new",)) -
     return None
 
 
-def _answer(fact: Fact, value: str, **extra: Any) -> Answer:
-    return Answer(value, fact.detected_at, fact.change_id, fact.from_snapshot_id,
-                  fact.to_snapshot_id, fact.source, **extra)
-
-
 def _recipients(fact: Fact) -> tuple[tuple[str, ...], str | None]:
     """Who the evidence says gets the data for AI, and the sentence that says so."""
     for e in fact.evidence:
@@ -164,14 +159,15 @@ def document_answers(facts: Iterable[Fact], moves: list[Transition] | None = Non
     answer that changed value is added to `moves`, when given."""
     answers = {q: Answer() for q in QUESTIONS}
 
-    def settle(question: str, new: Answer) -> None:
+    def settle(question: str, fact: Fact, value: str, **extra: Any) -> None:
         old = answers[question]
-        if moves is not None and (old.value != new.value or question in _EVENTS) \
-                and new.since is not None and new.change_id is not None and new.source:
-            moves.append(Transition(new.since, new.source, question, old.value, new.value,
-                                    new.change_id))
-        if old.value == new.value and old.since is not None and question not in _EVENTS:
-            # The same answer again: it holds since the earlier change; the newest words stay.
+        new = Answer(value, fact.detected_at, fact.change_id, fact.from_snapshot_id,
+                     fact.to_snapshot_id, fact.source, **extra)
+        if question in _EVENTS or old.value != value:
+            if moves is not None:
+                moves.append(Transition(fact.detected_at, fact.source, question, old.value,
+                                        value, fact.change_id))
+        else:  # the same answer again: it holds since the earlier change; the newest words stay
             new = replace(new, since=old.since, change_id=old.change_id,
                           from_version=old.from_version, version=old.version)
         answers[question] = new
@@ -180,39 +176,46 @@ def document_answers(facts: Iterable[Fact], moves: list[Transition] | None = Non
         words = fact.verdict
         trained = next((TRAINING[w] for w in words if w in TRAINING), None)
         if trained is not None:
-            settle("training", _answer(fact, trained, quote=_quote(fact, ("ai_training",))))
+            settle("training", fact, trained, quote=_quote(fact, ("ai_training",)))
         about_ai = any(w != "no_change" for w in words)
         if about_ai and fact.default in ("on", "off"):
-            settle("default", _answer(fact, fact.default, quote=_quote(
-                fact, ("default_on", "opt_out", "ai_training"))))
+            settle("default", fact, fact.default,
+                   quote=_quote(fact, ("default_on", "opt_out", "ai_training")))
         if "opt_out_removed" in words:
-            settle("ways_out", _answer(fact, "removed", quote=_quote(fact, ("opt_out",), ("old",))))
+            settle("ways_out", fact, "removed", quote=_quote(fact, ("opt_out",), ("old",)))
         elif fact.opt_out and (about_ai or answers["ways_out"].value != NOT_STATED):
-            settle("ways_out", _answer(fact, "yes", steps=fact.opt_out,
-                                       quote=_quote(fact, ("opt_out",))))
+            settle("ways_out", fact, "yes", steps=fact.opt_out, quote=_quote(fact, ("opt_out",)))
         if about_ai and fact.regions_excluded:
-            settle("regions_excluded", _answer(fact, ", ".join(fact.regions_excluded),
-                                               names=fact.regions_excluded,
-                                               quote=_quote(fact, ("region_scope",))))
+            settle("regions_excluded", fact, ", ".join(fact.regions_excluded),
+                   names=fact.regions_excluded, quote=_quote(fact, ("region_scope",)))
         if "shares_for_ai" in words:
             names, quote = _recipients(fact)
-            settle("sharing", _answer(fact, "yes", names=names,
-                                      quote=quote or _quote(fact, ("third_party_ai",))))
-        if "ai_feature_terms" in words:
-            settle("feature_terms", _answer(
-                fact, "changed", quote=_quote(fact, ("ai_feature_data", "ai_training"))))
-        if "user_ai_rules" in words:
-            settle("user_rules", _answer(
-                fact, "changed", quote=_quote(fact, ("ai_feature_data", "ai_training"))))
+            settle("sharing", fact, "yes", names=names,
+                   quote=quote or _quote(fact, ("third_party_ai",)))
+        for word, question in (("ai_feature_terms", "feature_terms"), ("user_ai_rules", "user_rules")):
+            if word in words:
+                settle(question, fact, "changed",
+                       quote=_quote(fact, ("ai_feature_data", "ai_training")))
     return answers
+
+
+def _by_source(facts: Iterable[Fact]) -> dict[str, list[Fact]]:
+    """Each document's changes, oldest first."""
+    by_source: dict[str, list[Fact]] = {}
+    for fact in sorted(facts, key=lambda f: (f.detected_at, f.change_id)):
+        by_source.setdefault(fact.source, []).append(fact)
+    return by_source
+
+
+def end_of_day(day: date) -> datetime:
+    """The board "on 2024-10-01" includes that day's changes (UTC)."""
+    return datetime.combine(day, time.max, tzinfo=UTC)
 
 
 def build(platform: str, at: datetime | None, pages: Sequence[Page],
           facts: Sequence[Fact]) -> PlatformBoard:
     """The board of one platform from its pages and their changes (detected up to `at`)."""
-    by_source: dict[str, list[Fact]] = {}
-    for fact in sorted(facts, key=lambda f: (f.detected_at, f.change_id)):
-        by_source.setdefault(fact.source, []).append(fact)
+    by_source = _by_source(facts)
     documents = []
     for page in pages:
         answers = document_answers(by_source.get(page.source, ()))
@@ -225,7 +228,7 @@ def build(platform: str, at: datetime | None, pages: Sequence[Page],
         # One answer per value: several copies of one policy that say the same thing are one
         # answer, dated from the first to say it; two values are a disagreement, shown both.
         seen: dict[str, Answer] = {}
-        for a in sorted(stated, key=lambda a: a.since or datetime.min,
+        for a in sorted(stated, key=lambda a: (a.since, a.change_id),
                         reverse=q in _EVENTS):  # a state: since the first; an event: the last
             seen.setdefault(a.value, a)
         summary[q] = tuple(seen.values())
@@ -234,10 +237,7 @@ def build(platform: str, at: datetime | None, pages: Sequence[Page],
 
 def timeline(facts: Sequence[Fact]) -> list[Transition]:
     """When each document's answers changed, oldest first."""
-    by_source: dict[str, list[Fact]] = {}
-    for fact in sorted(facts, key=lambda f: (f.detected_at, f.change_id)):
-        by_source.setdefault(fact.source, []).append(fact)
     moves: list[Transition] = []
-    for items in by_source.values():
+    for items in _by_source(facts).values():
         document_answers(items, moves)
     return sorted(moves, key=lambda m: (m.at, m.source, QUESTIONS.index(m.question)))

@@ -13,10 +13,8 @@ from functools import lru_cache
 
 from monitor.text import index_key, readable, split_sentences
 
-MIN_LETTERS = 3  # "1.", "|", "—" are not sentences anyone searches for
 MAX_SENTENCE = 2000  # a runaway "sentence" (a table flattened to one line) is cut for display
 _MARKUP_RE = re.compile(r"[*_\[\\`]")  # what readable() would have work to do on
-_WORD_RE = re.compile(r"\w+")
 
 
 @lru_cache(maxsize=8)  # a new version's sentences are the next version's previous ones

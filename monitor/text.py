@@ -90,8 +90,11 @@ def key(sentence: str) -> str:
 
 @lru_cache(maxsize=65536)
 def plain(sentence: str) -> str:
-    """Markdown links reduced to their text, emphasis and list markers removed."""
+    """Markdown links reduced to their text, line breaks (`<br>`) to spaces, emphasis and
+    list markers removed."""
     text = LINK_RE.sub(lambda m: m.group(1), sentence)
+    if "<" in text:
+        text = BR_RE.sub(" ", text)
     text = EMPHASIS_RE.sub("", text)
     text = _ENUM_RE.sub("", text)
     return _WS_RE.sub(" ", text).strip()

@@ -8,9 +8,7 @@ import click
 
 from monitor.cli.base import Context, _ago, _cut, _echo_json, _table, handle_errors, main, pass_context
 from monitor.errors import MonitorError
-from monitor.wording import (
-    iso,
-)
+from monitor.wording import iso
 
 
 @main.group("notify")

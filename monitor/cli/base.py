@@ -16,9 +16,7 @@ import click
 # second on a small machine, and `--help` or `changes` should not wait for what they never use.
 from monitor.errors import ConfigError, MonitorError, StoreError, unknown_source
 from monitor.text import readable
-from monitor.wording import (
-    safe_terminal_text,
-)
+from monitor.wording import safe_terminal_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

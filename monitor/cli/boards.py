@@ -23,14 +23,12 @@ def board_cmd(ctx: Context, platform: str | None, at: str | None, as_json: bool,
     the ways out, who is exempt, who else gets your data for AI; each answer with the change
     and the version it comes from. Answers from a page that can no longer be read are marked
     stale."""
-    from datetime import timedelta
-
     from monitor import history
-    from monitor.board import QUESTION_WORDS, QUESTIONS
+    from monitor.board import QUESTION_WORDS, QUESTIONS, end_of_day
 
     when = _parse_since(at)
-    if when is not None and at is not None and len(at) == 10:
-        when += timedelta(days=1) - timedelta(microseconds=1)  # the whole day named
+    if when is not None and at is not None and len(at) == 10:  # a day: the whole of it
+        when = end_of_day(when.date())
     boards = history.boards(ctx.store(), platform, when)
     if as_json:
         _echo_json(b.to_dict() for b in boards)

@@ -18,9 +18,7 @@ from monitor.cli.base import (
     pass_context,
 )
 from monitor.errors import StoreError
-from monitor.wording import (
-    plural,
-)
+from monitor.wording import plural
 
 if TYPE_CHECKING:
     from monitor.pipeline import CheckResult

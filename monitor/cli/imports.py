@@ -5,11 +5,7 @@ from __future__ import annotations
 import click
 
 from monitor.cli.base import Context, handle_errors, main, pass_context, started
-from monitor.wording import (
-    SEVERITIES,
-    plural,
-    severity_rank,
-)
+from monitor.wording import SEVERITIES, plural, severity_rank
 
 
 @main.command("import")

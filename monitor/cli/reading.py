@@ -19,10 +19,7 @@ from monitor.cli.base import (
     pass_context,
 )
 from monitor.labels import LABELS
-from monitor.wording import (
-    SEVERITIES,
-    safe_terminal_text,
-)
+from monitor.wording import SEVERITIES, safe_terminal_text
 
 
 @main.command("history")

@@ -19,9 +19,7 @@ from monitor.cli.base import (
     started,
 )
 from monitor.errors import MonitorError
-from monitor.wording import (
-    plural,
-)
+from monitor.wording import plural
 
 if TYPE_CHECKING:
     from monitor import config as cfg

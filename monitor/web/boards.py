@@ -3,7 +3,7 @@ documents and the timeline of its answers), and the same as JSON under /api/boar
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from monitor import history
-from monitor.board import QUESTION_WORDS, QUESTIONS
+from monitor.board import QUESTION_WORDS, QUESTIONS, end_of_day
 from monitor.web.api import NOT_FOUND
 from monitor.web.deps import StoreDep, render
 
@@ -23,11 +23,10 @@ AtQuery = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2024-10-01"],
 
 
 def _end_of(day: str | None) -> datetime | None:
-    """The end of the day named: the board "on 2024-10-01" includes that day's changes."""
     if not day:
         return None
     try:
-        return datetime.combine(date.fromisoformat(day), time.max, tzinfo=UTC)
+        return end_of_day(date.fromisoformat(day))
     except ValueError:
         raise RequestValidationError([{"type": "date_from_datetime_parsing", "loc": ("query", "at"),
                                        "msg": f"{day!r} is not a date", "input": day}]) from None
