@@ -142,6 +142,9 @@ class Subscription:
     mode: Mode = Mode.INSTANT
     source_failures: bool | None = None  # None: only when no label filter is set
     secret: str | None = None  # signs webhooks:// payloads (HMAC-SHA256); may be ${ENV_VAR}
+    # Only when a platform's answer on the AI data-use board changes (monitor/board.py), one
+    # message per change that moved it; no per-change alerts.
+    answers: bool = False
 
     def targets(self, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
         """The apprise URLs with ${ENV_VAR} filled in at send time (never stored)."""
@@ -512,7 +515,11 @@ _SUBSCRIPTION: dict[str, Callable[[Any], Any]] = {
     "mode": lambda v: _enum(Mode, v),
     "source_failures": _as_bool,
     "secret": _as_str,
+    "answers": _as_bool,
 }
+# What an answers subscription does not take: it hears when a board answer moves, whatever
+# the labels or severity of the change that moved it, at once.
+_NOT_WITH_ANSWERS = ("labels", "min_severity", "include_cosmetic", "mode")
 _KNOWN_TABLES = {"settings", "source", "subscription"}
 
 
@@ -631,6 +638,12 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
             errors.add("subscription", i, None, f"{label}.{key}", "required key is missing")
         if values.get("name") in sub_names:
             errors.add("subscription", i, "name", f"{label}.name", "duplicate subscription name")
+        if values.get("answers"):
+            for key in _NOT_WITH_ANSWERS:
+                if key in raw and not (key == "mode" and values.get(key) is Mode.INSTANT):
+                    errors.add("subscription", i, key, f"{label}.{key}",
+                               "not used with answers = true: it hears when a platform's board "
+                               "answer changes, whatever the change's labels or severity, at once")
         if not missing and len(values) == len(raw):
             sub_names.add(values["name"])
             subscriptions.append(Subscription(**values))

@@ -619,47 +619,27 @@ def search(store: Store, query: str, limit: int = 50) -> list[SearchHit]:
 def boards(store: Store, platform: str | None = None, at: datetime | None = None
            ) -> list[board.PlatformBoard]:
     """The AI data-use board of each platform (or the one named, any case), as the stored
-    changes detected up to `at` made it: read from their stored verdicts, never re-judged."""
-    pages, facts = _board_facts(store, platform, at)
-    return [board.build(p, at, pages[p], facts.get(p, [])) for p in pages]
+    changes detected up to `at` made it: the answers kept with each change, never re-judged."""
+    pages, answers = store.board_state(platform, at)
+    return [board.build(p, at, pages[p], answers.get(p, {})) for p in pages]
 
 
 def board_timeline(store: Store, platform: str, at: datetime | None = None
                    ) -> list[board.Transition]:
     """When each of a platform's answers changed, in each of its documents."""
-    _, facts = _board_facts(store, platform, at)
-    return board.timeline([f for found in facts.values() for f in found])
+    store.board_state(platform, at)  # an unknown platform is an error, not an empty timeline
+    said = [one for found in store.board_said(platform, at).values() for one in found]
+    return board.timeline(board.Transition(one.at, one.source, s.question, s.old, s.answer.value,
+                                           one.change_id)
+                          for one in said for s in one.settled if s.moved)
 
 
-def _board_facts(store: Store, platform: str | None, at: datetime | None
-                 ) -> tuple[dict[str, list[board.Page]], dict[str, list[board.Fact]]]:
-    """The pages of each platform and the changes of theirs that say something about AI."""
-    with store.read() as s:
-        q = select(SourceRow).where(SourceRow.enabled.is_(True) | SourceRow.in_config.is_(False))
-        if platform is not None:
-            q = q.where(func.lower(SourceRow.platform) == platform.lower())
-        rows = s.scalars(q.order_by(SourceRow.platform, SourceRow.name)).all()
-        if platform is not None and not rows:
-            raise NotFoundError(f"no platform {platform!r} is watched")
-        generation = {r.id: r.generation for r in rows}
-        names = {r.id: r.name for r in rows}
-        platforms = {r.id: r.platform for r in rows}
-        cq = (select(Change.id, Change.source_id, Change.generation, Change.detected_at,
-                     Change.from_snapshot_id, Change.to_snapshot_id, Change.verdict,
-                     Change.ai_default, Change.regions_excluded, Change.opt_out, Change.findings)
-              .where(Change.source_id.in_(list(names)), Change.verdict.is_not(None)))
-        if at is not None:
-            cq = cq.where(Change.detected_at <= at)
-        facts: dict[str, list[board.Fact]] = {}
-        for c in s.execute(cq):
-            if c.generation != generation[c.source_id] or list(c.verdict or ()) == ["no_change"]:
-                continue
-            facts.setdefault(platforms[c.source_id], []).append(board.Fact(
-                c.id, names[c.source_id], c.detected_at, c.from_snapshot_id, c.to_snapshot_id,
-                tuple(c.verdict or ()), c.ai_default, tuple(c.regions_excluded or ()),
-                tuple(c.opt_out or ()), tuple((c.findings or {}).get("evidence") or ())))
-        pages: dict[str, list[board.Page]] = {}
-        for r in rows:
-            pages.setdefault(r.platform, []).append(board.Page(
-                r.name, r.title, r.url, r.last_check_at, bool(r.failing)))
-    return pages, facts
+def board_news(store: Store, platform: str | None = None, at: datetime | None = None
+               ) -> list[board.AnswerNews]:
+    """Every change that moved a platform's answers (of each platform, or the one named),
+    newest first: the board's feed."""
+    if platform is not None:
+        store.board_state(platform, at)  # an unknown platform is an error, not an empty feed
+    found = [item for plat, said in store.board_said(platform, at).items()
+             for item in board.platform_news(plat, said)]
+    return sorted(found, key=lambda n: (n.at, n.change_id), reverse=True)

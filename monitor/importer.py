@@ -193,48 +193,59 @@ def import_documents(
                       enabled=False) for d in documents]
     store.ensure_sources(sources, enabled=False)
     imported: list[ImportedChange] = []
-    for doc, source in zip(documents, sources, strict=True):
+    # Where each document stands: its last stored check, the stem and text of its latest
+    # version. Versions of all documents go in date order, as a daemon would have seen them,
+    # so events and a platform's board answers form across its documents as they did live.
+    last: dict[str, datetime | None] = {}
+    previous_stem: dict[str, str | None] = {}
+    previous_text: dict[str, str | None] = {}
+    for doc in documents:
         state = store.state(doc.name)
         with store.read() as s:
-            last = store.source_row(s, doc.name).last_check_at
-        previous_stem: str | None = None
-        previous_text = store.text_of(state.current_text_blob) if state.current_text_blob else None
-        for version in doc.versions:
-            if last is not None and version.at <= last:
+            last[doc.name] = store.source_row(s, doc.name).last_check_at
+        previous_stem[doc.name] = None
+        previous_text[doc.name] = (store.text_of(state.current_text_blob)
+                                   if state.current_text_blob else None)
+    ordered = sorted(((version, i) for i, doc in enumerate(documents) for version in doc.versions),
+                     key=lambda item: (item[0].at, item[1]))
+    for version, i in ordered:
+        doc, source = documents[i], sources[i]
+        seen = last[doc.name]
+        if seen is not None and version.at <= seen:
+            continue
+        text, body, ctype = read_version(version, source)
+        if not text.strip():
+            continue
+        state = store.state(doc.name)
+        digest = sha256(text.encode("utf-8"))
+        if digest == state.current_sha256:
+            store.record_unchanged(state, version.at, 0, 200, len(body), None, None, None)
+            previous_stem[doc.name] = version.stem
+            continue
+        before = previous_text[doc.name]
+        if before is not None:  # the live path's rule, so replay measures what users get
+            refused = judge.refusal(len(before.encode("utf-8")), len(text.encode("utf-8")),
+                                    f"(text {digest[:12]})", store.last_failure(state))
+            if refused is not None:
+                store.record_failure(state, version.at, 0, FailureKind.ANOMALOUS, refused, 200)
                 continue
-            text, body, ctype = read_version(version, source)
-            if not text.strip():
-                continue
-            state = store.state(doc.name)
-            digest = sha256(text.encode("utf-8"))
-            if digest == state.current_sha256:
-                store.record_unchanged(state, version.at, 0, 200, len(body), None, None, None)
-                previous_stem = version.stem
-                continue
-            if previous_text is not None:  # the live path's rule, so replay measures what users get
-                refused = judge.refusal(len(previous_text.encode("utf-8")),
-                                        len(text.encode("utf-8")), f"(text {digest[:12]})",
-                                        store.last_failure(state))
-                if refused is not None:
-                    store.record_failure(state, version.at, 0, FailureKind.ANOMALOUS, refused, 200)
-                    continue
-            judged = judge.judge(previous_text, text, digest, version.at,
-                                 judge.StorePast(store, state))
-            classification = judged.classification
-            stored = store.record_version(state, version.at, 0, 200, NewVersion(
-                text=text, sha256=digest, raw=body, content_type=ctype, charset="utf-8",
-                url=str(version.path.name), etag=None, last_modified=None, fingerprint="",
-                diff=judged.diff, classification=classification, previous_text=previous_text,
-                search_index=search_index, event_window=event_window,
-                outbox=routing.instant_outbox(subscriptions, source.platform, source.name,
-                                              classification.labels, classification.severity)
-                if classification is not None else (),
-            ))
-            if stored.change_id is not None:
-                item = ImportedChange(doc.name, previous_stem or "(stored)", version.stem,
-                                      stored.change_id)
-                imported.append(item)
-                if on_change:
-                    on_change(item)
-            previous_text, previous_stem = text, version.stem
+        judged = judge.judge(before, text, digest, version.at, judge.StorePast(store, state))
+        classification = judged.classification
+        stored = store.record_version(state, version.at, 0, 200, NewVersion(
+            text=text, sha256=digest, raw=body, content_type=ctype, charset="utf-8",
+            url=str(version.path.name), etag=None, last_modified=None, fingerprint="",
+            diff=judged.diff, classification=classification, previous_text=before,
+            search_index=search_index, event_window=event_window,
+            outbox=routing.instant_outbox(subscriptions, source.platform, source.name,
+                                          classification.labels, classification.severity)
+            if classification is not None else (),
+            answer_outbox=routing.answer_outbox(subscriptions, source.platform, source.name),
+        ))
+        if stored.change_id is not None:
+            item = ImportedChange(doc.name, previous_stem[doc.name] or "(stored)", version.stem,
+                                  stored.change_id)
+            imported.append(item)
+            if on_change:
+                on_change(item)
+        previous_text[doc.name], previous_stem[doc.name] = text, version.stem
     return imported

@@ -107,6 +107,8 @@ def judge_stored(store: Store, batch: int = 200) -> int:
             judged = classify(difflib.Diff.from_dict(diff), old_text=old, new_text=new)
             store.record_verdict(change_id, judged.verdict.to_dict())
             done += 1
+    if done:  # the board is read from verdicts: its answers follow the new ones
+        store.rebuild_board()
     return done
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from monitor import board as boardlib
 from monitor import diff as difflib
 from monitor.labels import title as label_title
 from monitor.text import readable
@@ -36,7 +37,7 @@ class Message:
     title: str
     body: str
     format: Format
-    kind: str = "change"  # change | event | source_alert | digest: a webhook's event header
+    kind: str = "change"  # change | event | answer_change | source_alert | digest: a webhook's event header
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,42 @@ def render_event(views: Sequence[ChangeView], also: Sequence[ChangeView],
         "headline": esc(title), "what": esc(what),
         "pages": esc(", ".join(pages)), "sections": "\n".join(sections)})
     return Message(title, trim(body, limit), fmt)
+
+
+def render_answers(news: boardlib.AnswerNews, page: str, fmt: Format, base_url: str,
+                   limit: int = 30_000, templates_dir: Path | None = None) -> Message:
+    """An answers subscription's message: which of a platform's board answers moved, each
+    with the sentence that says so, then the whole board as it now stands."""
+    title = news.headline()
+    link, board = _link(base_url, news.change_id), base_url.rstrip('/') + boardlib.path(news.platform)
+    what = (f"{news.platform}'s answers on the AI data-use board changed with {page} "
+            f"({news.at:%Y-%m-%d %H:%M} UTC).")
+    moved = []
+    for m in news.moves:
+        line = f"{boardlib.QUESTION_WORDS[m.question]}: {' or '.join(m.old)} → {' or '.join(m.new)}"
+        quotes = [a.quote for a in news.answers.get(m.question, ()) if a.quote]
+        moved.append((line, quotes[:2]))
+    now = [(boardlib.QUESTION_WORDS[q], boardlib.said(q, found)) for q, found in news.answers.items()
+           if found and q in boardlib.STATES]
+    if fmt == "html":
+        esc = html.escape
+        moves = "".join(f"<p><strong>{esc(line)}</strong></p>" + "".join(
+            f'<blockquote style="color:#22863a">{esc(readable(q))}</blockquote>' for q in quotes)
+            for line, quotes in moved)
+        rows = "".join(f"<li>{esc(q)}: {esc(v)}</li>" for q, v in now) or "<li>nothing stated</li>"
+        values = {"headline": esc(title), "what": esc(what), "moves": moves,
+                  "board": f"<ul>{rows}</ul>", "link": esc(link), "platform": esc(news.platform),
+                  "board_link": esc(board)}
+        body = _load("answer.html", templates_dir).safe_substitute(values)
+    else:
+        moves = "\n".join(f"**{md_escape(line)}**\n\n" + "".join(
+            f"> {md_escape(readable(q))}\n" for q in quotes) for line, quotes in moved)
+        rows = "\n".join(f"- {md_escape(q)}: {md_escape(v)}" for q, v in now) or "- nothing stated"
+        values = {"headline": md_escape(title), "what": md_escape(what), "moves": moves,
+                  "board": rows, "link": link, "platform": md_escape(news.platform),
+                  "board_link": board}
+        body = _load("answer.md", templates_dir).safe_substitute(values)
+    return Message(title, trim(body, limit), fmt, kind="answer_change")
 
 
 def render_source_alert(kind: str, platform: str, source: str, failures: int, error: str | None,

@@ -345,3 +345,25 @@ class Sentence(Base):
     last_snapshot_id: Mapped[int | None] = mapped_column(Integer)  # set while it is gone
     removed_at: Mapped[datetime | None]  # None: the current version says it
     appearances: Mapped[int] = mapped_column(Integer, default=1)  # 2+: removed and re-added
+
+
+class BoardAnswer(Base):
+    """One answer a change gave to one board question of its document (monitor/board.py),
+    written when the change is recorded: the board at any date is the latest row of each
+    source and question up to then, read and never re-derived. Rows of a superseded
+    generation stay, ignored, like its changes; ids grow with `detected_at` per source."""
+
+    __tablename__ = "board_answers"
+    __table_args__ = (
+        Index("ix_board_answers_latest", "source_id", "generation", "question", "detected_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    generation: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(String(32))
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), index=True)
+    detected_at: Mapped[datetime]
+    old_value: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(Text)
+    moved: Mapped[bool] = mapped_column(Boolean)  # the value changed here: a timeline entry
+    answer: Mapped[dict[str, Any]]  # board.Answer.to_dict(): evidence, steps, names

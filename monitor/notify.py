@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor import config as cfg
 from monitor import history, messages, routing, targets, text, webhook
+from monitor.board import AnswerNews
 from monitor.models import Delivery
 from monitor.store import Store
 from monitor.wording import error_class
@@ -96,6 +97,10 @@ def render(store: Store, config: cfg.Config, row: Delivery, url: str) -> message
         return messages.render_source_alert(alert.kind, source.platform, source.name,
                                             alert.failures, alert.error, fmt,
                                             templates_dir=settings.templates_dir)
+    if row.kind == "answer" and row.payload:
+        news = AnswerNews.from_dict(row.payload)
+        return messages.render_answers(news, _view(store, news.change_id).title, fmt,
+                                       settings.base_url, templates_dir=settings.templates_dir)
     if row.kind == "digest" and row.payload:
         views = [_view(store, cid) for cid in row.payload.get("changes", [])]
         return messages.render_digest(views, str(row.payload.get("period", "")), fmt,
@@ -111,6 +116,8 @@ def _json_message(store: Store, config: cfg.Config, row: Delivery) -> messages.M
         alert, source = store.source_alert(row.source_alert_id)
         payload = webhook.source_alert(alert.kind, source.platform, source.name, alert.failures,
                                        alert.error)
+    elif row.kind == "answer" and row.payload:
+        payload = webhook.answer(AnswerNews.from_dict(row.payload), base)
     elif row.kind == "digest" and row.payload:
         payload = webhook.digest(store, list(row.payload.get("changes", [])),
                                  str(row.payload.get("period", "")), base)

@@ -195,6 +195,7 @@ def _check(store: Store, fetchers: Fetchers, source: Source, ctx: CheckContext,
             outbox=routing.instant_outbox(
                 ctx.subscriptions, source.platform, source.name, classification.labels,
                 classification.severity) if classification is not None else (),
+            answer_outbox=routing.answer_outbox(ctx.subscriptions, source.platform, source.name),
             event_window=ctx.event_window,
         )
         stored = store.record_version(state, started, elapsed_ms(), result.status, version,

@@ -19,7 +19,10 @@ class Outgoing:
 
 def wants_change(sub: Subscription, platform: str, source: str, labels: Sequence[str],
                  severity: str | None) -> bool:
-    """Filters: platforms and sources (any of), labels (any of), minimum severity, cosmetic."""
+    """Filters: platforms and sources (any of), labels (any of), minimum severity, cosmetic.
+    An answers subscription hears of board answers instead (`wants_answers`)."""
+    if sub.answers:
+        return False
     if sub.platforms and platform.lower() not in {p.lower() for p in sub.platforms}:
         return False
     if sub.sources and source not in sub.sources:
@@ -38,13 +41,30 @@ def wants_source_alert(sub: Subscription, platform: str, source: str) -> bool:
         return False
     if sub.sources and source not in sub.sources:
         return False
-    return sub.source_failures if sub.source_failures is not None else not sub.labels
+    if sub.source_failures is not None:
+        return sub.source_failures
+    return not sub.labels and not sub.answers
+
+
+def wants_answers(sub: Subscription, platform: str, source: str) -> bool:
+    """An answers subscription for this platform (or source): told when the change moves the
+    platform's board answers."""
+    if not sub.answers:
+        return False
+    if sub.platforms and platform.lower() not in {p.lower() for p in sub.platforms}:
+        return False
+    return not sub.sources or source in sub.sources
 
 
 def instant_outbox(subs: Iterable[Subscription], platform: str, source: str,
                    labels: Sequence[str], severity: str | None) -> tuple[Outgoing, ...]:
     return tuple(Outgoing(sub.name, i) for sub in subs
                  if sub.mode is Mode.INSTANT and wants_change(sub, platform, source, labels, severity)
+                 for i in range(len(sub.url)))
+
+
+def answer_outbox(subs: Iterable[Subscription], platform: str, source: str) -> tuple[Outgoing, ...]:
+    return tuple(Outgoing(sub.name, i) for sub in subs if wants_answers(sub, platform, source)
                  for i in range(len(sub.url)))
 
 

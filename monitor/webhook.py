@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import requests
 
 from monitor import history
+from monitor.board import AnswerNews
+from monitor.board import path as board_path
 from monitor.store import Store
 from monitor.targets import webhook_endpoint
 from monitor.wording import iso as _iso
@@ -62,6 +64,15 @@ def source_alert(kind: str, platform: str, source: str, failures: int,
                  error: str | None) -> dict[str, Any]:
     return {"type": "source_alert", "version": VERSION, "alert": kind, "platform": platform,
             "source": source, "failures": failures, "error": error}
+
+
+def answer(news: AnswerNews, base_url: str) -> dict[str, Any]:
+    """A platform's board answers moved: what moved, the board after, and where to look."""
+    base = base_url.rstrip("/")
+    path = board_path(news.platform)
+    return {"type": "answer_change", "version": VERSION, **news.to_dict(),
+            "links": {"change": f"{base}/changes/{news.change_id}", "board": base + path,
+                      "api": f"{base}/api{path}"}}
 
 
 def digest(store: Store, change_ids: list[int], period: str, base_url: str) -> dict[str, Any]:

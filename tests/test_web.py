@@ -454,3 +454,30 @@ def test_board_api_answers_linkedin_as_its_policy_said(linkedin_site: str) -> No
     urls = [s["url"] for a in later["ways_out"] for s in a["steps"] if s.get("url")]
     assert any("data-for-ai-improvement" in u for u in urls), urls
     assert any("Microsoft" in a["names"] for a in later["sharing"])
+
+
+def test_board_feed_has_one_entry_per_answer_that_changed(linkedin_site: str) -> None:
+    import xml.etree.ElementTree as ET
+
+    import requests
+
+    answer = requests.get(f"{linkedin_site}/feeds/board/linkedin.atom", timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/atom+xml")
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    entries = ET.fromstring(answer.content).findall("a:entry", ns)  # noqa: S314 (our own feed)
+    titles = [e.findtext("a:title", namespaces=ns) for e in entries]
+    # newest first; the first one ever is the policy that started training in September 2024
+    assert titles[-1] == "linkedin: trains AI on your data: not stated → yes"
+    assert entries[-1].findtext("a:updated", namespaces=ns).startswith("2024-09-19")
+    assert "develop and train artificial intelligence (AI) models" in \
+        entries[-1].findtext("a:summary", namespaces=ns)
+    assert any("Microsoft" in t for t in titles)
+    assert len(titles) == len(set(titles))  # no answer told twice
+    for e in entries:  # every entry leads to an existing change page
+        link = e.find("a:link", ns).get("href")
+        path = link.split("/changes/", 1)[1]
+        assert requests.get(f"{linkedin_site}/changes/{path}", timeout=10).status_code == 200
+    assert requests.get(f"{linkedin_site}/feeds/board/nosuch.atom", timeout=10).status_code == 404
+    everything = requests.get(f"{linkedin_site}/feeds/board.atom", timeout=10)
+    assert everything.status_code == 200 and everything.content.count(b"<entry>") == len(entries)

@@ -7,6 +7,7 @@
   alerts) in one transaction, and re-extracted histories.
 - `outbox`: deliveries, events and target health.
 - `reading`: the past of a source that a judgement or a command asks for.
+- `answers`: the AI data-use board's answers, kept with each change and read at any date.
 
 SQLite runs in WAL mode with synchronous=FULL (a committed check survives power loss) and every
 write transaction starts with BEGIN IMMEDIATE, so a transaction that reads before it writes
@@ -17,6 +18,7 @@ monitor/judge.py.
 
 from __future__ import annotations
 
+from monitor.store.answers import Answers
 from monitor.store.database import Database, alembic_dir, head_from_files, utcnow
 from monitor.store.leases import DatabaseClock, Leases, host_of, refresh_hosts
 from monitor.store.outbox import Outbox
@@ -36,6 +38,6 @@ __all__ = ["Claim", "Completion", "DatabaseClock", "LeaseLost", "NewVersion", "S
            "utcnow"]
 
 
-class Store(Leases, Recorder, Outbox, Reader, Database):
+class Store(Leases, Recorder, Outbox, Reader, Answers, Database):
     """The database of one deployment: each concern's methods, one set of engines and one
     transaction discipline (`Database`) under all of them."""

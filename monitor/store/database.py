@@ -323,6 +323,12 @@ class Database:
             if current is not None and current < "0008":  # 0008 made the index, empty
                 with self.engine.begin() as conn:
                     _index_stored_versions(conn)
+            if current is not None and current < "0013":  # 0013 made the board's table, empty
+                from monitor.store.answers import rebuild
+
+                with self.engine.begin() as conn:
+                    for source_id in conn.execute(text("SELECT id FROM sources")).scalars():
+                        rebuild(conn, source_id)
         finally:
             # Migrations switch SQLite pragmas (foreign keys) on their connection; start afresh.
             self.engine.dispose()

@@ -33,6 +33,7 @@ from monitor.wording import max_severity
 if TYPE_CHECKING:
     from monitor.classify import Classification
     from monitor.diff import Diff
+from monitor.store.answers import keep_answers, rebuild
 from monitor.store.database import Database, advisory_lock, utcnow
 from monitor.store.leases import complete_check
 from monitor.store.outbox import queue_outbox
@@ -307,6 +308,11 @@ class Recorder(Database):
                 due = max(started, event_start + version.event_window) if event_start else started
                 queue_outbox(conn, "change", change_id, version.outbox, due,
                        change_id=change_id, created=started)
+                news = keep_answers(conn, state.id, state.generation, platform, change_id,
+                                    change)
+                if news is not None:  # the platform's answers moved: answers subscriptions hear
+                    queue_outbox(conn, "answer", change_id, version.answer_outbox, started,
+                                 change_id=change_id, payload=news.to_dict(), created=started)
                 values["last_change_at"] = started
             conn.execute(update(SourceRow).where(SourceRow.id == state.id).values(
                 **values, current_snapshot_id=snap_id, last_check_at=started,
@@ -378,6 +384,8 @@ class Recorder(Database):
             row.extraction_key = extraction_key
             row.current_snapshot_id = previous.id if previous else None
             row.fingerprint = None  # the next check must extract with the new selectors
+            s.flush()
+            rebuild(s.connection(), row.id)  # the board reads the new generation's changes
             return new_gen
 
     def record_verdict(self, change_id: int, verdict: dict[str, Any]) -> None:

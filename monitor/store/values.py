@@ -78,6 +78,7 @@ class NewVersion:
     diff: Diff | None
     classification: Classification | None = None
     outbox: tuple[Outgoing, ...] = ()  # instant alerts to queue with the change
+    answer_outbox: tuple[Outgoing, ...] = ()  # answers subscriptions: told when the board moves
     event_window: timedelta = timedelta(0)  # an event's first alert waits this long for siblings
     fetcher: str = "http"  # which fetcher produced it: http or browser
     previous_text: str | None = None  # the current text it replaces, when the caller has it

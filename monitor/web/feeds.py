@@ -10,8 +10,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from feedgen.feed import FeedGenerator
 
-from monitor import history
+from monitor import board, history
+from monitor.errors import NotFoundError
 from monitor.labels import LABELS
+from monitor.text import readable
 from monitor.web.deps import PAGE, StoreDep
 
 router = APIRouter(include_in_schema=False)
@@ -44,6 +46,50 @@ def feed(request: Request, title: str, self_path: str, items: list[history.Chang
         added = " ".join(c.added_sentences[:5])
         entry.summary(xml_text(f"{c.headline} Added: {added}".strip()), type="text")
     return Response(fg.atom_str(pretty=True), media_type="application/atom+xml")
+
+
+def board_feed(request: Request, title: str, self_path: str,
+               items: list[board.AnswerNews]) -> Response:
+    """One entry per change that moved a platform's board answers, with the sentences that
+    say so: what an answers subscription is told, for a feed reader."""
+    base = request.app.state.settings.base_url.rstrip("/")
+    fg = FeedGenerator()
+    fg.id(xml_text(base + self_path))
+    fg.title(xml_text(title))
+    fg.author({"name": "Policy Monitor"})
+    fg.link(href=xml_text(base + self_path), rel="self")
+    fg.link(href=base + "/board", rel="alternate")
+    fg.updated(items[0].at if items else datetime(2020, 1, 1, tzinfo=UTC))
+    for news in reversed(items):
+        entry = fg.add_entry()
+        entry.id(f"{base}/changes/{news.change_id}#answers")
+        entry.title(xml_text(news.headline()))
+        entry.link(href=f"{base}/changes/{news.change_id}")
+        entry.updated(news.at)
+        lines = [f"{news.platform}, {news.source}:"]
+        for m in news.moves:
+            lines.append(f"{board.QUESTION_WORDS[m.question]}: {' or '.join(m.old)} → "
+                         f"{' or '.join(m.new)}.")
+            lines += [f"“{readable(a.quote)}” ({a.source})"
+                      for a in news.answers.get(m.question, ()) if a.quote][:2]
+        entry.summary(xml_text("\n".join(lines)), type="text")
+    return Response(fg.atom_str(pretty=True), media_type="application/atom+xml")
+
+
+@router.get("/feeds/board.atom", include_in_schema=False)
+def feed_board(store: StoreDep, request: Request) -> Response:
+    return board_feed(request, "Policy Monitor: AI data-use board", "/feeds/board.atom",
+                      history.board_news(store)[:PAGE])
+
+
+@router.get("/feeds/board/{platform}.atom", include_in_schema=False)
+def feed_board_platform(store: StoreDep, request: Request, platform: str) -> Response:
+    try:
+        items = history.board_news(store, platform)[:PAGE]
+    except NotFoundError:
+        raise HTTPException(404, "no such platform") from None
+    return board_feed(request, f"Policy Monitor: {platform} AI data-use board",
+                      f"/feeds/board/{quote(platform)}.atom", items)
 
 
 @router.get("/feeds/changes.atom", include_in_schema=False)

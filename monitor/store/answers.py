@@ -1,0 +1,182 @@
+"""The AI data-use board as stored: the answers each change gave (monitor/board.py), written
+in the transaction that records the change, so reading the board at any date is a lookup of
+the latest answer of each document and question, never a re-classification. Re-extraction,
+re-judging and the migration that made the table rebuild a source's answers from its stored
+changes with the same rule (`board.apply`) a recorded change goes through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, delete, func, insert, select
+
+from monitor import board
+from monitor.errors import NotFoundError
+from monitor.models import BoardAnswer, Change, SourceRow
+from monitor.store.database import Database
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+
+def fact(name: str, change_id: int, values: Mapping[str, Any]) -> board.Fact | None:
+    """A change as the board reads it (`values`: its columns); None when it says nothing the
+    board answers from (not judged, or judged no change)."""
+    verdict = tuple(values.get("verdict") or ())
+    if not verdict or verdict == ("no_change",):
+        return None
+    return board.Fact(change_id, name, values["detected_at"], values["from_snapshot_id"],
+                      values["to_snapshot_id"], verdict, values.get("ai_default"),
+                      tuple(values.get("regions_excluded") or ()),
+                      tuple(values.get("opt_out") or ()),
+                      tuple((values.get("findings") or {}).get("evidence") or ()))
+
+
+def _write(conn: Connection, source_id: int, generation: int, found: board.Fact,
+           settled: Sequence[board.Settled]) -> None:
+    if settled:
+        conn.execute(insert(BoardAnswer), [{
+            "source_id": source_id, "generation": generation, "question": s.question,
+            "change_id": found.change_id, "detected_at": found.detected_at, "old_value": s.old,
+            "value": s.answer.value, "moved": s.moved, "answer": s.answer.to_dict()}
+            for s in settled])
+
+
+def _visible() -> ColumnElement[bool]:
+    """The sources the board is built from: watched ones, and imported histories."""
+    return SourceRow.enabled.is_(True) | SourceRow.in_config.is_(False)
+
+
+def _current(platform: str | None) -> ColumnElement[bool]:
+    """Rows of the sources' current generation (of one platform, any case, when named)."""
+    cond = ((SourceRow.id == BoardAnswer.source_id)
+            & (SourceRow.generation == BoardAnswer.generation))
+    return cond & (func.lower(SourceRow.platform) == platform.lower()) if platform else cond
+
+
+def latest_answers(conn: Connection, platform: str | None, at: datetime | None,
+                   source_id: int | None = None) -> dict[str, dict[str, dict[str, board.Answer]]]:
+    """platform → source name → question → the latest answer up to `at`."""
+    newest = (select(func.max(BoardAnswer.id)).join(SourceRow, _current(platform))
+              .where(_visible()).group_by(BoardAnswer.source_id, BoardAnswer.question))
+    if at is not None:
+        newest = newest.where(BoardAnswer.detected_at <= at)
+    if source_id is not None:
+        newest = newest.where(BoardAnswer.source_id == source_id)
+    out: dict[str, dict[str, dict[str, board.Answer]]] = {}
+    rows = conn.execute(select(SourceRow.platform, SourceRow.name, BoardAnswer.question,
+                               BoardAnswer.answer)
+                        .join(SourceRow, SourceRow.id == BoardAnswer.source_id)
+                        .where(BoardAnswer.id.in_(newest)))
+    for plat, name, question, answer in rows:
+        out.setdefault(plat, {}).setdefault(name, {})[question] = board.Answer.from_dict(answer)
+    return out
+
+
+def keep_answers(conn: Connection, source_id: int, generation: int, platform: str,
+                 change_id: int, values: Mapping[str, Any]) -> board.AnswerNews | None:
+    """Write the answers a just-recorded change gives (the caller's transaction); return the
+    platform answers it moved, if any, for an answers subscription."""
+    name = conn.execute(select(SourceRow.name).where(SourceRow.id == source_id)).scalar_one()
+    found = fact(name, change_id, values)
+    if found is None:
+        return None
+    before = latest_answers(conn, platform, None).get(platform, {})
+    mine = {**board.blank(), **before.get(name, {})}
+    settled = board.apply(mine, found)
+    _write(conn, source_id, generation, found, settled)
+    return board.news(platform, board.Said(name, found.detected_at, change_id, tuple(settled)),
+                      before)
+
+
+def rebuild(conn: Connection, source_id: int) -> int:
+    """Write a source's answers again from its stored changes (current generation), oldest
+    first; returns how many changes spoke to the board."""
+    name, generation = conn.execute(select(SourceRow.name, SourceRow.generation)
+                                    .where(SourceRow.id == source_id)).one()
+    conn.execute(delete(BoardAnswer).where(BoardAnswer.source_id == source_id))
+    answers = board.blank()
+    spoke = 0
+    rows = conn.execute(
+        select(Change.id, Change.detected_at, Change.from_snapshot_id, Change.to_snapshot_id,
+               Change.verdict, Change.ai_default, Change.regions_excluded, Change.opt_out,
+               Change.findings)
+        .where(Change.source_id == source_id, Change.generation == generation)
+        .order_by(Change.detected_at, Change.id))
+    for row in rows.mappings().all():
+        found = fact(name, row["id"], dict(row))
+        if found is None:
+            continue
+        settled = board.apply(answers, found)
+        _write(conn, source_id, generation, found, settled)
+        answers.update({s.question: s.answer for s in settled})
+        spoke += 1
+    return spoke
+
+
+class Answers(Database):
+    """The board's stored answers: kept with each change, read at any date."""
+
+    def rebuild_board(self, names: Iterable[str] | None = None) -> int:
+        """Rebuild the answers of the named sources (all when None), each in its own
+        transaction; returns how many changes spoke to the board."""
+        with self.read() as s:
+            q = select(SourceRow.id)
+            if names is not None:
+                q = q.where(SourceRow.name.in_(list(names)))
+            ids = list(s.scalars(q.order_by(SourceRow.id)))
+        spoke = 0
+        for source_id in ids:
+            with self.write_conn() as conn:
+                spoke += rebuild(conn, source_id)
+        return spoke
+
+    def board_state(self, platform: str | None, at: datetime | None
+                    ) -> tuple[dict[str, list[board.Page]],
+                               dict[str, dict[str, dict[str, board.Answer]]]]:
+        """The pages of each platform (or the one named) and their answers up to `at`."""
+        with self.reading() as conn:
+            q = select(SourceRow.platform, SourceRow.name, SourceRow.title, SourceRow.url,
+                       SourceRow.last_check_at, SourceRow.failing).where(_visible())
+            if platform is not None:
+                q = q.where(func.lower(SourceRow.platform) == platform.lower())
+            pages: dict[str, list[board.Page]] = {}
+            for plat, name, title, url, checked, failing in conn.execute(
+                    q.order_by(SourceRow.platform, SourceRow.name)):
+                pages.setdefault(plat, []).append(board.Page(name, title, url, checked,
+                                                             bool(failing)))
+            if platform is not None and not pages:
+                raise NotFoundError(f"no platform {platform!r} is watched")
+            return pages, latest_answers(conn, platform, at)
+
+    def board_said(self, platform: str | None, at: datetime | None
+                   ) -> dict[str, list[board.Said]]:
+        """platform → the answers each change gave, in the order they were recorded."""
+        with self.reading() as conn:
+            q = (select(SourceRow.platform, SourceRow.name, BoardAnswer.change_id,
+                        BoardAnswer.detected_at, BoardAnswer.question, BoardAnswer.old_value,
+                        BoardAnswer.answer)
+                 .join(SourceRow, _current(platform)).where(_visible())
+                 .order_by(BoardAnswer.detected_at, BoardAnswer.id))
+            if at is not None:
+                q = q.where(BoardAnswer.detected_at <= at)
+            out: dict[str, list[board.Said]] = {}
+            for plat, group in _grouped(conn.execute(q)):
+                out.setdefault(plat, []).append(group)
+            return out
+
+
+def _grouped(rows: Iterable[Any]) -> Iterator[tuple[str, board.Said]]:
+    """Consecutive rows of one change as one `Said`."""
+    current: tuple[str, str, int, datetime] | None = None
+    settled: list[board.Settled] = []
+    for plat, name, change_id, at, question, old, answer in rows:
+        if current is not None and current[2] != change_id:
+            yield current[0], board.Said(current[1], current[3], current[2], tuple(settled))
+            settled = []
+        current = (plat, name, change_id, at)
+        settled.append(board.Settled(question, board.Answer.from_dict(answer), old))
+    if current is not None:
+        yield current[0], board.Said(current[1], current[3], current[2], tuple(settled))
