@@ -1,9 +1,11 @@
 """The AI data-use board: for each platform and document, the answer to each question a
 reader asks (does it train on my data, since when, on by default, how to get out, who is
 exempt, who else gets my data for AI), each answer traced to the change and version that
-established it. Pure: built from the verdicts stored with each change, in the order they
-were detected, so the board at any date is what the stored versions said then and nothing is
-classified again when it is read.
+established it. Pure: `apply` gives the answers one change of a document gives, from the
+verdict stored with it; the store keeps them as the change is recorded
+(monitor/store/answers.py), so the board at any date is what the stored versions said then
+and nothing is classified again when it is read. `news` says which of a platform's answers a
+change moved: what an answers subscription is told.
 """
 
 from __future__ import annotations

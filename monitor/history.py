@@ -634,12 +634,10 @@ def board_timeline(store: Store, platform: str, at: datetime | None = None
                           for one in said for s in one.settled if s.moved)
 
 
-def board_news(store: Store, platform: str | None = None, at: datetime | None = None
-               ) -> list[board.AnswerNews]:
+def board_news(store: Store, platform: str | None = None, at: datetime | None = None,
+               limit: int = 50) -> list[board.AnswerNews]:
     """Every change that moved a platform's answers (of each platform, or the one named),
     newest first: the board's feed."""
     if platform is not None:
         store.board_state(platform, at)  # an unknown platform is an error, not an empty feed
-    found = [item for plat, said in store.board_said(platform, at).items()
-             for item in board.platform_news(plat, said)]
-    return sorted(found, key=lambda n: (n.at, n.change_id), reverse=True)
+    return store.board_news(platform, at, limit)

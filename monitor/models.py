@@ -367,3 +367,18 @@ class BoardAnswer(Base):
     value: Mapped[str] = mapped_column(Text)
     moved: Mapped[bool] = mapped_column(Boolean)  # the value changed here: a timeline entry
     answer: Mapped[dict[str, Any]]  # board.Answer.to_dict(): evidence, steps, names
+
+
+class BoardNews(Base):
+    """A change that moved a platform's board answers (board.AnswerNews), kept when the change
+    is recorded: what an answers subscription was told and what the board's feed lists.
+    Rebuilt for the platform whenever its answers are (re-extraction, re-judging)."""
+
+    __tablename__ = "board_news"
+    __table_args__ = (Index("ix_board_news_platform_at", "platform", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(200))
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"))
+    at: Mapped[datetime] = mapped_column(index=True)
+    news: Mapped[dict[str, Any]]  # board.AnswerNews.to_dict()

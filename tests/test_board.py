@@ -223,7 +223,10 @@ def test_the_board_kept_with_each_change_is_the_board_rebuilt_from_them(server: 
     timeline = json.loads(project.cli("board", "acme", "--json").output)
     store = Store(cfg.load(project.config).settings.database)
     try:
+        told = [n.to_dict() for n in store.board_news()]
+        assert len(told) >= 3  # yes, then no, then … each a platform answer that moved
         assert store.rebuild_board() > 0
+        assert [n.to_dict() for n in store.board_news()] == told
     finally:
         store.close()
     assert _board(project) == kept

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +36,11 @@ def test_the_pipeline_runs_on_postgresql(pg_url: str, server: HTTPServer, projec
         [[subscription]]
         name = "hook"
         url = "{hook.url}"
+
+        [[subscription]]
+        name = "answers"
+        url = "{hook.url}"
+        answers = true
     """, settings=f'database_url = "{pg_url}"\nevent_window = "0s"')
     head = Store("sqlite://").head_revision()  # the newest migration, whatever its number
     assert f"revision {head}" in project.cli("init").output
@@ -45,10 +51,16 @@ def test_the_pipeline_runs_on_postgresql(pg_url: str, server: HTTPServer, projec
     (change,) = project.json("changes", "--label", "ai_training", "--min-severity", "high")
     assert change["added_sentences"] == ["We may use your posts to train generative AI models."]
     assert project.cli("explain", str(change["id"])).output.count("[ai_training]") == 1
-    (delivery,) = project.json("deliveries")
-    assert (delivery["subscription"], delivery["status"]) == ("hook", "pending")
-    assert "sent 1," in project.cli("notify", "flush").output  # events and outbox on PostgreSQL
-    assert "train generative AI models" in hook.received[0]["message"]
+    deliveries = {d["subscription"]: d for d in project.json("deliveries")}
+    assert {k: d["status"] for k, d in deliveries.items()} == {"hook": "pending", "answers": "pending"}
+    assert "sent 2," in project.cli("notify", "flush").output  # events and outbox on PostgreSQL
+    assert all("train generative AI models" in h["message"] for h in hook.received)
+    # the board's answers were kept with the change, on PostgreSQL as on SQLite
+    (board,) = json.loads(project.cli("board", "acme", "--json").output)
+    (training,) = board["answers"]["training"]
+    assert (training["value"], training["change_id"]) == ("yes", change["id"])
+    assert any(h["title"].startswith("Acme: trains AI on your data: not stated → yes")
+               for h in hook.received)
     (row,) = project.json("status")
     assert row["consecutive_failures"] == 0
 

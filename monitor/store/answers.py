@@ -10,11 +10,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy import ColumnElement, Select, delete, func, insert, select
 
 from monitor import board
 from monitor.errors import NotFoundError
-from monitor.models import BoardAnswer, Change, SourceRow
+from monitor.models import BoardAnswer, BoardNews, Change, SourceRow
 from monitor.store.database import Database
 
 if TYPE_CHECKING:
@@ -50,17 +50,22 @@ def _visible() -> ColumnElement[bool]:
 
 
 def _current(platform: str | None) -> ColumnElement[bool]:
-    """Rows of the sources' current generation (of one platform, any case, when named)."""
+    """Rows of the sources' current generation (of one platform, any case, when named: its
+    sources' rows are found through the index, never by reading every platform's)."""
     cond = ((SourceRow.id == BoardAnswer.source_id)
             & (SourceRow.generation == BoardAnswer.generation))
-    return cond & (func.lower(SourceRow.platform) == platform.lower()) if platform else cond
+    if not platform:
+        return cond
+    return cond & BoardAnswer.source_id.in_(
+        select(SourceRow.id).where(func.lower(SourceRow.platform) == platform.lower()))
 
 
 def latest_answers(conn: Connection, platform: str | None, at: datetime | None,
                    source_id: int | None = None) -> dict[str, dict[str, dict[str, board.Answer]]]:
     """platform → source name → question → the latest answer up to `at`."""
     newest = (select(func.max(BoardAnswer.id)).join(SourceRow, _current(platform))
-              .where(_visible()).group_by(BoardAnswer.source_id, BoardAnswer.question))
+              .where(_visible())
+              .group_by(BoardAnswer.source_id, BoardAnswer.generation, BoardAnswer.question))
     if at is not None:
         newest = newest.where(BoardAnswer.detected_at <= at)
     if source_id is not None:
@@ -87,8 +92,27 @@ def keep_answers(conn: Connection, source_id: int, generation: int, platform: st
     mine = {**board.blank(), **before.get(name, {})}
     settled = board.apply(mine, found)
     _write(conn, source_id, generation, found, settled)
-    return board.news(platform, board.Said(name, found.detected_at, change_id, tuple(settled)),
+    news = board.news(platform, board.Said(name, found.detected_at, change_id, tuple(settled)),
                       before)
+    if news is not None:
+        _tell(conn, [news])
+    return news
+
+
+def _tell(conn: Connection, found: Sequence[board.AnswerNews]) -> None:
+    if found:
+        conn.execute(insert(BoardNews), [{"platform": n.platform, "change_id": n.change_id,
+                                          "at": n.at, "news": n.to_dict()} for n in found])
+
+
+def retell(conn: Connection, platform: str) -> int:
+    """Write a platform's news again from its documents' stored answers (after they were
+    rebuilt); returns how many changes moved its answers."""
+    conn.execute(delete(BoardNews).where(BoardNews.platform == platform))
+    found = board.platform_news(platform, (one for _, one in _grouped(conn.execute(
+        _said_query(None, None).where(SourceRow.platform == platform)))))
+    _tell(conn, found)
+    return len(found)
 
 
 def rebuild(conn: Connection, source_id: int) -> int:
@@ -121,16 +145,19 @@ class Answers(Database):
 
     def rebuild_board(self, names: Iterable[str] | None = None) -> int:
         """Rebuild the answers of the named sources (all when None), each in its own
-        transaction; returns how many changes spoke to the board."""
+        transaction, then their platforms' news; returns how many changes spoke to the board."""
         with self.read() as s:
-            q = select(SourceRow.id)
+            q = select(SourceRow.id, SourceRow.platform)
             if names is not None:
                 q = q.where(SourceRow.name.in_(list(names)))
-            ids = list(s.scalars(q.order_by(SourceRow.id)))
+            ids = {row.id: row.platform for row in s.execute(q.order_by(SourceRow.id))}
         spoke = 0
         for source_id in ids:
             with self.write_conn() as conn:
                 spoke += rebuild(conn, source_id)
+        for platform in sorted(set(ids.values())):
+            with self.write_conn() as conn:
+                retell(conn, platform)
         return spoke
 
     def board_state(self, platform: str | None, at: datetime | None
@@ -155,17 +182,32 @@ class Answers(Database):
                    ) -> dict[str, list[board.Said]]:
         """platform → the answers each change gave, in the order they were recorded."""
         with self.reading() as conn:
-            q = (select(SourceRow.platform, SourceRow.name, BoardAnswer.change_id,
-                        BoardAnswer.detected_at, BoardAnswer.question, BoardAnswer.old_value,
-                        BoardAnswer.answer)
-                 .join(SourceRow, _current(platform)).where(_visible())
-                 .order_by(BoardAnswer.detected_at, BoardAnswer.id))
-            if at is not None:
-                q = q.where(BoardAnswer.detected_at <= at)
             out: dict[str, list[board.Said]] = {}
-            for plat, group in _grouped(conn.execute(q)):
+            for plat, group in _grouped(conn.execute(_said_query(platform, at))):
                 out.setdefault(plat, []).append(group)
             return out
+
+    def board_news(self, platform: str | None = None, at: datetime | None = None,
+                   limit: int = 50) -> list[board.AnswerNews]:
+        """The changes that moved a platform's answers (any platform's, or the one named),
+        newest first, as they were told."""
+        with self.reading() as conn:
+            q = select(BoardNews.news).order_by(BoardNews.at.desc(), BoardNews.id.desc())
+            if platform is not None:
+                q = q.where(func.lower(BoardNews.platform) == platform.lower())
+            if at is not None:
+                q = q.where(BoardNews.at <= at)
+            return [board.AnswerNews.from_dict(n) for n in conn.execute(q.limit(limit)).scalars()]
+
+
+def _said_query(platform: str | None, at: datetime | None) -> Select[Any]:
+    """Every answer of the visible sources' current generations, in the order recorded."""
+    q = (select(SourceRow.platform, SourceRow.name, BoardAnswer.change_id,
+                BoardAnswer.detected_at, BoardAnswer.question, BoardAnswer.old_value,
+                BoardAnswer.answer)
+         .join(SourceRow, _current(platform)).where(_visible())
+         .order_by(BoardAnswer.detected_at, BoardAnswer.id))
+    return q.where(BoardAnswer.detected_at <= at) if at is not None else q
 
 
 def _grouped(rows: Iterable[Any]) -> Iterator[tuple[str, board.Said]]:

@@ -33,7 +33,7 @@ from monitor.wording import max_severity
 if TYPE_CHECKING:
     from monitor.classify import Classification
     from monitor.diff import Diff
-from monitor.store.answers import keep_answers, rebuild
+from monitor.store.answers import keep_answers, rebuild, retell
 from monitor.store.database import Database, advisory_lock, utcnow
 from monitor.store.leases import complete_check
 from monitor.store.outbox import queue_outbox
@@ -386,6 +386,7 @@ class Recorder(Database):
             row.fingerprint = None  # the next check must extract with the new selectors
             s.flush()
             rebuild(s.connection(), row.id)  # the board reads the new generation's changes
+            retell(s.connection(), row.platform)
             return new_gen
 
     def record_verdict(self, change_id: int, verdict: dict[str, Any]) -> None:

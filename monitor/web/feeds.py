@@ -79,13 +79,13 @@ def board_feed(request: Request, title: str, self_path: str,
 @router.get("/feeds/board.atom", include_in_schema=False)
 def feed_board(store: StoreDep, request: Request) -> Response:
     return board_feed(request, "Policy Monitor: AI data-use board", "/feeds/board.atom",
-                      history.board_news(store)[:PAGE])
+                      history.board_news(store, limit=PAGE))
 
 
 @router.get("/feeds/board/{platform}.atom", include_in_schema=False)
 def feed_board_platform(store: StoreDep, request: Request, platform: str) -> Response:
     try:
-        items = history.board_news(store, platform)[:PAGE]
+        items = history.board_news(store, platform, limit=PAGE)
     except NotFoundError:
         raise HTTPException(404, "no such platform") from None
     return board_feed(request, f"Policy Monitor: {platform} AI data-use board",
