@@ -60,13 +60,24 @@ CHROMIUM_ARGS = (
     "--headless=new", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-quic", "--disable-dev-shm-usage", "--mute-audio",
+    # No phone-home: crash reports, metrics, safe-browsing and certificate lists, domain
+    # reliability beacons, default apps, DNS prefetch and preconnect (Chromium's own lookups,
+    # outside the gate), hyperlink auditing pings, field trials.
+    "--disable-breakpad", "--disable-crash-reporter", "--metrics-recording-only",
+    "--disable-client-side-phishing-detection", "--safebrowsing-disable-auto-update",
+    "--disable-domain-reliability", "--disable-default-apps", "--dns-prefetch-disable",
+    "--no-pings", "--disable-field-trial-config", "--no-service-autorun",
+    "--disable-search-engine-choice-screen", "--disable-background-timer-throttling",
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     # Memory: a few renderer processes shared by all contexts (each context still has its own
     # cookies and storage), no per-site processes, no features a policy page does not need.
     "--renderer-process-limit=2", "--disable-site-isolation-trials", "--disable-extensions",
     "--disable-features=site-per-process,IsolateOrigins,Translate,MediaRouter,"
-    "OptimizationHints,BackForwardCache,AutofillServerCommunication",
+    "OptimizationHints,BackForwardCache,AutofillServerCommunication,DialMediaRouteProvider,"
+    "CertificateTransparencyComponentUpdater,OptimizationGuideModelDownloading,"
+    "OptimizationHintsFetching,NetworkPrediction,InterestFeedContentSuggestions,"
+    "DnsOverHttps,AsyncDns",
     "--js-flags=--max-old-space-size=256", "--blink-settings=imagesEnabled=false",
     "--in-process-gpu", "--disable-software-rasterizer", "--disk-cache-size=1",
     "--aggressive-cache-discard", "--disable-back-forward-cache",
@@ -363,14 +374,22 @@ class BrowserFetcher:
                 await self._close_browser()
                 raise FetchError(FailureKind.TRANSIENT, f"the browser failed: {_first_line(exc)}; "
                                                         "it will be restarted") from None
+            refused: list[str] = []  # documents (of any frame) the gate refused to load
             try:
                 await context.route("**/*", _route)
                 page = await context.new_page()
-                return await asyncio.wait_for(self._load(page, url, select, start),
+                page.on("response", lambda response: _watch_navigation(response, refused))
+                return await asyncio.wait_for(self._load(page, url, select, start, refused),
                                               timeout=self.settings.total_timeout)
             except FetchError:
                 raise
             except Exception as exc:
+                if refused:  # e.g. the content was read while the refused navigation replaced it
+                    raise BlockedURLError(
+                        f"the page navigated to a refused address: {refused[0]}") from None
+                if "download is starting" in str(exc).lower():
+                    raise FetchError(FailureKind.PERMANENT,
+                                     "the URL serves a file, not a page") from None
                 # asyncio's deadline, or Playwright's own TimeoutError from page.goto
                 if type(exc).__name__ == "TimeoutError":
                     raise FetchError(FailureKind.TRANSIENT,
@@ -384,7 +403,8 @@ class BrowserFetcher:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(context.close(), timeout=10)
 
-    async def _load(self, page: Any, url: str, select: tuple[str, ...], start: float) -> FetchResult:
+    async def _load(self, page: Any, url: str, select: tuple[str, ...], start: float,
+                    refused: list[str]) -> FetchResult:
         total = self.settings.total_timeout
         response = await page.goto(url, wait_until="domcontentloaded", timeout=total * 1000)
         if response is None:
@@ -409,6 +429,16 @@ class BrowserFetcher:
                     "return !!e && e.innerText.trim().length > 0; }",
                     arg=", ".join(select), timeout=min(remaining, NETWORK_IDLE_CAP) * 1000)
         html = await page.content()
+        if refused:  # the page sent itself (or a frame) where the gate said no
+            raise BlockedURLError(f"the page navigated to a refused address: {refused[0]}")
+        final = page.url  # where the main document ended, after any script or meta navigation
+        if urlsplit(final).scheme.lower() not in ("http", "https"):
+            raise FetchError(FailureKind.TRANSIENT,
+                             f"the page navigated away to {final[:200]} instead of a web page")
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.check, final)
+        except BlockedURLError as exc:
+            raise BlockedURLError(f"the page navigated to {final[:200]}: {exc.reason}") from None
         body = html.encode("utf-8")
         if len(body) > self.settings.max_bytes:
             raise FetchError(FailureKind.PERMANENT,
@@ -419,7 +449,9 @@ class BrowserFetcher:
         while request is not None:
             chain.append(request.url)
             request = request.redirected_from
-        return FetchResult(page.url, status, body, "text/html", "utf-8", None, None,
+        # The address that was checked (after the server's redirects), never where a script
+        # sent the page afterwards.
+        return FetchResult(response.url, status, body, "text/html", "utf-8", None, None,
                            time.monotonic() - start, tuple(reversed(chain)))
 
     def close(self) -> None:
@@ -494,6 +526,16 @@ async def _route(route: Any) -> None:
         await route.abort("blockedbyclient")
         return
     await route.continue_()
+
+
+def _watch_navigation(response: Any, refused: list[str]) -> None:
+    """Note a document the gating proxy refused: a navigation of any frame (script `location`,
+    meta refresh, a submitted form, a frame's src) answered with the gate's own refusal."""
+    with contextlib.suppress(Exception):  # a response of a page being torn down
+        request = response.request
+        if request.is_navigation_request() and response.status == 403 \
+                and BLOCKED_HEADER.lower() in response.headers:
+            refused.append(request.url)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -278,3 +278,84 @@ def test_the_browser_is_relaunched_past_its_memory_cap(server: HTTPServer) -> No
     finally:
         browser.close()
     assert browser.launches == 2  # a 1 MB cap is passed at the tenth page: one relaunch
+
+
+def _navigations(port: int) -> dict[str, str]:
+    """Pages that send themselves to the other loopback server after they load."""
+    target = f"http://127.0.0.1:{port}/admin"
+    body = f"<main><p>{POLICY}</p></main>"
+    return {
+        "script": f"<html><body>{body}<script>setTimeout(() => {{ location.href = '{target}'; }},"
+                  " 100);</script></body></html>",
+        "meta refresh": f"<html><head><meta http-equiv='refresh' content='0; url={target}'></head>"
+                        f"<body>{body}</body></html>",
+        "form": f"<html><body>{body}<form id='f' method='post' action='{target}'>"
+                "<input name='a' value='1'></form><script>document.getElementById('f')"
+                ".submit();</script></body></html>",
+        "frame": f"<html><body>{body}<iframe src='{target}'></iframe></body></html>",
+    }
+
+
+@pytest.mark.parametrize("how", ["script", "meta refresh", "form", "frame"])
+def test_a_navigation_to_a_refused_address_fails_blocked_and_stores_nothing(
+        server: HTTPServer, other: Other, tmp_path: Path, how: str) -> None:
+    """First check and after a real version: the gate's refusal page is never stored."""
+    from monitor import config as cfg
+    from monitor.fetch import Fetcher
+    from monitor.fetchers import Fetchers
+    from monitor.pipeline import check_source
+    from monitor.store import Store
+
+    page = {"html": f"<html><body><main><p>{POLICY}</p></main></body></html>"}
+    server.expect_request("/p").respond_with_handler(
+        lambda _: Response(page["html"], content_type="text/html"))
+    port = urlsplit(server.url_for("/")).port
+    assert port is not None
+    settings = Settings(total_timeout=8.0, connect_timeout=2.0, read_timeout=4.0,
+                        data_dir=tmp_path)
+    browser = BrowserFetcher(settings, gate=OnlyThisSite(port))
+    fetchers = Fetchers(Fetcher(settings), browser=browser, default="browser")
+    source = cfg.Source(name="acme/nav", platform="Acme", url=server.url_for("/p"),
+                        fetcher="browser", select=("main",))
+    store = Store(settings.database)
+    try:
+        store.upgrade()
+        store.sync_sources([source], 3600)
+        hostile = _navigations(other.port)[how]
+        page["html"] = hostile
+        first = check_source(store, fetchers, source)
+        assert (first.outcome, first.failure_kind) == ("failed", FailureKind.BLOCKED), first
+        assert f"127.0.0.1:{other.port}/admin" in first.detail
+        assert store.state("acme/nav").current_snapshot_id is None  # no baseline of a refusal
+        page["html"] = f"<html><body><main><p>{POLICY}</p></main></body></html>"
+        real = check_source(store, fetchers, source)
+        assert real.outcome == "baseline"
+        page["html"] = hostile
+        again = check_source(store, fetchers, source)
+        assert (again.outcome, again.failure_kind) == ("failed", FailureKind.BLOCKED), again
+        state = store.state("acme/nav")
+        assert state.current_snapshot_id == real.snapshot_id  # no "another document" change
+        with store.read() as s:
+            from monitor.models import Change, Snapshot
+
+            assert s.query(Change).count() == 0
+            (snap,) = s.query(Snapshot).all()
+            assert snap.url == server.url_for("/p")  # the address that was checked
+    finally:
+        fetchers.close()
+        store.close()
+    assert other.log == []  # nothing reached the refused server
+
+
+def test_a_download_is_a_permanent_failure(server: HTTPServer, settings: Settings) -> None:
+    server.expect_request("/file").respond_with_data(
+        b"%PDF-1.4 not a page", content_type="application/octet-stream",
+        headers={"Content-Disposition": "attachment; filename=policy.pdf"})
+    browser = BrowserFetcher(settings)
+    try:
+        with pytest.raises(FetchError) as failure:
+            browser.fetch(server.url_for("/file"))
+    finally:
+        browser.close()
+    assert failure.value.kind is FailureKind.PERMANENT
+    assert "serves a file, not a page" in failure.value.reason
