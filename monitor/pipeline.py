@@ -24,6 +24,7 @@ from monitor.models import Snapshot
 from monitor.robots import blocked_error
 from monitor.schedule import Policy
 from monitor.store import Claim, Completion, NewVersion, Store
+from monitor.store.trouble import TROUBLE, DatabaseTrouble
 
 if TYPE_CHECKING:
     from monitor import diff as difflib
@@ -47,6 +48,7 @@ class CheckResult:
     failure_kind: FailureKind | None = None
     retry_after: float | None = None
     recorded: bool = True  # False when nothing could be written (lost lease, database down)
+    trouble: str | None = None  # not recorded because of the database (trouble.ADVICE's kinds)
     fetcher: str = "http"  # which fetcher produced the result: http or browser
 
     def line(self) -> str:
@@ -101,6 +103,10 @@ def check_source(
         ctx = replace(ctx, clock=clock)
     try:
         return _check(store, fetchers, source, ctx, claim)
+    except DatabaseTrouble as exc:  # the deployment's problem: logged once, not per check
+        TROUBLE.report(exc)
+        return CheckResult(source.name, "failed", str(exc), failure_kind=FailureKind.TRANSIENT,
+                           recorded=False, trouble=exc.kind)
     except StoreError as exc:
         log.warning("source=%s outcome=not-recorded reason=%s", source.name, exc)
         return CheckResult(source.name, "failed", str(exc), failure_kind=FailureKind.TRANSIENT,

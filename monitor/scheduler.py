@@ -10,6 +10,7 @@ several machines, can share one database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -30,6 +31,7 @@ from monitor.errors import StoreError
 from monitor.fetchers import Fetchers
 from monitor.pipeline import CheckContext, CheckResult, check_source
 from monitor.store import Claim, Store, host_of
+from monitor.store.trouble import TROUBLE, DatabaseTrouble
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -47,6 +49,7 @@ class Running:
 
 
 WAKE_SPREAD = 0.02  # seconds of random delay on a wake-up for a ready time (see _sleep_for)
+TROUBLE_PAUSES = (5.0, 10.0, 20.0, 40.0, 60.0)  # no claims for these, while the database fails
 
 
 def _earliest(*times: datetime | None) -> datetime | None:
@@ -85,6 +88,10 @@ class Dispatcher:
         self.dispatching = threading.Lock()  # held while a dispatch hands out work (stop waits)
         self.last_dispatch = time.monotonic()
         self.thread: threading.Thread | None = None
+        # While the database is in trouble no new work is claimed: until `paused_until`
+        # (monotonic), each pause longer than the last (TROUBLE_PAUSES), reset by a good claim.
+        self.paused_until = 0.0
+        self.pauses = 0
 
     @property
     def lease_seconds(self) -> float:
@@ -110,6 +117,9 @@ class Dispatcher:
             claimed = 0
             try:
                 claimed = self.dispatch()
+            except DatabaseTrouble as exc:  # logged once a minute; claims pause, then retry
+                TROUBLE.report(exc)
+                self._pause()
             except StoreError as exc:  # the database refused: one line; the service decides
                 log.error("dispatch: %s", exc)
             except Exception:
@@ -117,9 +127,19 @@ class Dispatcher:
             self.wake.wait(self._sleep_for(claimed))
             self.wake.clear()
 
+    def _pause(self) -> None:
+        """Stop claiming for a while: the database cannot record what a check would find."""
+        with self.lock:
+            step = TROUBLE_PAUSES[min(self.pauses, len(TROUBLE_PAUSES) - 1)]
+            self.paused_until = max(self.paused_until, time.monotonic() + step)
+            self.pauses += 1
+
     def _sleep_for(self, claimed: int) -> float:
         """Until the earliest host becomes ready, within [a moment, dispatch_interval]."""
         longest = self.config.settings.dispatch_interval
+        paused = self.paused_until - time.monotonic()
+        if paused > 0:
+            return min(paused, longest)
         with self.lock:
             if len(self.in_flight) >= self.workers:
                 return longest  # a finishing check wakes the loop
@@ -145,7 +165,7 @@ class Dispatcher:
     def _dispatch(self) -> int:
         with self.lock:
             free = self.workers - len(self.in_flight)
-        if free <= 0:
+        if free <= 0 or time.monotonic() < self.paused_until:
             return 0
         now = self.clock()
         ready = self.next_ready
@@ -161,6 +181,8 @@ class Dispatcher:
         claims, ready = self.store.claim_next(self.owner, now, free, self.lease_seconds)
         with self.lock:  # a check that finished during the claim may not be in what it read
             self.next_ready = _earliest(ready, self.freed)
+            self.pauses = 0
+        TROUBLE.recovered()  # the database wrote the claim: any trouble is over
         for claim in claims:
             source = self.config.source(claim.name)
             if source is None or not source.enabled or self.stopping.is_set():
@@ -181,7 +203,14 @@ class Dispatcher:
         try:
             result = check_source(self.store, self.fetchers, source, ctx=self.context(),
                                   claim=claim)
-            if not result.recorded:
+            if result.trouble is not None:
+                # Not recorded because of the database: the page was fetched, so its host
+                # rests as after any check, the source waits a step of the retry ladder, and
+                # no new work is claimed for a while. If even that cannot be written, the
+                # lease lapses on its own (lease_duration).
+                self._pause()
+                self._rest(claim)
+            elif not result.recorded:
                 self.store.release(claim)
                 rested = timedelta(0)
             level = logging.WARNING if result.outcome == "failed" else logging.INFO
@@ -199,6 +228,17 @@ class Dispatcher:
             self.wake.set()  # a worker is free: the loop claims when anything can be ready
             self.done.set()
 
+    def _rest(self, claim: Claim) -> None:
+        settings = self.config.settings
+        ladder = settings.retry_ladder or (60.0,)
+        now = self.clock()
+        step = ladder[min(max(self.pauses - 1, 0), len(ladder) - 1)]
+        # If this cannot be written either, the lease lapses by itself and the pause keeps
+        # this process from claiming meanwhile.
+        with contextlib.suppress(StoreError):
+            self.store.release(claim, next_check_at=now + timedelta(seconds=step),
+                               host_allowed_at=now + timedelta(seconds=settings.per_host_delay))
+
     def renew(self) -> None:
         """The heartbeat: extend the leases of checks still making their way (not wedged ones)."""
         now = time.monotonic()
@@ -209,8 +249,9 @@ class Dispatcher:
 
     def problem(self, max_age: float) -> str | None:
         """Why the daemon is not making progress, or None: the dispatch loop has not run
-        lately, the database does not answer, or every worker has been on one check for
-        longer than any check may take (a fetch or a step that ignores its deadline)."""
+        lately, or every worker has been on one check for longer than any check may take (a
+        fetch or a step that ignores its deadline). Database trouble is not one: the daemon
+        waits it out and resumes by itself (TROUBLE tells it), so it must not be restarted."""
         if time.monotonic() - self.last_dispatch > max_age:
             return f"the dispatch loop has not run for {max_age:.0f}s"
         now = time.monotonic()
@@ -219,10 +260,6 @@ class Dispatcher:
         if self.workers and len(stuck) >= self.workers:
             return (f"all {self.workers} workers stuck for more than {self.max_hold:.0f}s "
                     f"(on {', '.join(sorted(stuck)[:5])})")
-        try:
-            self.store.ping()
-        except Exception as exc:
-            return f"the database does not answer: {str(exc).splitlines()[0][:200]}"
         return None
 
     def stop(self, timeout: float) -> bool:

@@ -31,6 +31,7 @@ from monitor.models import Host, SourceRow
 from monitor.scheduler import Dispatcher, build_scheduler
 from monitor.sdnotify import Notifier
 from monitor.store import DatabaseClock, Store
+from monitor.store.trouble import MARKER, TROUBLE, DatabaseTrouble
 from monitor.wording import plural
 
 log = logging.getLogger("monitor.service")
@@ -113,6 +114,7 @@ class Service:
         """Run until SIGTERM/SIGINT; return the exit status."""
         self.prepare()
         settings = self.config.settings
+        TROUBLE.marker = settings.data_dir / MARKER
         dispatcher = Dispatcher(self.store, self.config, self.owner, self.clock)
         scheduler = build_scheduler(dispatcher, self.maintenance)
         self.add_notification_jobs(scheduler)
@@ -124,6 +126,7 @@ class Service:
         tick = min(1.0, watchdog / 2) if watchdog else 1.0
         last_ping = last_status = 0.0
         reported: str | None = None
+        told: str | None = None  # the database trouble the status line reports
         healthy_within = max(3 * settings.dispatch_interval, 5.0)
         status = 0
         while not self.stop_event.wait(tick):
@@ -143,10 +146,16 @@ class Service:
                 log.error("not healthy: %s", problem)
                 self.notifier.status(f"not healthy: {problem}")
             reported = problem
+            outage = TROUBLE.outage
+            if outage is not None and outage.kind != told:
+                self.notifier.status(f"waiting for the database: {outage.message}")
+            elif outage is None and told is not None:
+                last_status = 0.0  # say at once that all is well again
+            told = outage.kind if outage is not None else None
             if watchdog and now - last_ping >= watchdog and problem is None:
                 self.notifier.watchdog()
                 last_ping = now
-            if problem is None and now - last_status >= STATUS_EVERY:
+            if problem is None and told is None and now - last_status >= STATUS_EVERY:
                 try:
                     self.notifier.status(self.status_line())
                 except Exception:
@@ -187,6 +196,8 @@ class Service:
             if result.sent or result.failed:
                 log.info("notifications: sent %d, retrying %d, failed %d", result.sent,
                          result.retrying, result.failed)
+        except DatabaseTrouble as exc:
+            TROUBLE.report(exc)
         except Exception:
             log.exception("notification delivery failed")
 
@@ -196,12 +207,16 @@ class Service:
         try:
             queued = notify.queue_digests(self.store, self.config, self.clock(), mode)
             log.info("%s digests queued: %d", mode, queued)
+        except DatabaseTrouble as exc:
+            TROUBLE.report(exc)
         except Exception:
             log.exception("digest failed")
 
     def maintenance(self) -> None:
         try:
             self.store.checkpoint()
+        except DatabaseTrouble as exc:
+            TROUBLE.report(exc)
         except Exception:
             log.exception("maintenance failed")
 

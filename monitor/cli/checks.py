@@ -111,8 +111,13 @@ def _check_line(result: CheckResult) -> str:
 def status(ctx: Context, as_json: bool, max_failures: int | None) -> None:
     """Per source: last check, outcome, last change, failures in a row, next due."""
     from monitor import history
+    from monitor.store.trouble import noted
 
     limit = ctx.config.settings.failure_threshold if max_failures is None else max_failures
+    trouble = noted(ctx.config.settings.data_dir)
+    if trouble is not None:  # the daemon's own problem, said before anything about pages
+        click.echo(f"daemon: waiting for the database since {trouble.get('since')}: "
+                   f"{trouble.get('message')}", err=True)
     rows = history.status(ctx.store())
     if as_json:
         _echo_json(rows)
@@ -129,7 +134,7 @@ def status(ctx: Context, as_json: bool, max_failures: int | None) -> None:
         click.echo(f"alert target failing: {t.subscription}#{t.target} {t.masked} since "
                    f"{_ago(t.failing_since)}: {_cut(t.last_error, 100)}", err=as_json)
     over = [r.name for r in rows if r.enabled and r.consecutive_failures > limit]
-    if alarms and not over:
+    if (alarms or trouble) and not over:
         click.get_current_context().exit(1)
     if over:
         which = "--max-failures" if max_failures is not None else "failure_threshold"

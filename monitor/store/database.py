@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import config as cfg
@@ -35,6 +35,7 @@ from monitor.models import (
     Snapshot,
     SourceRow,
 )
+from monitor.store.trouble import classify
 
 if TYPE_CHECKING:
     pass
@@ -86,13 +87,17 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
     return engine
 
 
-def _write_error(exc: OperationalError) -> StoreError | None:
-    """A full disk or an I/O error is one clear line and a check not recorded (retried later),
-    not a traceback; other operational errors (deadlocks, busy) pass through unchanged (None)."""
-    message = str(exc.orig)
-    if any(k in message.lower() for k in ("full", "disk i/o", "no space", "read-only")):
-        return StoreError(f"cannot write to the database: {message}; nothing was recorded")
-    return None
+@contextlib.contextmanager
+def _troubled() -> Iterator[None]:
+    """A database that is down, full, read-only, timing out or missing is one clear
+    DatabaseTrouble (a check not recorded, retried later), never a traceback charged to a
+    page; other driver errors (constraints, deadlocks) pass through unchanged."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if (trouble := classify(exc)) is None:
+            raise
+        raise trouble from exc
 
 
 def advisory_lock(conn: Connection, name: str) -> None:
@@ -232,13 +237,8 @@ class Database:
     def _writing(self) -> Iterator[None]:
         """Around every write transaction: the gate first; a full disk or I/O error after."""
         self._before_write()
-        try:
-            with self._write_lock:
-                yield
-        except OperationalError as exc:
-            if (clear := _write_error(exc)) is None:
-                raise
-            raise clear from exc
+        with _troubled(), self._write_lock:
+            yield
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
@@ -248,7 +248,7 @@ class Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
-        with self._reader() as session, session.begin():
+        with _troubled(), self._reader() as session, session.begin():
             yield session
 
     @contextlib.contextmanager
@@ -256,7 +256,7 @@ class Database:
         """A read-only transaction ended by COMMIT, not by the ROLLBACK closing it would send:
         psycopg forgets every prepared statement on ROLLBACK, and then PostgreSQL parses and
         plans each of a check's statements again (about half its server CPU per check)."""
-        with self.read_engine.connect() as conn:
+        with _troubled(), self.read_engine.connect() as conn:
             yield conn
             conn.commit()
 
@@ -292,6 +292,10 @@ class Database:
         On PostgreSQL, daemons on several machines may each run `db upgrade` as they start:
         a session lock lets one migrate while the others wait and then find nothing to do.
         """
+        with _troubled():
+            return self._upgrade_locked(backup_dir)
+
+    def _upgrade_locked(self, backup_dir: Path | None) -> str | None:
         if self.is_sqlite:
             return self._upgrade(backup_dir)
         with self.engine.connect() as conn:
@@ -351,7 +355,8 @@ class Database:
         try:
             current = self.stored_revision()
         except DatabaseError as exc:  # includes OperationalError; e.g. "disk image is malformed"
-            raise StoreError(f"cannot open the database {self.url}: {exc.orig}") from None
+            raise classify(exc) or StoreError(
+                f"cannot open the database {self.url}: {exc.orig}") from None
         if current is None:
             raise StoreError("the database is not initialised; run `policy-monitor init`")
         if current != head_from_files():

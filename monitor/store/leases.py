@@ -370,15 +370,21 @@ class Leases(Database):
                     refresh_hosts(conn, [claim.host_id])
         return held
 
-    def release(self, claim: Claim) -> None:
-        """Give a claimed source and its host back without checking (e.g. on shutdown)."""
-        cleared = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
+    def release(self, claim: Claim, *, next_check_at: datetime | None = None,
+                host_allowed_at: datetime | None = None) -> None:
+        """Give a claimed source and its host back without recording a check (e.g. on
+        shutdown); with times, the source waits until `next_check_at` and the host until
+        `host_allowed_at` (a page fetched whose check the database would not record)."""
+        cleared: dict[str, Any] = {"lease_owner": None, "lease_token": None,
+                                   "lease_expires_at": None}
         with self.write_conn() as conn:
             conn.execute(update(SourceRow).where(SourceRow.id == claim.source_id,
-                                                 SourceRow.lease_token == claim.token).values(**cleared))
+                                                 SourceRow.lease_token == claim.token).values(
+                **cleared, **({"next_check_at": next_check_at} if next_check_at else {})))
             if claim.host_id is not None:
                 conn.execute(update(Host).where(Host.id == claim.host_id,
-                                                Host.lease_token == claim.token).values(**cleared))
+                                                Host.lease_token == claim.token).values(
+                    **cleared, **({"next_allowed_at": host_allowed_at} if host_allowed_at else {})))
                 refresh_hosts(conn, [claim.host_id])
 
     def host_allowed_at(self, host: str) -> datetime | None:

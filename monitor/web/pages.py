@@ -11,6 +11,7 @@ from markupsafe import Markup
 from monitor import diff as difflib
 from monitor import history
 from monitor.labels import LABELS
+from monitor.store.trouble import noted
 from monitor.web.deps import MAX_ID, PAGE, Id, StoreDep, render
 from monitor.web.svg import timeline_svg
 from monitor.web.text import render as render_text
@@ -33,6 +34,7 @@ def dashboard(store: StoreDep, request: Request, period: str = Query("1y", alias
     return render(request, "dashboard.html", rows=rows, platforms=platforms, days=days,
                 failing=[r for r in rows if r.failing or r.last_outcome == "failed"],
                 dead_targets=[t for t in store.target_health(failing_only=True) if t.alert_at],
+                db_trouble=noted(request.app.state.settings.data_dir),
                 recent=history.changes(store, limit=PAGE, with_sentences=False),
                 high=history.changes(store, limit=10, min_severity="high",
                                      with_sentences=False),

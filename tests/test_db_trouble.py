@@ -1,0 +1,103 @@
+"""Database trouble is the deployment's problem: classified once, logged once a minute, never
+charged to a page, and a check the database will not record is not fetched again in a loop."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from monitor import history
+from monitor.store import Store
+from monitor.store.trouble import DatabaseTrouble, classify
+from tests.conftest import Daemon, wait_for
+
+FAIL_CHECKS = """
+CREATE FUNCTION refuse_checks() RETURNS trigger AS $$
+BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER refuse_checks BEFORE INSERT ON checks FOR EACH ROW EXECUTE FUNCTION refuse_checks();
+"""
+
+
+def test_a_check_the_database_refuses_is_not_fetched_again_in_a_loop(
+        pg_url: str, server: HTTPServer, project, daemons: list[Daemon]) -> None:
+    hits: dict[str, list[float]] = defaultdict(list)
+    lock = threading.Lock()
+
+    def page(request: Request) -> Response:
+        with lock:
+            hits[request.path].append(time.monotonic())
+        return Response(f"<main><p>Policy of {request.path}.</p></main>",
+                        content_type="text/html; charset=utf-8")
+
+    paths = [f"/p{i}" for i in range(4)]
+    for path in paths:
+        server.expect_request(path).respond_with_handler(page)
+    project.write("".join(f"""
+        [[source]]
+        name = "acme/p{i}"
+        platform = "Acme"
+        url = "{server.url_for(path)}"
+        interval = "10s"
+    """ for i, path in enumerate(paths)), settings=f'''database_url = "{pg_url}"
+        per_host_delay = "2s"
+        jitter = "0s"
+        retry_ladder = ["30s"]
+        dispatch_interval = "1s"''')
+    project.cli("init")
+    with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql")) as conn:
+        conn.execute(FAIL_CHECKS)
+    daemon = Daemon(project.config)
+    daemons.append(daemon)
+    time.sleep(20)  # every write of a check fails as a full disk would
+    with lock:
+        during = {p: list(t) for p, t in hits.items()}
+    with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql")) as conn:
+        conn.execute("DROP TRIGGER refuse_checks ON checks")
+    store = Store(pg_url)
+    try:  # it resumes by itself: checks are recorded again, without a restart
+        wait_for(lambda: any(r.last_check_at is not None for r in history.status(store)), 60)
+        rows = history.status(store)
+    finally:
+        store.close()
+    daemon.stop()
+    fetched = sorted(t for times in during.values() for t in times)
+    assert fetched, "the daemon fetched before it met the full disk"
+    # one host: never two requests closer than per_host_delay; each page at most once while
+    # its retry step (30 s) lasts, instead of hundreds of times
+    assert all(b - a >= 1.9 for a, b in itertools.pairwise(fetched)), fetched
+    assert all(len(times) == 1 for times in during.values()), during
+    # the outage is a few lines, never charged to a page
+    trouble = [line for line in daemon.stderr.splitlines() if "database" in line.lower()]
+    assert 1 <= len(trouble) < 10, daemon.stderr[-3000:]
+    assert "disk is full" in trouble[0]
+    assert "internal error" not in daemon.stderr and "Traceback" not in daemon.stderr
+    assert "database works again" in daemon.stderr
+    assert all(r.consecutive_failures == 0 and r.last_error is None for r in rows)
+
+
+def test_storage_errors_read_as_what_to_do(tmp_path: Path, pg_server: str, project) -> None:
+    db = tmp_path / "ro.db"
+    sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.commit()
+    engine = sqlalchemy.create_engine(f"sqlite:///file:{db}?mode=ro&uri=true")
+    with pytest.raises(sqlalchemy.exc.DBAPIError) as failure, engine.begin() as conn:
+        conn.execute(sqlalchemy.text("INSERT INTO t VALUES (1)"))
+    trouble = classify(failure.value)
+    assert isinstance(trouble, DatabaseTrouble) and trouble.kind == "read_only"
+    # init against a PostgreSQL database that does not exist says how to create it
+    missing = f"postgresql+psycopg://postgres@{pg_server}/nosuchdb"
+    project.write("", settings=f'database_url = "{missing}"')
+    result = project.cli("init", ok=False)
+    assert result.exit_code != 0
+    assert "does not exist; create it" in result.output and "createdb" in result.output
+    assert "internal error" not in result.output
