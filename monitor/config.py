@@ -79,6 +79,7 @@ class Settings:
     notify_interval: float = 10.0
     delivery_max_attempts: int = 10
     delivery_retry_base: float = 30.0
+    delivery_timeout: float = 60.0  # one delivery attempt, connect and every byte, at most
     target_failing_after: float = 3600.0  # an alert target failing this long raises one record
     digest_time: str = "08:00"
     event_window: float = 900.0  # hold an event's first alert this long to gather sibling pages
@@ -440,6 +441,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "notify_interval": parse_duration,
     "delivery_max_attempts": _as_positive_int,
     "delivery_retry_base": parse_duration,
+    "delivery_timeout": parse_duration,
     "target_failing_after": parse_duration,
     "digest_time": lambda v: _check_clock(v),
     "event_window": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from monitor import config as cfg
 from monitor import history, messages, routing, targets, text, webhook
@@ -135,7 +138,8 @@ def retry_delay(attempts: int, base: float, rng: random.Random) -> timedelta:
 
 
 def flush(store: Store, config: cfg.Config, clock: Callable[[], datetime] = _now,
-          rng: random.Random | None = None, limit: int = 200) -> FlushResult:
+          rng: random.Random | None = None, limit: int = 200,
+          wait: float | None = None) -> FlushResult:
     """One pass over due deliveries.
 
     Changes that belong to one event and are due for the same target go out as one message:
@@ -143,6 +147,10 @@ def flush(store: Store, config: cfg.Config, clock: Callable[[], datetime] = _now
     event that already reached the target goes out as an update naming the event's earlier
     pages, if it brings a sentence no earlier message quoted; otherwise its row is kept as
     "merged" (the target was already told). No change is ever left without a row.
+
+    Targets are sent independently, each on its own thread; `wait` bounds how long this call
+    waits for them (None: until all are done). Sends still out go on in the background and
+    record their own outcome.
     """
     rng = rng or random.Random()
     now = clock()
@@ -156,13 +164,61 @@ def flush(store: Store, config: cfg.Config, clock: Callable[[], datetime] = _now
             event = None  # a program gets every change as its own resource, never a merge
         key = (event, row.id if event is None else 0, row.subscription, row.target)
         groups.setdefault(key, []).append(row)
+    by_target: dict[tuple[str, int], list[tuple[int | None, list[Delivery]]]] = {}
+    for (event, _, subscription, target), group in groups.items():
+        by_target.setdefault((subscription, target), []).append((event, group))
     tally = {"sent": 0, "retrying": 0, "failed": 0, "merged": 0}
-    for (event, _, _, _), group in groups.items():
-        claimed = [row for row in group if store.begin_attempt(row, clock(), stale)]
-        if claimed:  # rows another sender took are theirs
-            outcome = _deliver(store, config, claimed, event, clock, rng)
-            tally[outcome] += 1
-    return FlushResult(tally["sent"], tally["retrying"], tally["failed"], tally["merged"])
+    lock = threading.Lock()
+
+    def send_all(key: tuple[str, int], work: list[tuple[int | None, list[Delivery]]]) -> None:
+        """One target's messages, in turn; each attempt bounded by delivery_timeout."""
+        try:
+            for event, group in work:
+                if _STOP.is_set():
+                    return
+                claimed = [row for row in group if store.begin_attempt(row, clock(), stale)]
+                if claimed:  # rows another sender took are theirs
+                    outcome = _deliver(store, config, claimed, event, clock, rng)
+                    with lock:
+                        tally[outcome] += 1
+        except Exception:  # the database or a bug: this target's rows are retried later
+            log.exception("deliveries to %s #%d stopped", *key)
+        finally:
+            with _BUSY_LOCK:
+                _BUSY.discard(key)
+
+    # Each target on its own thread: a slow or hanging receiver delays no other. A target
+    # whose earlier send is still out is left to it (its rows stay claimed until it ends).
+    started = []
+    for target_key, work in by_target.items():
+        with _BUSY_LOCK:
+            if target_key in _BUSY:
+                continue
+            _BUSY.add(target_key)
+        thread = threading.Thread(target=send_all, args=(target_key, work), daemon=True,
+                                  name=f"notify {target_key[0]}#{target_key[1]}")
+        thread.start()
+        started.append(thread)
+    deadline = None if wait is None else time.monotonic() + wait
+    for thread in started:
+        while thread.is_alive() and not _STOP.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            thread.join(0.1 if left is None else min(0.1, left))
+    with lock:
+        return FlushResult(tally["sent"], tally["retrying"], tally["failed"], tally["merged"])
+
+
+_BUSY: set[tuple[str, int]] = set()  # targets with a send in flight, in this process
+_BUSY_LOCK = threading.Lock()
+_STOP = threading.Event()  # set at shutdown: no new sends, and nobody waits for one
+
+
+def stop() -> None:
+    """Shutdown: flush returns at once and starts nothing; a send in flight is abandoned (its
+    delivery stays in the outbox, claimed, and is tried again after a restart)."""
+    _STOP.set()
 
 
 def _is_webhook(config: cfg.Config, row: Delivery) -> bool:
@@ -189,8 +245,9 @@ def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int 
             store.merge_deliveries(ids, clock(),
                                    "merged: an earlier message of this event quoted the same text")
             return "merged"
-        ok, error = send(url, message, secret=sub.secret_value(), delivery=first.dedupe_key,
-                         user_agent=config.settings.user_agent)
+        ok, error = _within(config.settings.delivery_timeout, send, url, message,
+                            secret=sub.secret_value(), delivery=first.dedupe_key,
+                            user_agent=config.settings.user_agent)
     except Exception as exc:  # a broken template or plugin must not stop the queue
         log.exception("delivery %s could not be rendered or sent", first.id)
         ok, error = False, f"{type(exc).__name__}: {exc}"
@@ -218,6 +275,39 @@ def _deliver(store: Store, config: cfg.Config, rows: list[Delivery], event: int 
     log.info("deliveries %s attempt %d failed (%s); retry at %s", ids, attempts, error,
              retry_at.isoformat(timespec="seconds"))
     return "retrying"
+
+
+def _within(deadline: float, func: Callable[..., tuple[bool, str]], *args: Any,
+            **kwargs: Any) -> tuple[bool, str]:
+    """One delivery attempt with a total deadline (connect and every byte): a receiver that
+    trickles or hangs is a failed attempt, retried later, not a stuck sender. The send left
+    behind ends with its own socket timeouts, on a daemon thread."""
+    result: list[tuple[bool, str]] = []
+
+    def run() -> None:
+        try:
+            result.append(func(*args, **kwargs))
+        except Exception as exc:
+            result.append((False, f"{type(exc).__name__}: {exc}"))
+
+    thread = threading.Thread(target=run, daemon=True, name="notify send")
+    thread.start()
+    thread.join(deadline)
+    if result:
+        return result[0]
+    with _BUSY_LOCK:
+        _LEFT.append(thread)
+    return False, f"timeout: the receiver did not take the message within {deadline:g}s"
+
+
+_LEFT: list[threading.Thread] = []  # sends past their deadline, still talking to a receiver
+
+
+def sends_left() -> bool:
+    """Is a send past its deadline still out? (apprise's own worker threads would hold the
+    interpreter's exit until the receiver lets go: the daemon then exits without waiting)."""
+    with _BUSY_LOCK:
+        return any(t.is_alive() for t in _LEFT) or bool(_BUSY)
 
 
 def _evidence_keys(view: messages.ChangeView) -> set[tuple[str, str]]:

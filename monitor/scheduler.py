@@ -92,6 +92,7 @@ class Dispatcher:
         # (monotonic), each pause longer than the last (TROUBLE_PAUSES), reset by a good claim.
         self.paused_until = 0.0
         self.pauses = 0
+        self.claim_failed = False
 
     @property
     def lease_seconds(self) -> float:
@@ -119,6 +120,7 @@ class Dispatcher:
                 claimed = self.dispatch()
             except DatabaseTrouble as exc:  # logged once a minute; claims pause, then retry
                 TROUBLE.report(exc)
+                self.claim_failed = True
                 self._pause()
             except StoreError as exc:  # the database refused: one line; the service decides
                 log.error("dispatch: %s", exc)
@@ -126,6 +128,12 @@ class Dispatcher:
                 log.exception("dispatch failed")
             self.wake.wait(self._sleep_for(claimed))
             self.wake.clear()
+
+    def _recovered(self) -> None:
+        with self.lock:
+            self.pauses = 0
+            self.paused_until = 0.0
+        TROUBLE.recovered()
 
     def _pause(self) -> None:
         """Stop claiming for a while: the database cannot record what a check would find."""
@@ -181,8 +189,9 @@ class Dispatcher:
         claims, ready = self.store.claim_next(self.owner, now, free, self.lease_seconds)
         with self.lock:  # a check that finished during the claim may not be in what it read
             self.next_ready = _earliest(ready, self.freed)
-            self.pauses = 0
-        TROUBLE.recovered()  # the database wrote the claim: any trouble is over
+            recovered, self.claim_failed = self.claim_failed, False
+        if recovered:  # the claim that failed is written again (checks say so for themselves)
+            self._recovered()
         for claim in claims:
             source = self.config.source(claim.name)
             if source is None or not source.enabled or self.stopping.is_set():
@@ -203,6 +212,8 @@ class Dispatcher:
         try:
             result = check_source(self.store, self.fetchers, source, ctx=self.context(),
                                   claim=claim)
+            if result.recorded and TROUBLE.outage is not None:
+                self._recovered()
             if result.trouble is not None:
                 # Not recorded because of the database: the page was fetched, so its host
                 # rests as after any check, the source waits a step of the retry ladder, and
@@ -214,7 +225,8 @@ class Dispatcher:
                 self.store.release(claim)
                 rested = timedelta(0)
             level = logging.WARNING if result.outcome == "failed" else logging.INFO
-            log.log(level, "check %s (lag=%.3fs)", result.line(), lag)
+            if result.trouble is None:  # the database's trouble is logged once, not per check
+                log.log(level, "check %s (lag=%.3fs)", result.line(), lag)
             if self.on_result is not None:
                 self.on_result(result)
         except Exception:  # never let one check take the pool down

@@ -163,6 +163,9 @@ class Service:
                 last_status = now
 
         self.notifier.stopping()
+        from monitor import notify
+
+        notify.stop()  # a receiver that hangs holds no one: its delivery stays in the outbox
         scheduler.shutdown(wait=False)
         finished = dispatcher.stop(self.config.settings.shutdown_timeout)
         if not finished:
@@ -174,6 +177,12 @@ class Service:
             os._exit(0)
         self.store.close()
         log.info("stopped cleanly" if status == 0 else "stopped")
+        if notify.sends_left():
+            # A receiver still holds a send past its deadline; its delivery stays in the
+            # outbox for the next run. Exiting must not wait for it (apprise's worker threads
+            # are joined at interpreter exit).
+            logging.shutdown()
+            os._exit(status)
         return status
 
     def add_notification_jobs(self, scheduler: BackgroundScheduler) -> None:
@@ -192,7 +201,9 @@ class Service:
         from monitor import notify
 
         try:
-            result = notify.flush(self.store, self.config, self.clock)
+            # A slow receiver delays neither the others nor the next run of this job.
+            result = notify.flush(self.store, self.config, self.clock,
+                                  wait=self.config.settings.notify_interval)
             if result.sent or result.failed:
                 log.info("notifications: sent %d, retrying %d, failed %d", result.sent,
                          result.retrying, result.failed)

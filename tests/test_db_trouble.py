@@ -101,3 +101,80 @@ def test_storage_errors_read_as_what_to_do(tmp_path: Path, pg_server: str, proje
     assert result.exit_code != 0
     assert "does not exist; create it" in result.output and "createdb" in result.output
     assert "internal error" not in result.output
+
+
+class Trickle:
+    """A receiver that takes the request and then answers one byte every second, forever."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.drip, args=(conn,), daemon=True).start()
+
+    def drip(self, conn) -> None:
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\n" * 1000:
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(1)
+
+
+def test_a_trickling_receiver_delays_no_other_and_no_shutdown(
+        server: HTTPServer, project, daemons: list[Daemon]) -> None:
+    from tests.test_notify import Hook
+
+    trickle = Trickle()
+    hook = Hook(server)
+    body = {"text": "<main><p>We use your data to run the service.</p></main>"}
+    server.expect_request("/p").respond_with_handler(
+        lambda _: Response(body["text"], content_type="text/html; charset=utf-8"))
+    project.write(f"""
+        [[source]]
+        name = "acme/privacy"
+        platform = "Acme"
+        url = "{server.url_for('/p')}"
+
+        [[subscription]]
+        name = "slow-first"
+        url = ["json://127.0.0.1:{trickle.port}/hook"]
+
+        [[subscription]]
+        name = "healthy"
+        url = "{hook.url}"
+    """, settings='''event_window = "0s"
+        notify_interval = "2s"
+        delivery_timeout = "8s"
+        shutdown_timeout = "5s"''')
+    project.cli("init")
+    project.check()
+    body["text"] += "<p>We may use your posts to train generative AI models.</p>"
+    project.check()
+    daemon = Daemon(project.config)
+    daemons.append(daemon)
+    started = time.monotonic()
+    wait_for(lambda: len(hook.received) == 1, 2 + 5)  # within notify_interval + 5 s
+    wait_for(lambda: trickle.connections >= 1, 10)
+    time.sleep(1)  # the trickling send is under way
+    stopping = time.monotonic()
+    daemon.stop(timeout=30)
+    assert time.monotonic() - stopping < 5 + 5, "SIGTERM exits within shutdown_timeout + 5 s"
+    assert time.monotonic() - started < 30
+    slow = [d for d in project.json("deliveries") if d["subscription"] == "slow-first"]
+    assert slow and all(d["status"] != "sent" for d in slow)  # still in the outbox
