@@ -107,7 +107,7 @@ def test_a_full_disk_is_one_clear_line_and_nothing_recorded(server: HTTPServer, 
 
     result = cli(project, "check", preexec_fn=small_disk)
     assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "cannot write to the database" in result.stdout + result.stderr
+    assert "the database's disk" in result.stdout and "nothing is recorded" in result.stdout
     assert "Traceback" not in result.stderr
     conn = sqlite3.connect(db)
     try:
