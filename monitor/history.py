@@ -627,7 +627,7 @@ def boards(store: Store, platform: str | None = None, at: datetime | None = None
 def board_timeline(store: Store, platform: str, at: datetime | None = None
                    ) -> list[board.Transition]:
     """When each of a platform's answers changed, in each of its documents."""
-    store.board_state(platform, at)  # an unknown platform is an error, not an empty timeline
+    store.require_platform(platform)  # an unknown platform is an error, not an empty timeline
     said = [one for found in store.board_said(platform, at).values() for one in found]
     return board.timeline(board.Transition(one.at, one.source, s.question, s.old, s.answer.value,
                                            one.change_id)
@@ -639,5 +639,5 @@ def board_news(store: Store, platform: str | None = None, at: datetime | None = 
     """Every change that moved a platform's answers (of each platform, or the one named),
     newest first: the board's feed."""
     if platform is not None:
-        store.board_state(platform, at)  # an unknown platform is an error, not an empty feed
+        store.require_platform(platform)  # an unknown platform is an error, not an empty feed
     return store.board_news(platform, at, limit)

@@ -21,12 +21,18 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 
+def _speaks(values: Mapping[str, Any]) -> bool:
+    """Does a change say anything the board answers from (judged, and not "no change")?"""
+    verdict = tuple(values.get("verdict") or ())
+    return bool(verdict) and verdict != ("no_change",)
+
+
 def fact(name: str, change_id: int, values: Mapping[str, Any]) -> board.Fact | None:
     """A change as the board reads it (`values`: its columns); None when it says nothing the
-    board answers from (not judged, or judged no change)."""
-    verdict = tuple(values.get("verdict") or ())
-    if not verdict or verdict == ("no_change",):
+    board answers from."""
+    if not _speaks(values):
         return None
+    verdict = tuple(values["verdict"])
     return board.Fact(change_id, name, values["detected_at"], values["from_snapshot_id"],
                       values["to_snapshot_id"], verdict, values.get("ai_default"),
                       tuple(values.get("regions_excluded") or ()),
@@ -60,16 +66,14 @@ def _current(platform: str | None) -> ColumnElement[bool]:
         select(SourceRow.id).where(func.lower(SourceRow.platform) == platform.lower()))
 
 
-def latest_answers(conn: Connection, platform: str | None, at: datetime | None,
-                   source_id: int | None = None) -> dict[str, dict[str, dict[str, board.Answer]]]:
+def latest_answers(conn: Connection, platform: str | None, at: datetime | None
+                   ) -> dict[str, dict[str, dict[str, board.Answer]]]:
     """platform → source name → question → the latest answer up to `at`."""
     newest = (select(func.max(BoardAnswer.id)).join(SourceRow, _current(platform))
               .where(_visible())
               .group_by(BoardAnswer.source_id, BoardAnswer.generation, BoardAnswer.question))
     if at is not None:
         newest = newest.where(BoardAnswer.detected_at <= at)
-    if source_id is not None:
-        newest = newest.where(BoardAnswer.source_id == source_id)
     out: dict[str, dict[str, dict[str, board.Answer]]] = {}
     rows = conn.execute(select(SourceRow.platform, SourceRow.name, BoardAnswer.question,
                                BoardAnswer.answer)
@@ -84,10 +88,11 @@ def keep_answers(conn: Connection, source_id: int, generation: int, platform: st
                  change_id: int, values: Mapping[str, Any]) -> board.AnswerNews | None:
     """Write the answers a just-recorded change gives (the caller's transaction); return the
     platform answers it moved, if any, for an answers subscription."""
+    if not _speaks(values):  # most changes: no query at all
+        return None
     name = conn.execute(select(SourceRow.name).where(SourceRow.id == source_id)).scalar_one()
     found = fact(name, change_id, values)
-    if found is None:
-        return None
+    assert found is not None
     before = latest_answers(conn, platform, None).get(platform, {})
     mine = {**board.blank(), **before.get(name, {})}
     settled = board.apply(mine, found)
@@ -140,6 +145,15 @@ def rebuild(conn: Connection, source_id: int) -> int:
     return spoke
 
 
+def rebuild_all(conn: Connection) -> int:
+    """Every source's answers and every platform's news again, in the caller's transaction
+    (the upgrade that made the tables)."""
+    spoke = sum(rebuild(conn, sid) for sid in conn.execute(select(SourceRow.id)).scalars().all())
+    for platform in conn.execute(select(SourceRow.platform).distinct()).scalars().all():
+        retell(conn, platform)
+    return spoke
+
+
 class Answers(Database):
     """The board's stored answers: kept with each change, read at any date."""
 
@@ -159,6 +173,14 @@ class Answers(Database):
             with self.write_conn() as conn:
                 retell(conn, platform)
         return spoke
+
+    def require_platform(self, platform: str) -> None:
+        """NotFoundError unless a visible source has this platform (any case)."""
+        with self.reading() as conn:
+            if conn.execute(select(SourceRow.id).where(
+                    _visible(), func.lower(SourceRow.platform) == platform.lower()).limit(1)
+                    ).first() is None:
+                raise NotFoundError(f"no platform {platform!r} is watched")
 
     def board_state(self, platform: str | None, at: datetime | None
                     ) -> tuple[dict[str, list[board.Page]],

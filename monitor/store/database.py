@@ -328,14 +328,10 @@ class Database:
                 with self.engine.begin() as conn:
                     _index_stored_versions(conn)
             if current is not None and current < "0013":  # 0013 made the board's table, empty
-                from monitor.store.answers import rebuild, retell
+                from monitor.store.answers import rebuild_all
 
                 with self.engine.begin() as conn:
-                    for source_id in conn.execute(text("SELECT id FROM sources")).scalars():
-                        rebuild(conn, source_id)
-                    for platform in conn.execute(text("SELECT DISTINCT platform FROM sources")
-                                                 ).scalars():
-                        retell(conn, platform)
+                    rebuild_all(conn)
         finally:
             # Migrations switch SQLite pragmas (foreign keys) on their connection; start afresh.
             self.engine.dispose()

@@ -25,15 +25,23 @@ def xml_text(text: str) -> str:
     return _XML_INVALID.sub("\ufffd", text)
 
 
-def feed(request: Request, title: str, self_path: str, items: list[history.ChangeSummary]) -> Response:
+def _generator(request: Request, title: str, self_path: str, alternate: str,
+               updated: datetime | None) -> tuple[FeedGenerator, str]:
+    """A feed's head (and the base URL its entries link to): one for every feed we serve."""
     base = request.app.state.settings.base_url.rstrip("/")
     fg = FeedGenerator()
     fg.id(xml_text(base + self_path))
     fg.title(xml_text(title))
     fg.author({"name": "Policy Monitor"})
     fg.link(href=xml_text(base + self_path), rel="self")
-    fg.link(href=base + "/", rel="alternate")
-    fg.updated(items[0].detected_at if items else datetime(2020, 1, 1, tzinfo=UTC))
+    fg.link(href=base + alternate, rel="alternate")
+    fg.updated(updated or datetime(2020, 1, 1, tzinfo=UTC))
+    return fg, base
+
+
+def feed(request: Request, title: str, self_path: str, items: list[history.ChangeSummary]) -> Response:
+    fg, base = _generator(request, title, self_path, "/",
+                          items[0].detected_at if items else None)
     for c in reversed(items):
         entry = fg.add_entry()
         entry.id(f"{base}/changes/{c.id}")
@@ -52,14 +60,7 @@ def board_feed(request: Request, title: str, self_path: str,
                items: list[board.AnswerNews]) -> Response:
     """One entry per change that moved a platform's board answers, with the sentences that
     say so: what an answers subscription is told, for a feed reader."""
-    base = request.app.state.settings.base_url.rstrip("/")
-    fg = FeedGenerator()
-    fg.id(xml_text(base + self_path))
-    fg.title(xml_text(title))
-    fg.author({"name": "Policy Monitor"})
-    fg.link(href=xml_text(base + self_path), rel="self")
-    fg.link(href=base + "/board", rel="alternate")
-    fg.updated(items[0].at if items else datetime(2020, 1, 1, tzinfo=UTC))
+    fg, base = _generator(request, title, self_path, "/board", items[0].at if items else None)
     for news in reversed(items):
         entry = fg.add_entry()
         entry.id(f"{base}/changes/{news.change_id}#answers")
