@@ -6,6 +6,7 @@ Used by the test suite (one server per run) and by `bench/scale_out.py`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import os
 import shutil
@@ -21,9 +22,30 @@ def binaries() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+@dataclasses.dataclass(frozen=True)
+class Postgres:
+    """A running throwaway server that a test may stop and start again on the same port."""
+
+    address: str
+    data: Path
+    ctl: tuple[str, ...]
+    options: str
+
+    def stop(self) -> None:
+        subprocess.run([*self.ctl, "-D", str(self.data), "-m", "fast", "stop"], check=False,
+                       capture_output=True)
+
+    def start(self) -> None:
+        port = self.address.rsplit(":", 1)[1]
+        root = self.data.parent
+        subprocess.run([*self.ctl, "-D", str(self.data), "-l", str(root / "log"), "-o",
+                        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} {self.options}",
+                        "-w", "start"], check=True, capture_output=True)
+
+
 @contextlib.contextmanager
-def throwaway_postgres(options: str = "") -> Iterator[str]:
-    """Start a server (with extra `postgres -c …` options) and yield its "127.0.0.1:port"."""
+def running_postgres(options: str = "") -> Iterator[Postgres]:
+    """Start a server (with extra `postgres -c …` options) and yield it."""
     bindir = binaries()
     if bindir is None:
         raise RuntimeError("PostgreSQL is missing; `make test` installs Debian's postgresql")
@@ -39,15 +61,21 @@ def throwaway_postgres(options: str = "") -> Iterator[str]:
         port = s.getsockname()[1]
     subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-A", "trust",
                     "-U", "postgres"], check=True, capture_output=True)
-    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                    "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root} {options}", "-w",
-                    "start"], check=True, capture_output=True)
+    server = Postgres(f"127.0.0.1:{port}", data, (*as_postgres, str(bindir / "pg_ctl")),
+                      options)
+    server.start()
     try:
-        yield f"127.0.0.1:{port}"
+        yield server
     finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                        "stop"], check=False, capture_output=True)
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_postgres(options: str = "") -> Iterator[str]:
+    """Start a server and yield its "127.0.0.1:port"."""
+    with running_postgres(options) as server:
+        yield server.address
 
 
 def create_database(server: str, name: str) -> str:

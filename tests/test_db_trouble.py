@@ -20,6 +20,7 @@ from monitor import history
 from monitor.store import Store
 from monitor.store.trouble import DatabaseTrouble, classify
 from tests.conftest import Daemon, wait_for
+from tests.pgserver import create_database, running_postgres
 
 FAIL_CHECKS = """
 CREATE FUNCTION refuse_checks() RETURNS trigger AS $$
@@ -52,21 +53,21 @@ def test_a_check_the_database_refuses_is_not_fetched_again_in_a_loop(
     """ for i, path in enumerate(paths)), settings=f'''database_url = "{pg_url}"
         per_host_delay = "2s"
         jitter = "0s"
-        retry_ladder = ["30s"]
+        retry_ladder = ["10s", "20s", "40s"]
         dispatch_interval = "1s"''')
     project.cli("init")
     with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql")) as conn:
         conn.execute(FAIL_CHECKS)
     daemon = Daemon(project.config)
     daemons.append(daemon)
-    time.sleep(20)  # every write of a check fails as a full disk would
+    time.sleep(30)  # every write of a check fails as a full disk would
     with lock:
         during = {p: list(t) for p, t in hits.items()}
     with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql")) as conn:
         conn.execute("DROP TRIGGER refuse_checks ON checks")
     store = Store(pg_url)
     try:  # it resumes by itself: checks are recorded again, without a restart
-        wait_for(lambda: any(r.last_check_at is not None for r in history.status(store)), 60)
+        wait_for(lambda: any(r.last_check_at is not None for r in history.status(store)), 120)
         rows = history.status(store)
     finally:
         store.close()
@@ -74,9 +75,10 @@ def test_a_check_the_database_refuses_is_not_fetched_again_in_a_loop(
     fetched = sorted(t for times in during.values() for t in times)
     assert fetched, "the daemon fetched before it met the full disk"
     # one host: never two requests closer than per_host_delay; each page at most once while
-    # its retry step (30 s) lasts, instead of hundreds of times
+    # a back-off step lasts (10 s, then longer), instead of hundreds of times
     assert all(b - a >= 1.9 for a, b in itertools.pairwise(fetched)), fetched
-    assert all(len(times) == 1 for times in during.values()), during
+    for times in during.values():
+        assert len(times) <= 3 and all(b - a >= 9.5 for a, b in itertools.pairwise(times)), during
     # the outage is a few lines, never charged to a page
     trouble = [line for line in daemon.stderr.splitlines() if "database" in line.lower()]
     assert 1 <= len(trouble) < 10, daemon.stderr[-3000:]
@@ -178,3 +180,59 @@ def test_a_trickling_receiver_delays_no_other_and_no_shutdown(
     assert time.monotonic() - started < 30
     slow = [d for d in project.json("deliveries") if d["subscription"] == "slow-first"]
     assert slow and all(d["status"] != "sent" for d in slow)  # still in the outbox
+
+
+def test_postgresql_stopped_for_two_minutes_under_run(
+        server: HTTPServer, project, daemons: list[Daemon]) -> None:
+    """The outage reads as a few lines, the daemon comes back by itself, and no page pays."""
+    fetched = {"count": 0}
+
+    def page(request: Request) -> Response:
+        fetched["count"] += 1
+        return Response(f"<main><p>Policy of {request.path}.</p></main>",
+                        content_type="text/html; charset=utf-8")
+
+    paths = [f"/p{i}" for i in range(3)]
+    for path in paths:
+        server.expect_request(path).respond_with_handler(page)
+    with running_postgres() as pg:
+        url = create_database(pg.address, "outage")
+        project.write("".join(f"""
+            [[source]]
+            name = "acme/p{i}"
+            platform = "Acme"
+            url = "{server.url_for(path)}"
+            interval = "5s"
+        """ for i, path in enumerate(paths)), settings=f'''database_url = "{url}"
+            per_host_delay = "1s"
+            jitter = "0s"
+            dispatch_interval = "1s"''')
+        project.cli("init")
+        daemon = Daemon(project.config)
+        daemons.append(daemon)
+
+        def checks() -> int:
+            store = Store(url)
+            try:
+                return sum(r.checks for r in history.sources(store))
+            finally:
+                store.close()
+
+        wait_for(lambda: checks() >= 3, 30)
+        pg.stop()
+        time.sleep(120)
+        pg.start()
+        before = checks()
+        wait_for(lambda: checks() >= before + 3, 120)  # it resumes without a restart
+        store = Store(url)
+        try:
+            rows = history.status(store)
+        finally:
+            store.close()
+        daemon.stop()
+    lines = daemon.stderr.splitlines()
+    outage = [line for line in lines if "database" in line.lower()]
+    assert 1 <= len(outage) < 10, daemon.stderr[-3000:]
+    assert "Traceback" not in daemon.stderr and "internal error" not in daemon.stderr
+    assert "database works again" in daemon.stderr
+    assert all(r.consecutive_failures == 0 and r.last_error is None for r in rows), rows
