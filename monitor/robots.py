@@ -1,16 +1,19 @@
 """robots.txt per RFC 9309, fetched through our own gated fetcher and cached for 24 hours.
 
-The stdlib parser is used only to parse: its own `read()` has no timeout or size cap and treats
-401/403 as "disallow everything", unlike the RFC.
+Protego matches the rules (longest match wins, Allow over Disallow on a tie, `*` and `$`):
+the stdlib's parser takes the first match and knows no wildcards, so `Disallow: /` before
+`Allow: /legal/` refused the very pages we watch. Fetching, the cache and the status rules
+(401/403 mean "unavailable", a 5xx or no answer means "disallow for now") stay ours.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import urllib.robotparser
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
+
+from protego import Protego
 
 from monitor.errors import FailureKind, FetchError
 from monitor.fetch import Fetcher
@@ -35,7 +38,7 @@ class RobotsCache:
         self.agent = user_agent.split("/")[0]
         self.lock = threading.Lock()
         # origin → (expires at, parser or None when unreachable, why)
-        self.entries: dict[str, tuple[float, urllib.robotparser.RobotFileParser | None, str]] = {}
+        self.entries: dict[str, tuple[float, Protego | None, str]] = {}
 
     def check(self, url: str) -> Verdict:
         parts = urlsplit(url)
@@ -53,22 +56,19 @@ class RobotsCache:
             # §2.3.1.4: unreachable robots.txt means complete disallow, for now.
             return Verdict(False, None, f"robots.txt unreachable ({problem}); not fetching")
         delay = parser.crawl_delay(self.agent)
-        allowed = parser.can_fetch(self.agent, url)
+        allowed = parser.can_fetch(url, self.agent)
         return Verdict(allowed, float(delay) if delay is not None else None,
                        "" if allowed else "disallowed by robots.txt")
 
-    def _load(self, origin: str) -> tuple[urllib.robotparser.RobotFileParser | None, str]:
-        parser = urllib.robotparser.RobotFileParser()
+    def _load(self, origin: str) -> tuple[Protego | None, str]:
         try:
             result = self.fetcher.fetch(origin + "/robots.txt")
         except FetchError as exc:
             if exc.status is not None and 400 <= exc.status < 500:
-                parser.parse([])  # §2.3.1.3: "unavailable" means everything is allowed
-                return parser, ""
+                # §2.3.1.3: "unavailable" means everything is allowed
+                return Protego.parse(""), ""
             return None, exc.reason
-        text = result.body[:PARSE_LIMIT].decode("utf-8", errors="replace")
-        parser.parse(text.splitlines())
-        return parser, ""
+        return Protego.parse(result.body[:PARSE_LIMIT].decode("utf-8", errors="replace")), ""
 
 
 def blocked_error(verdict: Verdict) -> FetchError:

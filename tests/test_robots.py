@@ -48,3 +48,43 @@ def test_robots_status_codes(server: HTTPServer, project, status: int, outcome: 
     if outcome == "failed":
         assert "robots.txt unreachable" in results["site/public"]["detail"]
         assert [req.path for req, _ in server.log] == ["/robots.txt"]
+
+
+RFC_ROBOTS = """
+User-agent: *
+Disallow: /
+Allow: /legal/
+Disallow: /*/print
+Disallow: /terms$
+
+User-agent: PolicyMonitor
+Disallow: /
+Allow: /legal/
+Allow: /terms$
+Disallow: /*/print
+"""
+
+
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("/legal/privacy", True),  # the longest match (Allow: /legal/) wins over Disallow: /
+    ("/legal/print", False),  # `*` matches inside a path segment and across them
+    ("/help/x/print?lang=en", False),
+    ("/terms", True),  # `$` anchors: /terms itself is allowed…
+    ("/terms/2024", False),  # …but not what merely starts with it
+    ("/other", False),
+])
+def test_robots_rules_match_as_rfc_9309_says(server: HTTPServer, path: str,
+                                             allowed: bool) -> None:
+    from monitor.config import Settings
+    from monitor.fetch import Fetcher
+    from monitor.robots import RobotsCache
+
+    server.expect_request("/robots.txt").respond_with_data(RFC_ROBOTS, content_type="text/plain")
+    settings = Settings(allow_private_addresses=True)
+    fetcher = Fetcher(settings)
+    try:
+        verdict = RobotsCache(fetcher, "PolicyMonitor/1.0 (+https://example.org)").check(
+            server.url_for(path))
+    finally:
+        fetcher.close()
+    assert verdict.allowed is allowed, verdict
