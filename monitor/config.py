@@ -352,6 +352,11 @@ def _check_selector(selector: str) -> str:
     return selector
 
 
+# For the commands that take a URL or a selector from the command line (`sources test`).
+check_url = _check_url
+check_selector = _check_selector
+
+
 @functools.lru_cache(maxsize=4096)
 def _selector_problem(selector: str) -> str | None:
     """Once per distinct selector: a watch list of 100,000 pages uses a handful of them."""

@@ -6,6 +6,8 @@ page can never take down the daemon or a batch of checks.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import random
 import time
@@ -23,7 +25,7 @@ from monitor.fetchers import Fetchers
 from monitor.models import Snapshot
 from monitor.robots import blocked_error
 from monitor.schedule import Policy
-from monitor.store import Claim, Completion, NewVersion, Store
+from monitor.store import Claim, Completion, NewVersion, SourceState, Store
 from monitor.store.trouble import TROUBLE, DatabaseTrouble
 
 if TYPE_CHECKING:
@@ -266,3 +268,82 @@ def reextract_source(store: Store, source: Source) -> ReextractResult:
         raise StoreError(f"no stored raw body of {source.name!r} could be re-extracted")
     generation = store.replace_history(source.name, source.extraction_key(), rebuilt, skipped)
     return ReextractResult(source.name, generation, len(rebuilt), skipped)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What a check of a source would see and record now, written nowhere (`sources test`)."""
+
+    source: Source
+    url: str  # the address fetched, after the server's redirects
+    status: int
+    fetcher: str
+    text: str
+    fingerprint: str
+    sha256: str
+    previous_snapshot_id: int | None  # the stored version compared against, if any
+    outcome: str  # baseline | unchanged | changed | refused
+    would_record: str
+    diff: difflib.Diff | None = None
+    classification: Classification | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        from monitor import wording
+
+        c = self.classification
+        return {
+            "source": self.source.name, "url": self.url, "status": self.status,
+            "fetcher": self.fetcher, "fingerprint": self.fingerprint, "sha256": self.sha256,
+            "previous_snapshot_id": self.previous_snapshot_id, "outcome": self.outcome,
+            "would_record": self.would_record, "text": self.text,
+            "diff": self.diff.to_dict() if self.diff is not None else None,
+            "labels": list(c.labels) if c else [], "severity": c.severity if c else None,
+            "headline": wording.headline(c.verdict.verdict, c.verdict.default,
+                                         c.verdict.regions_excluded, c.summary) if c else None,
+            "opt_out": [o.to_dict() for o in c.opt_out] if c else [],
+        }
+
+
+def try_source(store: Store | None, fetchers: Fetchers, source: Source,
+               clock: Callable[[], datetime] = _now) -> Trial:
+    """Fetch, extract and judge as `check_source` would, against the last stored version (with
+    `store`, opened read-only), and say what a check would record. Raises FetchError and
+    ExtractError: a trial has no failed check to record them in."""
+    if fetchers.robots is not None:
+        verdict = fetchers.robots.check(source.url)
+        if not verdict.allowed:
+            raise blocked_error(verdict)
+    state: SourceState | None = None
+    if store is not None:
+        with contextlib.suppress(StoreError):  # not in the database yet: a first version
+            state = store.state(source.name)
+    blank = SourceState(0, None, None, None, None, None, None, None, 0)
+    # no validators: a 304 would show nothing to try
+    fetched = fetchers.fetch(source, replace(state or blank, etag=None, last_modified=None))
+    result = fetched.result
+    page = Page(result.body, result.content_type, result.charset, source, result.url)
+    text = fetched.text if fetched.text is not None else page.text()
+    digest = sha256(text.encode("utf-8"))
+    seen = functools.partial(Trial, source, result.url, result.status, fetched.used, text,
+                             page.fingerprint, digest)
+    if state is None or store is None or state.current_text_blob is None:
+        return seen(previous_snapshot_id=None, outcome="baseline",
+                     would_record="the first version (a baseline: no change, no alert)")
+    previous = state.current_snapshot_id
+    if digest == state.current_sha256:
+        return seen(previous_snapshot_id=previous, outcome="unchanged",
+                     would_record="an unchanged check (no new version)")
+    refused = judge.refusal(state.current_text_size or 0, len(text.encode("utf-8")),
+                            f"(text {digest[:12]})", store.last_failure(state))
+    if refused is not None:
+        return seen(previous_snapshot_id=previous, outcome="refused",
+                     would_record=f"a failed check (anomalous): {refused}")
+    judged = judge.judge(store.text_of(state.current_text_blob), text, digest, clock(),
+                         judge.StorePast(store, state))
+    what = judged.diff.stats.summary() if judged.diff is not None else ""
+    c = judged.classification
+    if c is not None and c.labels:
+        what += f"; {', '.join(c.labels)} — {c.severity}"
+    return seen(previous_snapshot_id=previous, outcome="changed",
+                 would_record=f"a new version and a change ({what})", diff=judged.diff,
+                 classification=c)

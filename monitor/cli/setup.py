@@ -19,10 +19,11 @@ from monitor.cli.base import (
     started,
 )
 from monitor.errors import MonitorError
-from monitor.wording import plural
+from monitor.wording import plural, safe_terminal_text
 
 if TYPE_CHECKING:
     from monitor import config as cfg
+    from monitor import pipeline
     from monitor.store import Store
 
 
@@ -78,6 +79,114 @@ def sources_validate(ctx: Context) -> None:
     conf = ctx.checked_config(targets=True)
     enabled = sum(1 for s in conf.sources if s.enabled)
     click.echo(f"{conf.path}: ok ({plural(len(conf.sources), 'source')}, {enabled} enabled)")
+
+
+@sources_group.command("test")
+@click.argument("target", metavar="NAME|URL")
+@click.option("--select", "select", multiple=True,
+              help="CSS selector of the content to keep (repeatable; replaces the source's).")
+@click.option("--remove", "remove", multiple=True,
+              help="CSS selector of content to drop (repeatable; replaces the source's).")
+@click.option("--fetcher", type=click.Choice(["http", "browser", "auto"]), default=None,
+              help="How to fetch the page (default: the source's, or the settings').")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_context
+@handle_errors
+def sources_test(ctx: Context, target: str, select: tuple[str, ...], remove: tuple[str, ...],
+                 fetcher: str | None, as_json: bool) -> None:
+    """Try a source (or any URL) before saving it: fetch it through the gate, print the text,
+    its fingerprint, and the diff and classification against the last stored version. Nothing
+    is written: not the page, not a check, not the robots.txt cache."""
+    import dataclasses
+    import json
+
+    from monitor import config as cfg
+    from monitor import pipeline
+    from monitor.fetchers import Fetchers
+
+    conf = ctx.checked_config()
+    source = _trial_source(ctx, conf, target)
+    try:
+        if select:
+            source = dataclasses.replace(source, select=tuple(map(cfg.check_selector, select)))
+        if remove:
+            source = dataclasses.replace(source, remove=tuple(map(cfg.check_selector, remove)))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--select/--remove") from None
+    if fetcher is not None:
+        source = dataclasses.replace(source, fetcher=fetcher)
+    store = _read_only_store(conf.settings)
+    fetchers = Fetchers.build(conf.settings, [source],
+                              lambda message: click.echo(f"note: {message}", err=True))
+    try:
+        trial = pipeline.try_source(store, fetchers, source)
+    finally:
+        fetchers.close()
+        if store is not None:
+            store.close()
+    if as_json:
+        click.echo(json.dumps(trial.to_dict(), ensure_ascii=False))
+        return
+    _print_trial(trial)
+
+
+def _trial_source(ctx: Context, conf: cfg.Config, target: str) -> cfg.Source:
+    """The configured source of that name, or a new one for a URL (named after its host)."""
+    from urllib.parse import urlsplit
+
+    from monitor import config as cfg
+
+    found = conf.source(target)
+    if found is not None:
+        return found
+    if "://" not in target:
+        return ctx.source(target)  # the error that names the nearest sources
+    try:
+        url = cfg.check_url(target)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME|URL") from None
+    host = urlsplit(url).hostname or "page"
+    return cfg.Source(name=f"{host}/test", platform=host, url=url)
+
+
+def _read_only_store(settings: cfg.Settings) -> Store | None:
+    """The database to compare with, opened so it cannot be written; None when there is none."""
+    from monitor.store import Store
+
+    if Store.missing_file(settings.database) is not None:
+        return None
+    store = Store(settings.database, read_only=True)
+    try:
+        store.require_schema()
+    except MonitorError:
+        store.close()
+        return None
+    return store
+
+
+def _print_trial(trial: pipeline.Trial) -> None:
+    from monitor import diff as difflib
+    from monitor import wording
+
+    s = trial.source
+    click.echo(f"{s.name}: {_safe_url(trial.url)} (HTTP {trial.status}, {trial.fetcher}; "
+               f"select {list(s.select) or 'the page'}, remove {list(s.remove) or 'nothing'})")
+    click.echo(f"fingerprint {trial.fingerprint}, text sha256 {trial.sha256[:16]}…, "
+               f"{plural(len(trial.text.split()), 'word')}")
+    click.echo("--- text ---")
+    click.echo(safe_terminal_text(trial.text).rstrip("\n"))
+    click.echo("--- end of text ---")
+    if trial.diff is not None:
+        click.echo(f"against the stored version (snapshot {trial.previous_snapshot_id}):")
+        click.echo(difflib.terminal(trial.diff, "stored", "now").rstrip("\n"))
+    c = trial.classification
+    if c is not None:
+        headline = wording.headline(c.verdict.verdict, c.verdict.default,
+                                    c.verdict.regions_excluded, c.summary)
+        click.echo(f"classified: {', '.join(c.labels) or 'no labels'} — {c.severity}: {headline}")
+        for way in c.opt_out:
+            click.echo(f"  way out: {way.text}" + (f" ({_safe_url(way.url)})" if way.url else ""))
+    click.echo(f"a check now would record {trial.would_record}; nothing was written")
 
 
 @sources_group.command("list")
