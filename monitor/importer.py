@@ -30,11 +30,12 @@ EXTENSIONS = {".html": "text/html", ".htm": "text/html", ".md": "text/markdown",
               ".txt": "text/plain"}
 _STEM_RE = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})"
-    r"(?:T(?P<h>\d{2}):?(?P<m>\d{2})(?::?(?P<s>\d{2})(?:\.\d+)?)?(?P<tz>Z|[+-]\d{2}:?\d{2})?)?"
+    r"(?:T(?P<h>\d{2}):?(?P<m>\d{2})(?::?(?P<s>\d{2})(?:\.(?P<f>\d+))?)?(?P<tz>Z|[+-]\d{2}:?\d{2})?)?"
     r"(?:-\d+)?(?:--.+)?$"
 )
 _PAGE_SUFFIX_RE = re.compile(r"--(?P<page>.+)$")
 PAGE_JOINER = f"\n\n{reading.PAGE_JOINER}\n\n"  # as Open Terms Archive joins a document's pages
+EXPORT_MANIFEST = "policy-monitor-export.json"  # written by `export`: the sources' platforms
 _NOT_VERSIONS = {"README", "LICENSE", "LICENCE", "CHANGELOG", "MANIFEST", "NOTICE"}
 _KIND_WORDS = (("cookie", Kind.COOKIE_POLICY), ("privacy", Kind.PRIVACY_POLICY),
                ("terms", Kind.TERMS), ("agreement", Kind.TERMS), ("faq", Kind.FAQ),
@@ -64,6 +65,10 @@ class Document:
     name: str
     platform: str
     versions: tuple[VersionFile, ...]
+    kind: Kind | None = None  # None: guessed from the name
+    # Versions a Policy Monitor stored and exported: they passed the collapse rule once, and
+    # the failed checks that let a shrunk page through are not in an export.
+    vetted: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,8 @@ def parse_stem(stem: str) -> datetime:
         offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
     try:
         at = datetime(year, month, day, int(m.group("h") or 0), int(m.group("m") or 0),
-                      int(m.group("s") or 0), tzinfo=UTC)
+                      int(m.group("s") or 0), int((m.group("f") or "0")[:6].ljust(6, "0")),
+                      tzinfo=UTC)
     except ValueError as exc:
         raise ValueError(f"{stem!r} is not a valid date: {exc}") from None
     return at - timedelta(minutes=offset)
@@ -108,6 +114,7 @@ def discover(root: Path, extensions: Sequence[str] | None = None) -> list[Docume
     if unknown:
         raise ImportFailed(f"unsupported extension(s): {', '.join(sorted(unknown))} "
                            f"(supported: {', '.join(sorted(EXTENSIONS))})")
+    exported = _exported(root)
     folders: dict[Path, list[Path]] = {}
     for path in sorted(root.rglob("*")):
         if path.stem.upper() in _NOT_VERSIONS:
@@ -130,11 +137,40 @@ def discover(root: Path, extensions: Sequence[str] | None = None) -> list[Docume
                 continue
             versions.append(VersionFile(group[0], stamp, at, tuple(group[1:])))
         versions.sort(key=lambda v: (v.at, v.stem))
-        documents.append(Document("/".join(_slug(p) for p in parts), parts[0], tuple(versions)))
+        name = "/".join(_slug(p) for p in parts)
+        meta = exported.get(name)
+        if meta is not None:  # what the exporting database knew of the source
+            documents.append(Document(name, str(meta.get("platform") or parts[0]),
+                                      tuple(versions), _known_kind(meta.get("kind")), True))
+        else:
+            documents.append(Document(name, parts[0], tuple(versions)))
     if problems:
         raise ImportFailed("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)"
                                                       if len(problems) > 5 else ""))
     return documents
+
+
+def _exported(root: Path) -> dict[str, dict[str, object]]:
+    """The sources of a `policy-monitor export` at `root` (EXPORT_MANIFEST), or {}."""
+    import json
+
+    path = root / EXPORT_MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        sources = json.loads(path.read_text(encoding="utf-8")).get("sources", {})
+    except (ValueError, AttributeError) as exc:
+        raise ImportFailed(f"{path}: not an export manifest: {exc}") from None
+    if not isinstance(sources, dict):
+        raise ImportFailed(f"{path}: not an export manifest: 'sources' is not a table")
+    return {str(k): v for k, v in sources.items() if isinstance(v, dict)}
+
+
+def _known_kind(value: object) -> Kind | None:
+    try:
+        return Kind(str(value))
+    except ValueError:
+        return None
 
 
 def _by_stamp(files: Sequence[Path]) -> dict[str, list[Path]]:
@@ -189,8 +225,8 @@ def import_documents(
     version is judged by the same function as a live check, against the same stored past
     (monitor/judge.py), and a text that collapsed is refused the same way.
     """
-    sources = [Source(name=d.name, platform=d.platform, url=f"import:{d.name}", kind=_kind(d.name),
-                      enabled=False) for d in documents]
+    sources = [Source(name=d.name, platform=d.platform, url=f"import:{d.name}",
+                      kind=d.kind or _kind(d.name), enabled=False) for d in documents]
     store.ensure_sources(sources, enabled=False)
     imported: list[ImportedChange] = []
     # Where each document stands: its last stored check, the stem and text of its latest
@@ -223,7 +259,7 @@ def import_documents(
             previous_stem[doc.name] = version.stem
             continue
         before = previous_text[doc.name]
-        if before is not None:  # the live path's rule, so replay measures what users get
+        if before is not None and not doc.vetted:  # the live rule: replay measures what users get
             refused = judge.refusal(len(before.encode("utf-8")), len(text.encode("utf-8")),
                                     f"(text {digest[:12]})", store.last_failure(state))
             if refused is not None:

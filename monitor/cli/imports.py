@@ -102,3 +102,25 @@ def reextract(ctx: Context, name: str) -> None:
     click.echo(f"{name}: re-extracted {plural(result.versions, 'version')} from stored pages "
                f"(generation {result.generation}; {result.skipped} skipped); "
                "not reported as page changes")
+
+
+@main.command("export")
+@click.argument("args", nargs=-1, required=True, metavar="[SOURCE]... DIR")
+@click.option("--git", "as_git", is_flag=True,
+              help="Write a new git repository: one commit per version, at its recorded time.")
+@pass_context
+@handle_errors
+def export_cmd(ctx: Context, args: tuple[str, ...], as_git: bool) -> None:
+    """Write every version of the sources (default: all) to DIR in the layout `import` reads:
+    DIR/<source>/<stamp>.md, with the raw page beside it."""
+    from pathlib import Path
+
+    from monitor import export
+
+    *names, directory = args
+    store = ctx.store()
+    chosen = export.chosen(store, names)
+    root = Path(directory)
+    done = (export.write_git if as_git else export.write_folder)(store, chosen, root)
+    click.echo(f"exported {plural(done.sources, 'source')}, {plural(done.versions, 'version')} "
+               f"to {root}" + (" (a git repository)" if as_git else ""))
