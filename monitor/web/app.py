@@ -28,7 +28,7 @@ from monitor import config as cfg
 from monitor.errors import NotFoundError
 from monitor.store import Store
 from monitor.text import readable
-from monitor.web import api, boards, feeds, pages
+from monitor.web import api, boards, feeds, metrics, pages
 from monitor.web.deps import render
 
 log = logging.getLogger("monitor.web")
@@ -109,4 +109,5 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
     app.include_router(feeds.router)
     app.include_router(api.router)
     app.include_router(boards.router)
+    app.include_router(metrics.router)
     return app
