@@ -153,7 +153,7 @@ def _check(store: Store, fetchers: Fetchers, source: Source, ctx: CheckContext,
         store.record_failure(state, started, elapsed_ms(), exc.kind, exc.reason, exc.status,
                              done=done(False, exc.retry_after, exc.kind),
                              fetcher=fetchers.kind(source))
-        log.info("source=%s outcome=failed kind=%s reason=%s", source.name, exc.kind, exc.reason)
+        log.debug("source=%s outcome=failed kind=%s reason=%s", source.name, exc.kind, exc.reason)
         return CheckResult(source.name, "failed", exc.reason, failure_kind=exc.kind,
                            retry_after=exc.retry_after, fetcher=fetchers.kind(source))
 
@@ -189,7 +189,7 @@ def _check(store: Store, fetchers: Fetchers, source: Source, ctx: CheckContext,
             if refused is not None:
                 store.record_failure(state, started, elapsed_ms(), FailureKind.ANOMALOUS,
                                      refused, result.status, done=done(False), fetcher=used)
-                log.info("source=%s outcome=failed kind=anomalous %s", source.name, refused)
+                log.debug("source=%s outcome=failed kind=anomalous %s", source.name, refused)
                 return CheckResult(source.name, "failed", refused,
                                    failure_kind=FailureKind.ANOMALOUS)
             old_text = store.text_of(state.current_text_blob)
@@ -211,7 +211,7 @@ def _check(store: Store, fetchers: Fetchers, source: Source, ctx: CheckContext,
     except ExtractError as exc:
         store.record_failure(state, started, elapsed_ms(), FailureKind.PERMANENT, str(exc),
                              result.status, done=done(False), fetcher=used)
-        log.info("source=%s outcome=failed kind=extract reason=%s", source.name, exc)
+        log.debug("source=%s outcome=failed kind=extract reason=%s", source.name, exc)
         return CheckResult(source.name, "failed", str(exc), failure_kind=FailureKind.PERMANENT)
     except StoreError:
         raise

@@ -32,6 +32,7 @@ from monitor.fetchers import Fetchers
 from monitor.pipeline import CheckContext, CheckResult, check_source
 from monitor.store import Claim, Store, host_of
 from monitor.store.trouble import TROUBLE, DatabaseTrouble
+from monitor.summary import FoldedFailures
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -72,6 +73,7 @@ class Dispatcher:
         self.owner = owner
         self.clock = clock
         self.on_result = on_result
+        self.folded = FoldedFailures()  # failures sharing a cause: one line a minute
         settings = config.settings
         self.workers = settings.workers
         self.fetchers = Fetchers.build(settings, config.sources)
@@ -224,9 +226,13 @@ class Dispatcher:
             elif not result.recorded:
                 self.store.release(claim)
                 rested = timedelta(0)
-            level = logging.WARNING if result.outcome == "failed" else logging.INFO
-            if result.trouble is None:  # the database's trouble is logged once, not per check
-                log.log(level, "check %s (lag=%.3fs)", result.line(), lag)
+            failed = result.outcome == "failed"
+            # the database's trouble is logged once, not per check; page failures by cause
+            if result.trouble is None and (not failed or self.folded.first(result)):
+                log.log(logging.WARNING if failed else logging.INFO, "check %s (lag=%.3fs)",
+                        result.line(), lag)
+            for line in self.folded.due():
+                log.warning(line)
             if self.on_result is not None:
                 self.on_result(result)
         except Exception:  # never let one check take the pool down
@@ -297,6 +303,8 @@ class Dispatcher:
             self.done.clear()
         with self.lock:
             unfinished = [r.claim for r in self.in_flight.values()]
+        for line in self.folded.due(everything=True):  # held failures are said before exit
+            log.warning(line)
         for claim in unfinished:
             try:
                 self.store.release(claim)

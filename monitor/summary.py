@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from monitor.pipeline import CheckResult
 from monitor.wording import plural
 
+T = TypeVar("T")
 GROUP_AT = 3  # this many sources failing the same way are one line
 
 OUTCOMES = (("unchanged", "unchanged", "unchanged"), ("changed", "changed", "changed"),
@@ -55,10 +57,11 @@ class FailureGroup:
     reason: str  # one source's reason, as an example of the cause
     sources: tuple[str, ...]
 
-    def line(self) -> str:
+    def line(self, lead: str = "") -> str:
         names = ", ".join(self.sources[:3]) + (", …" if len(self.sources) > 3 else "")
         hint = explain(self.reason)
-        return (f"{len(self.sources)} sources failed the same way ({self.kind}): {self.reason}"
+        lead = lead or f"{len(self.sources)} sources failed the same way"
+        return (f"{lead} ({self.kind}): {self.reason}"
                 + (f" — {hint}" if hint else "") + f" [{names}]")
 
 
@@ -95,6 +98,84 @@ def summarise(results: Sequence[CheckResult], seconds: float) -> Summary:
     return Summary(dict(counts), dict(by_kind), groups, seconds)
 
 
+@dataclass(frozen=True)
+class Fold(Generic[T]):
+    """Items that fail the same way (the web's failing sources, folded into one row)."""
+
+    kind: str
+    reason: str  # one item's reason, as an example of the cause
+    items: tuple[T, ...]
+
+    @property
+    def hint(self) -> str | None:
+        return explain(self.reason)
+
+
+def fold(items: Iterable[T], kind: Callable[[T], str], reason: Callable[[T], str],
+         at: int = GROUP_AT) -> tuple[list[Fold[T]], list[T]]:
+    """Causes shared by `at` or more items, largest first, and the items left on their own."""
+    by_cause: dict[tuple[str, str], list[T]] = {}
+    for item in items:
+        by_cause.setdefault((kind(item), cause(reason(item))), []).append(item)
+    folds = [Fold(k, reason(members[0]), tuple(members))
+             for (k, _), members in sorted(by_cause.items(), key=lambda kv: -len(kv[1]))
+             if len(members) >= at]
+    alone = [item for members in by_cause.values() if len(members) < at for item in members]
+    return folds, alone
+
+
 def grouped(groups: Iterable[FailureGroup]) -> set[str]:
     """The sources whose failure a group line already reports."""
     return {name for g in groups for name in g.sources}
+
+
+@dataclass
+class _Window:
+    started: float
+    example: str
+    held: list[str]
+
+
+class FoldedFailures:
+    """The daemon's log of failed checks, folded by cause: the first source that fails a way
+    is logged as it happens; others failing the same way within `every` seconds are held and
+    said in one line when the window closes. Offline, 97 sources are two lines a round, not 194."""
+
+    def __init__(self, every: float = 60.0, clock: Callable[[], float] | None = None) -> None:
+        import threading
+        import time
+
+        self.every = every
+        self.clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._windows: dict[tuple[str, str], _Window] = {}
+
+    def first(self, result: CheckResult) -> bool:
+        """True when this failure is to be logged now; False when a window holds it."""
+        key = (str(result.failure_kind or "unknown"), cause(result.detail))
+        now = self.clock()
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or now - window.started >= self.every:
+                if window is None or not window.held:
+                    self._windows[key] = _Window(now, result.detail, [])
+                    return True
+                window.held.append(result.source)  # said with the others when it closes
+                return False
+            window.held.append(result.source)
+            return False
+
+    def due(self, *, everything: bool = False) -> list[str]:
+        """Lines for the windows that closed (all of them with `everything`, at shutdown)."""
+        now = self.clock()
+        lines = []
+        with self._lock:
+            for key, window in list(self._windows.items()):
+                if not window.held or not (everything or now - window.started >= self.every):
+                    continue
+                names = sorted(set(window.held))
+                group = FailureGroup(key[0], window.example, tuple(names))
+                lines.append(group.line(f"{plural(len(names), 'more source')} failed the "
+                                        f"same way in the last {now - window.started:.0f}s"))
+                del self._windows[key]
+        return lines

@@ -298,3 +298,61 @@ def test_a_network_failure_at_start_is_retried_within_the_ladder(server: HTTPSer
     assert hours_ahead("local/offline") > 5.5  # past the ladder: back to the interval
     assert hours_ahead("local/gone") > 5.5  # a page that is gone is not retried soon
     assert len(rec.times("/gone")) == 1
+
+
+def test_failures_sharing_a_cause_are_folded_in_the_log(project, daemons) -> None:
+    """Offline, every source fails the same way: the log says it in a few lines, not one line
+    per source per round."""
+    from tests.conftest import free_port
+
+    port = free_port()  # nothing listens: every check is refused the same way
+    project.write("".join(f"""
+        [[source]]
+        name = "site/p{i}"
+        platform = "Site"
+        url = "http://127.0.0.{i + 1}:{port}/p"
+        interval = "2s"
+    """ for i in range(12)), settings='''jitter = "0s"
+        retry_ladder = ["2s"]
+        failure_threshold = 100''')
+    project.cli("init")
+    daemon = Daemon(project.config)
+    daemons.append(daemon)
+    time.sleep(9)  # several retry rounds of 12 failures each
+    daemon.stop()
+    from monitor import history
+    from monitor.store import Store
+
+    store = Store(project.db_url)
+    try:
+        failures = sum(r.consecutive_failures for r in history.status(store))
+    finally:
+        store.close()
+    assert failures >= 24  # at least two rounds of every source
+    lines = [line for line in daemon.stderr.splitlines() if "failed" in line]
+    assert lines and len(lines) <= 6, daemon.stderr[-3000:]
+    assert any("more sources failed the same way" in line and "site/p" in line for line in lines)
+
+
+def test_folded_failures_say_each_cause_once_a_minute() -> None:
+    from monitor.errors import FailureKind
+    from monitor.pipeline import CheckResult
+    from monitor.summary import FoldedFailures
+
+    now = [0.0]
+    folded = FoldedFailures(every=60, clock=lambda: now[0])
+
+    def fail(name: str, reason: str) -> bool:
+        return folded.first(CheckResult(name, "failed", reason,
+                                        failure_kind=FailureKind.TRANSIENT))
+
+    assert fail("a/1", "cannot resolve www.a.com: Name or service not known")
+    assert not fail("b/1", "cannot resolve www.b.com: Name or service not known")
+    assert fail("c/1", "HTTP 503 from c.com")  # another cause is its own line
+    assert folded.due() == []  # the window is still open
+    now[0] = 61
+    [line] = folded.due()
+    assert line.startswith("1 more source failed the same way in the last 61s (transient): "
+                           "cannot resolve www.a.com")
+    assert "no DNS" in line and "[b/1]" in line
+    assert fail("a/1", "cannot resolve www.a.com: Name or service not known")  # a new window

@@ -110,7 +110,7 @@ def test_dashboard_source_change_and_feed_by_clicking(site: str, browser) -> Non
     assert "Watched pages" in page.text_content("h1")
     assert page.locator("svg[role=img] circle").count() >= 1  # the timeline chart
     page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
-    page.click("h3 + table >> text=Privacy Policy")
+    page.click("details.platform table >> text=Privacy Policy")
     assert page.url.endswith("/sources/linkedin/privacy-policy")
     page.click("a[href^='/changes/']")
     assert "/changes/" in page.url
@@ -481,3 +481,30 @@ def test_board_feed_has_one_entry_per_answer_that_changed(linkedin_site: str) ->
     assert requests.get(f"{linkedin_site}/feeds/board/nosuch.atom", timeout=10).status_code == 404
     everything = requests.get(f"{linkedin_site}/feeds/board.atom", timeout=10)
     assert everything.status_code == 200 and everything.content.count(b"<entry>") == len(entries)
+
+
+def test_offline_dashboard_is_folded_not_a_wall(tmp_path_factory, browser) -> None:
+    """97 sources failing the same way are one row with the cause, the sources on demand."""
+    project = Project(tmp_path_factory.mktemp("offline"))
+    port = free_port()  # nothing listens: every check is refused the same way
+    project.write("".join(f"""
+        [[source]]
+        name = "platform{i % 30}/page{i}"
+        platform = "Platform {i % 30}"
+        title = "Page {i}"
+        url = "http://127.0.0.1:{port}/page{i}"
+    """ for i in range(97)), settings="failure_threshold = 1")
+    project.cli("init")
+    project.cli("check")
+    with serving(project.config) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(base + "/")
+        height = page.evaluate("document.documentElement.scrollHeight")
+        assert height < 2000, height
+        fold = page.locator("li.fold")
+        assert fold.count() == 1
+        assert "97 sources failing the same way" in fold.inner_text()
+        assert not page.locator("li.fold a", has_text="Page 5").first.is_visible()
+        fold.locator("summary").click()  # the sources, on demand
+        assert page.locator("li.fold a", has_text="Page 5").first.is_visible()
+        page.close()

@@ -12,11 +12,13 @@ from monitor import diff as difflib
 from monitor import history
 from monitor.labels import LABELS
 from monitor.store.trouble import noted
+from monitor.summary import fold
 from monitor.web.deps import MAX_ID, PAGE, Id, StoreDep, render
 from monitor.web.svg import timeline_svg
 from monitor.web.text import render as render_text
 
 router = APIRouter(include_in_schema=False)
+FOLD_PLATFORMS_AT = 30  # more sources than this: each platform's table opens on demand
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -31,8 +33,13 @@ def dashboard(store: StoreDep, request: Request, period: str = Query("1y", alias
     platforms: dict[str, list[history.DashboardRow]] = {}
     for r in rows:
         platforms.setdefault(r.platform, []).append(r)
+    failing = [r for r in rows if r.failing or r.last_outcome == "failed"]
+    # 97 sources offline are one row with the cause, the sources on demand, not a wall
+    folds, alone = fold(failing, lambda r: (r.failure.kind if r.failure else None) or "unknown",
+                        lambda r: (r.failure.reason if r.failure else None) or "")
     return render(request, "dashboard.html", rows=rows, platforms=platforms, days=days,
-                failing=[r for r in rows if r.failing or r.last_outcome == "failed"],
+                failing=failing, folds=folds, alone=alone,
+                folded_platforms=len(rows) > FOLD_PLATFORMS_AT,
                 dead_targets=[t for t in store.target_health(failing_only=True) if t.alert_at],
                 db_trouble=noted(request.app.state.settings.data_dir),
                 recent=history.changes(store, limit=PAGE, with_sentences=False),
