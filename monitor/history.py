@@ -7,7 +7,7 @@ with the same fields as its table form.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +114,7 @@ class ChangeSummary(_Worded):
     verdict: list[str] | None = None
     default: str | None = None
     regions_excluded: list[str] | None = None
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # classify.Evidence dicts
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -370,6 +371,7 @@ def changes(
                 summary=(ch.findings or {}).get("summary"), event_id=ch.event_id,
                 opt_out=ch.opt_out, verdict=ch.verdict, default=ch.ai_default,
                 regions_excluded=ch.regions_excluded,
+                evidence=list((ch.findings or {}).get("evidence") or []),
             ))
         return out
 

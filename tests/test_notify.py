@@ -572,3 +572,32 @@ def test_alerts_name_the_page_once_and_show_links_as_text() -> None:
         assert "Data Processing Objection Form (https://www.linkedin.com/help/linkedin/ask/TS" \
                in message.body.replace("\\", "")
         assert "Objection form (https://example.org/form)" in message.body.replace("\\", "")
+
+
+def test_held_alerts_say_until_when(server: HTTPServer, project, page) -> None:
+    """With the default event window a new alert waits for its siblings: `deliveries` says so
+    and until when, instead of a bare "pending" with no next try."""
+    body = {"html": page("<p>We use your data to run the service.</p>")}
+    server.expect_request("/p").respond_with_handler(
+        lambda _: Response(body["html"], content_type="text/html; charset=utf-8"))
+    project.write(f"""
+        [[source]]
+        name = "acme/privacy"
+        platform = "Acme"
+        url = "{server.url_for('/p')}"
+
+        [[subscription]]
+        name = "team"
+        url = "json://127.0.0.1:9/hook"
+    """)  # event_window: the default 15 minutes
+    project.cli("init")
+    project.check()
+    body["html"] = page("<p>We use your data to run the service.</p>"
+                        "<p>We may use your posts to train generative AI models.</p>")
+    project.check()
+    [row] = project.json("deliveries")
+    assert row["status"] == "pending" and row["held_until"] is not None
+    held = datetime.fromisoformat(row["held_until"].replace("Z", "+00:00"))
+    assert timedelta(minutes=13) < held - datetime.now(UTC) <= timedelta(minutes=15)
+    table = project.cli("deliveries").output
+    assert f"held until {held:%H:%M} UTC (event window)" in table

@@ -225,6 +225,19 @@ def test_feeds_parse(site: str) -> None:
     assert len(feed.entries) >= 1
     assert all("ai_training" in [t.term for t in e.tags] for e in feed.entries)
     assert "/changes/" in feed.entries[0].link
+    # the charset is said, so a browser shows "—" and "’" as they are
+    r = urllib.request.urlopen(site + "/feeds/changes.atom")  # noqa: S310
+    assert r.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    # the summary is the evidence, in plain words, not the first lines of a Markdown diff
+    [summary] = [e.summary for e in feed.entries if "linkedin/privacy-policy" in e.title]
+    assert f"Added: “{ADDED}" in summary or ADDED in summary, summary
+    assert "Way out:" in summary and "Settings" in summary
+    assert "](" not in summary and "| |" not in summary
+    # feed readers and link checkers ask HEAD first
+    head = urllib.request.urlopen(urllib.request.Request(  # noqa: S310
+        site + "/feeds/label/ai_training.atom", method="HEAD"))
+    assert head.status == 200 and head.read() == b""
+    assert head.headers["Content-Type"].startswith("application/atom+xml")
 
 
 def test_search_finds_when_a_sentence_first_appeared(site: str) -> None:

@@ -78,6 +78,8 @@ def notify_digest(ctx: Context) -> None:
 @handle_errors
 def deliveries(ctx: Context, failed_only: bool, failing: bool, as_json: bool) -> None:
     """The alert outbox: what was sent, what is pending, what failed, where and why."""
+    from datetime import UTC, datetime
+
     from monitor import config as cfg
     from monitor.wording import error_class
 
@@ -106,17 +108,32 @@ def deliveries(ctx: Context, failed_only: bool, failing: bool, as_json: bool) ->
     def problem(d: Any) -> str:
         return error_class(d.last_error) if d.status != "merged" else ""
 
+    now = datetime.now(UTC)
+
+    def held(d: Any) -> datetime | None:
+        """Not due yet and never tried: an alert waiting for its event's siblings."""
+        at = d.next_attempt_at.replace(tzinfo=UTC) if d.next_attempt_at.tzinfo is None \
+            else d.next_attempt_at
+        return at if d.status == "pending" and not d.attempts and at > now else None
+
+    def next_try(d: Any) -> str:
+        until = held(d)
+        if until is not None:
+            why = " (event window)" if d.kind in ("change", "answer") else ""
+            return f"held until {until:%H:%M} UTC{why}"
+        return _ago(d.next_attempt_at) if d.status == "pending" and d.last_error else "-"
+
     if as_json:
         _echo_json({"id": d.id, "kind": d.kind, "change_id": d.change_id,
                     "subscription": d.subscription, "target": d.target,
                     "url": masked.get((d.subscription, d.target)), "status": d.status,
                     "attempts": d.attempts, "next_attempt_at": iso(d.next_attempt_at),
-                    "sent_at": iso(d.sent_at), "error": d.last_error, "error_class": problem(d)}
+                    "sent_at": iso(d.sent_at), "error": d.last_error, "error_class": problem(d),
+                    "held_until": iso(held(d))}
                    for d in rows)
         return
     _table(["ID", "KIND", "CHANGE", "TARGET", "STATUS", "TRIES", "PROBLEM", "NEXT TRY", "ERROR"],
            [[d.id, d.kind, d.change_id or "-",
              f"{d.subscription}#{d.target} {masked.get((d.subscription, d.target)) or '(gone from config)'}",
-             d.status, d.attempts, problem(d) or "-",
-             _ago(d.next_attempt_at) if d.status == "pending" and d.last_error else "-",
+             "held" if held(d) else d.status, d.attempts, problem(d) or "-", next_try(d),
              _cut(d.last_error, 60)] for d in rows])

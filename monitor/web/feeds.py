@@ -17,12 +17,36 @@ from monitor.text import readable
 from monitor.web.deps import PAGE, StoreDep
 
 router = APIRouter(include_in_schema=False)
+# With the charset said: a browser shows a feed served without it as Latin-1 ("â€”" for "—").
+ATOM = "application/atom+xml; charset=utf-8"
 # Characters XML 1.0 forbids: a watched page can contain them, an Atom feed must not.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def xml_text(text: str) -> str:
     return _XML_INVALID.sub("\ufffd", text)
+
+
+def evidence_summary(c: history.ChangeSummary, quotes: int = 3) -> str:
+    """What a feed reader shows of a change: its headline, the sentences that earned its labels
+    and the ways out, as plain text; a change with no evidence says its size, never raw
+    Markdown diff lines ("[Effective …](…)", "| |")."""
+    lines = [c.headline]
+    said: set[str] = set()
+    for e in c.evidence:
+        sentence = readable(str(e.get("new") or e.get("old") or "")).strip()
+        if sentence and sentence not in said and len(said) < quotes:
+            said.add(sentence)  # one sentence may carry several labels: quoted once
+            verb = {"removed": "Removed", "added": "Added"}.get(str(e.get("direction")), "Now")
+            lines.append(f"{verb}: “{sentence}”")
+    for way in (c.opt_out or [])[:3]:
+        url = way.get("url")
+        lines.append(f"Way out: {readable(str(way.get('text', ''))).strip()}"
+                     + (f" ({url})" if url else ""))
+    if len(lines) == 1:
+        lines.append(f"+{c.words_added} −{c.words_removed} words; "
+                     f"{c.sentences_added} sentences added, {c.sentences_removed} removed.")
+    return "\n".join(lines)
 
 
 def _generator(request: Request, title: str, self_path: str, alternate: str,
@@ -51,9 +75,8 @@ def feed(request: Request, title: str, self_path: str, items: list[history.Chang
         entry.updated(c.detected_at)
         for label in c.labels or []:
             entry.category(term=xml_text(label))
-        added = " ".join(c.added_sentences[:5])
-        entry.summary(xml_text(f"{c.headline} Added: {added}".strip()), type="text")
-    return Response(fg.atom_str(pretty=True), media_type="application/atom+xml")
+        entry.summary(xml_text(evidence_summary(c)), type="text")
+    return Response(fg.atom_str(pretty=True), media_type=ATOM)
 
 
 def board_feed(request: Request, title: str, self_path: str,
@@ -74,16 +97,16 @@ def board_feed(request: Request, title: str, self_path: str,
             lines += [f"“{readable(a.quote)}” ({a.source})"
                       for a in news.answers.get(m.question, ()) if a.quote][:2]
         entry.summary(xml_text("\n".join(lines)), type="text")
-    return Response(fg.atom_str(pretty=True), media_type="application/atom+xml")
+    return Response(fg.atom_str(pretty=True), media_type=ATOM)
 
 
-@router.get("/feeds/board.atom", include_in_schema=False)
+@router.api_route("/feeds/board.atom", methods=["GET", "HEAD"], include_in_schema=False)
 def feed_board(store: StoreDep, request: Request) -> Response:
     return board_feed(request, "Policy Monitor: AI data-use board", "/feeds/board.atom",
                       history.board_news(store, limit=PAGE))
 
 
-@router.get("/feeds/board/{platform}.atom", include_in_schema=False)
+@router.api_route("/feeds/board/{platform}.atom", methods=["GET", "HEAD"], include_in_schema=False)
 def feed_board_platform(store: StoreDep, request: Request, platform: str) -> Response:
     try:
         items = history.board_news(store, platform, limit=PAGE)
@@ -93,13 +116,13 @@ def feed_board_platform(store: StoreDep, request: Request, platform: str) -> Res
                       f"/feeds/board/{quote(platform)}.atom", items)
 
 
-@router.get("/feeds/changes.atom", include_in_schema=False)
+@router.api_route("/feeds/changes.atom", methods=["GET", "HEAD"], include_in_schema=False)
 def feed_all(store: StoreDep, request: Request) -> Response:
     return feed(request, "Policy Monitor: all changes", "/feeds/changes.atom",
                 history.changes(store, limit=PAGE))
 
 
-@router.get("/feeds/label/{label}.atom", include_in_schema=False)
+@router.api_route("/feeds/label/{label}.atom", methods=["GET", "HEAD"], include_in_schema=False)
 def feed_label(store: StoreDep, request: Request, label: str) -> Response:
     if label not in LABELS:
         raise HTTPException(404, "unknown label")
@@ -107,7 +130,7 @@ def feed_label(store: StoreDep, request: Request, label: str) -> Response:
                 history.changes(store, labels=[label], limit=PAGE))
 
 
-@router.get("/feeds/platform/{platform}.atom", include_in_schema=False)
+@router.api_route("/feeds/platform/{platform}.atom", methods=["GET", "HEAD"], include_in_schema=False)
 def feed_platform(store: StoreDep, request: Request, platform: str) -> Response:
     items = [c for c in history.changes(store, limit=1000) if c.platform == platform][:PAGE]
     return feed(request, f"Policy Monitor: {platform}", f"/feeds/platform/{quote(platform)}.atom",
