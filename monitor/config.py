@@ -6,6 +6,7 @@ one error per run gives up. Nothing here touches the network or the database.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import functools
 import math
@@ -542,7 +543,9 @@ def _parse_table(
     for key, value in raw.items():
         check = schema.get(key)
         if check is None:
+            near = difflib.get_close_matches(key, schema, n=3, cutoff=0.7)
             errors.add(table, index, key, f"{label}.{key}",
+                       f"unknown key; did you mean {' or '.join(near)}?" if near else
                        f"unknown key (known: {', '.join(sorted(schema))})")
             continue
         try:

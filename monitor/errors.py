@@ -88,6 +88,16 @@ def unknown_source(name: str, known: Iterable[str], where: str = "") -> NotFound
 
     names = sorted(set(known))
     near = [n for n in names if name and (n.startswith(name) or name in n)][:5]
-    near += [n for n in difflib.get_close_matches(name, names, n=5, cutoff=0.6) if n not in near]
+
+    def likeness(other: str) -> float:
+        # Within one platform only the page part counts: "linkedin/nope" is not like
+        # "linkedin/faq-mirror" because both start with "linkedin/".
+        mine, theirs = name.partition("/"), other.partition("/")
+        if mine[1] and theirs[1] and mine[0] == theirs[0]:
+            return difflib.SequenceMatcher(None, mine[2], theirs[2]).ratio()
+        return difflib.SequenceMatcher(None, name, other).ratio()
+
+    scored = sorted(((likeness(n), n) for n in names if n not in near), reverse=True)
+    near += [n for score, n in scored[:5] if score >= 0.6]
     hint = f"; did you mean {', '.join(near[:5])}?" if near else " (see `sources list`)"
     return NotFoundError(f"no source named {name!r}{where}{hint}")

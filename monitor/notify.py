@@ -22,6 +22,7 @@ from monitor import history, messages, routing, targets, text, webhook
 from monitor.board import AnswerNews
 from monitor.models import Delivery
 from monitor.store import Store
+from monitor.text import readable
 from monitor.wording import error_class
 
 log = logging.getLogger("monitor.notify")
@@ -64,6 +65,12 @@ def send(url: str, message: messages.Message, *, secret: str | None = None,
     limit = getattr(target[0], "body_maxlen", 30_000) or 30_000
     body = messages.trim(message.body, limit)
     fmt = apprise.NotifyFormat.HTML if message.format == "html" else apprise.NotifyFormat.MARKDOWN
+    wanted = target[0].notify_format
+    wanted = wanted[0] if isinstance(wanted, tuple) else wanted
+    if fmt is apprise.NotifyFormat.MARKDOWN and wanted == apprise.NotifyFormat.TEXT:
+        # apprise passes Markdown on to a plain-text target (json://, form://, ntfy://…) as
+        # it is: say it in plain words, without `\-` escapes, `**`, or `[text](url)`.
+        body, fmt = readable(body), apprise.NotifyFormat.TEXT
     with apprise.LogCapture(level=apprise.logging.WARNING) as captured:
         result = target.notify(title=message.title, body=body, body_format=fmt)
         errors = captured.getvalue().strip()

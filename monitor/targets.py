@@ -43,9 +43,15 @@ def problem(url: str, env: Mapping[str, str]) -> str | None:
                 "mailtos://, slack://, discord://, json://; our JSON webhook is webhooks://")
     if unset:
         return None
-    with apprise.LogCapture(level=logging.WARNING) as captured:
-        plugin = apprise.Apprise.instantiate(filled)
-        log = captured.getvalue()
+    # apprise's own warnings are what the one line below says: keep them off the console
+    apprise_log = logging.getLogger("apprise")
+    propagates, apprise_log.propagate = apprise_log.propagate, False
+    try:
+        with apprise.LogCapture(level=logging.WARNING) as captured:
+            plugin = apprise.Apprise.instantiate(filled)
+            log = captured.getvalue()
+    finally:
+        apprise_log.propagate = propagates
     if plugin is not None:
         return None
     # apprise says why in warnings, and "Could not load X URL: <the URL>" last; never echo

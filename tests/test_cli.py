@@ -128,6 +128,15 @@ def test_status_exits_1_when_a_source_fails_too_often(server: HTTPServer, projec
     again = {r["name"]: r for r in project.json("status")}
     assert again["acme/down"]["failing_since"] == rows["acme/down"]["failing_since"]
     assert again["acme/down"]["consecutive_failures"] == 2
+    # at exactly failure_threshold the source shows as failing, and status says so by its exit
+    project.cli("status")  # 2 failures: not failing yet, exit 0
+    project.cli("check", "acme/down")
+    at_threshold = project.cli("status", ok=False)
+    assert at_threshold.exit_code == 1
+    down = next(line for line in at_threshold.stdout.splitlines() if line.startswith("acme/down"))
+    assert " failing " in down and " 3 " in down
+    assert "status: 1 source failing (3 failures in a row; failure_threshold = 3): acme/down" \
+        in at_threshold.stderr
 
 
 def test_daemon_refuses_a_damaged_database_and_leaves_it_alone(project) -> None:
@@ -251,3 +260,84 @@ def test_commands_import_only_what_they_use(server: HTTPServer, project) -> None
     loaded = _modules_after(project.config, "check")
     assert {"requests", "bs4"} <= loaded
     assert not loaded & {*WEB_STACK, "apprise", "alembic"}
+
+
+def test_a_closed_pipe_is_not_an_error(project) -> None:
+    """`status | head -2`: the reader went away; that is no internal error and no exit 70."""
+    project.write("".join(f"""
+        [[source]]
+        name = "site/page{i}"
+        platform = "Site"
+        url = "https://example.org/page{i}"
+    """ for i in range(300)))
+    project.cli("init")
+    for args in (["status"], ["sources", "list"], ["deliveries"], ["sources", "list", "--json"]):
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(project.config),
+                                 *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # like `head` that has read its lines and exited
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=30) == 0, (args, err)
+        assert err == "", (args, err)
+
+
+def test_ctrl_c_or_sigterm_stops_serve_cleanly(project) -> None:
+    import signal
+    import time
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    project.write("")
+    project.cli("init")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config",
+                                 str(project.config), "serve", "--port", str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, (sig, out, err)
+        assert "Aborted" not in out + err and "Traceback" not in err
+
+
+def test_validate_says_what_was_meant_and_nothing_from_apprise(project) -> None:
+    project.write("""
+        [[source]]
+        name = "linkedin/faq-mirror"
+        platform = "LinkedIn"
+        url = "https://example.org/faq"
+        intervl = "1h"
+
+        [[subscription]]
+        name = "team"
+        url = "mailto://bad@@"
+    """, settings='per_host_dely = "5s"')
+    proc = subprocess.run([sys.executable, "-m", "monitor", "--config", str(project.config),
+                           "sources", "validate"], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 78
+    lines = proc.stderr.strip().splitlines()
+    # every problem at once (the bad target too), each with file:line, and nothing else
+    assert len(lines) == 3, lines
+    assert all(line.startswith(f"error: {project.config}:") for line in lines), lines
+    assert "settings.per_host_dely: unknown key; did you mean per_host_delay?" in lines[0]
+    assert "source[linkedin/faq-mirror].intervl: unknown key; did you mean interval?" in lines[1]
+    assert "subscription[team].url" in lines[2] and "apprise" not in proc.stderr.lower()
+    # a name that is like no source gets no unrelated suggestion
+    project.write("""
+        [[source]]
+        name = "linkedin/faq-mirror"
+        platform = "LinkedIn"
+        url = "https://example.org/faq"
+    """)
+    project.cli("init")
+    missing = project.cli("history", "linkedin/nope", ok=False)
+    assert "faq-mirror" not in missing.output and "see `sources list`" in missing.output

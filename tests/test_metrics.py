@@ -50,6 +50,8 @@ def test_metrics_are_scraped_and_parsed(server: HTTPServer, project, page) -> No
     project.check()
     with serving(project.config) as base:
         m = _scrape(base)
+        with urllib.request.urlopen(base + "/", timeout=10) as r:  # noqa: S310 - loopback
+            assert "2 sources on 1 platform ·" in r.read().decode()  # never "1 platforms"
     assert m["policy_monitor_database_up"][()] == 1
     checks = m["policy_monitor_checks_total"]
     assert checks[(("fetcher", "http"), ("outcome", "baseline"))] == 1

@@ -136,7 +136,9 @@ def test_high_ai_change_reaches_email_and_webhook(server: HTTPServer, project, s
     (posted,) = hook.received
     assert posted["title"] == subject
     assert "train generative AI models" in posted["message"]
-    assert "Settings \\> Data privacy \\> Data for Generative AI Improvement" in posted["message"]
+    # json:// is a plain-text target: plain words, not Markdown escapes (`opt\\-out`, `\\>`)
+    assert "Settings > Data privacy > Data for Generative AI Improvement" in posted["message"]
+    assert "\\" not in posted["message"] and "](" not in posted["message"]
     # Nothing is sent twice.
     assert "sent 0" in project.cli("notify", "flush").output
     assert len(box.messages) == 1

@@ -517,6 +517,7 @@ def test_offline_dashboard_is_folded_not_a_wall(tmp_path_factory, browser) -> No
         fold = page.locator("li.fold")
         assert fold.count() == 1
         assert "97 sources failing the same way" in fold.inner_text()
+        assert "97 sources on 30 platforms" in page.inner_text("body")
         assert not page.locator("li.fold a", has_text="Page 5").first.is_visible()
         fold.locator("summary").click()  # the sources, on demand
         assert page.locator("li.fold a", has_text="Page 5").first.is_visible()

@@ -133,12 +133,16 @@ def status(ctx: Context, as_json: bool, max_failures: int | None) -> None:
     for t in alarms:
         click.echo(f"alert target failing: {t.subscription}#{t.target} {t.masked} since "
                    f"{_ago(t.failing_since)}: {_cut(t.last_error, 100)}", err=as_json)
-    over = [r.name for r in rows if r.enabled and r.consecutive_failures > limit]
+    # By default exactly what the STATE column shows as failing (failure_threshold failures in
+    # a row reached); --max-failures N tolerates N and fails past it.
+    over = [r.name for r in rows if r.enabled and (
+        r.consecutive_failures > limit if max_failures is not None else r.failing)]
     if (alarms or trouble) and not over:
         click.get_current_context().exit(1)
     if over:
-        which = "--max-failures" if max_failures is not None else "failure_threshold"
-        click.echo(f"status: {plural(len(over), 'source')} failed more than {limit} "
-                   f"times in a row ({which} = {limit}): {', '.join(over[:5])}"
+        said = (f"failed more than {limit} times in a row (--max-failures = {limit})"
+                if max_failures is not None else
+                f"failing ({limit} failures in a row; failure_threshold = {limit})")
+        click.echo(f"status: {plural(len(over), 'source')} {said}: {', '.join(over[:5])}"
                    + (", …" if len(over) > 5 else ""), err=True)
         click.get_current_context().exit(1)

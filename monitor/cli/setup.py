@@ -258,8 +258,10 @@ def subscriptions_list(ctx: Context, as_json: bool) -> None:
 @handle_errors
 def serve(ctx: Context, host: str, port: int) -> None:
     """Serve the read-only web UI, Atom feeds and JSON API (loopback unless a token is set)."""
+    import contextlib
     import errno
     import ipaddress
+    import signal
     import socket
 
     import uvicorn
@@ -292,4 +294,12 @@ def serve(ctx: Context, host: str, port: int) -> None:
     click.echo(f"serving the web UI at http://{shown}:{sock.getsockname()[1]}/ (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn.Config(create_app(conf), log_level="warning",
                                            access_log=False))
-    server.run(sockets=[sock])
+    # uvicorn shuts down gracefully on SIGINT or SIGTERM, then raises the signal again for
+    # the handler it found: let that be ours, so Ctrl-C or a stop is exit 0, not "Aborted!".
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    click.echo("stopped", err=True)

@@ -30,6 +30,7 @@ from monitor.store import Store
 from monitor.text import readable
 from monitor.web import api, boards, feeds, metrics, pages
 from monitor.web.deps import render
+from monitor.wording import plural
 
 log = logging.getLogger("monitor.web")
 HERE = Path(__file__).parent
@@ -97,6 +98,7 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
     templates.env.autoescape = True  # every extension, not only .html (GHSA-pwgc-w4x9-gw67)
     templates.env.globals["highlight"] = highlight
     templates.env.filters["plain"] = readable  # Markdown marks out of quoted page text
+    templates.env.filters["plural"] = plural  # "1 platform", never "1 platforms"
     app.state.templates = templates
 
     @app.exception_handler(NotFoundError)
