@@ -522,3 +522,24 @@ def test_offline_dashboard_is_folded_not_a_wall(tmp_path_factory, browser) -> No
         fold.locator("summary").click()  # the sources, on demand
         assert page.locator("li.fold a", has_text="Page 5").first.is_visible()
         page.close()
+
+
+def test_compare_by_picking_versions(site: str, browser) -> None:
+    """Comparing two versions is picking them by date, not typing snapshot ids."""
+    versions = json.loads(urllib.request.urlopen(  # noqa: S310
+        site + "/api/sources/linkedin/privacy-policy/versions").read())
+    assert len(versions) >= 2
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(site + "/sources/linkedin/privacy-policy")
+    older, newer = versions[0], versions[-1]
+    page.select_option("form.pick select[name=from]", str(older["snapshot_id"]))
+    page.select_option("form.pick select[name=to]", str(newer["snapshot_id"]))
+    page.click("form.pick button")
+    page.wait_for_url("**/compare/**")
+    assert f"#{older['snapshot_id']} → #{newer['snapshot_id']}" in page.inner_text("h1")
+    assert ADDED[:40] in page.inner_text("body")
+    # the comparison page offers the same pickers, set to what it shows
+    assert page.input_value("form.pick select[name=to]") == str(newer["snapshot_id"])
+    labels = page.locator("form.pick select[name=from] option").all_inner_texts()
+    assert all(label[:4].isdigit() and "(#" in label for label in labels)  # dated, not bare ids
+    page.close()

@@ -57,7 +57,7 @@ def source_page(store: StoreDep, request: Request, name: str,
         row = store.source_row(s, name)
         source = {"name": row.name, "platform": row.platform, "title": row.title,
                   "kind": row.kind, "url": row.url}
-    versions = list(reversed(history.versions(store, name)))
+    versions = everything = list(reversed(history.versions(store, name)))
     changes = {c.id: c for c in history.changes(store, source=name, with_sentences=False)}
     if label:
         versions = [v for v in versions if v.change_id in changes
@@ -66,6 +66,7 @@ def source_page(store: StoreDep, request: Request, name: str,
     return render(request, "source.html", source=source, versions=versions[start:start + PAGE],
                 more=len(versions) > start + PAGE, page=page_no, changes=changes,
                 label=label, labels=LABELS, checks=history.checks(store, name, limit=PAGE),
+                pickable=everything,
                 failure=history.failure(store, name))
 
 
@@ -105,6 +106,7 @@ def compare_page(store: StoreDep, request: Request, name: str,
                  to_id: int = Query(alias="to", ge=1, le=MAX_ID)) -> HTMLResponse:
     a, b, d = history.diff_between(store, name, from_id, to_id)
     return render(request, "compare.html", source=name, a=a, b=b, stats=d.stats,
+                pickable=list(reversed(history.versions(store, name))),
                 diff_html=Markup(difflib.inline_html(d)))  # noqa: S704
 
 
