@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import signal
 import socket
 import sqlite3
@@ -287,7 +288,9 @@ def test_a_network_failure_at_start_is_retried_within_the_ladder(server: HTTPSer
     wait_for(lambda: db_rows(project, "SELECT consecutive_failures FROM sources "
                                       "WHERE name='local/offline'")[0][0] >= 3, timeout=10)
     assert d.stop() == 0
-    rows = {r["name"]: r for r in project.json("status")}
+    listed = project.cli("status", "--json", ok=False)
+    assert listed.exit_code == 1  # sources past failure_threshold: status says so
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
     now = datetime.now(UTC)
 
     def hours_ahead(name: str) -> float:
