@@ -289,11 +289,14 @@ def test_page_text_arrives_inert(server: HTTPServer, project, smtp) -> None:
     assert "<script>" not in html_part and "&lt;script&gt;" in html_part
     assert "<img" not in html_part
     assert 'href="javascript' not in html_part
+    # json:// is a plain-text target: the page's words arrive as words, literally (nothing
+    # there renders Markdown, so nothing needs escaping), and no template was evaluated
     message = hook.received[0]["message"]
-    assert "\\[click\\]\\(javascript:alert\\(1\\)\\)" in message
+    assert "[click](javascript:alert(1))" in message and "\\[" not in message
     quoted = message.split("```")[0]  # the evidence, before the diff excerpt
     assert "**now**" not in quoted and " now" in quoted  # emphasis marks read as plain text
-    assert "\\{\\{ 7\\*7 \\}\\}" in message
+    assert "{{ 7*7 }}" in message and "on 49" not in message
+    assert "${link}" in message and "$headline" in message
 
 
 def test_daily_digest_groups_three_changes_into_one_message(server: HTTPServer, project) -> None:
