@@ -70,19 +70,19 @@ def _suffix(content_type: str | None) -> str:
 def items(store: Store, names: Sequence[str]) -> Iterator[Item]:
     """Every version of each source (baseline first, then each change's new text), in order."""
     for name in names:
+        # headlines from the stored verdicts: no change's diff is computed again to name it
+        headlines = {c.id: c.headline for c in history.changes(
+            store, source=name, include_reextracted=True, with_sentences=False)}
         for v in history.versions(store, name):
             snap, text = history.snapshot(store, v.snapshot_id)
-            raw = history.raw(store, v.snapshot_id)[1] if snap.raw_blob else None
-            if v.change_id is None:
-                message = "first version"
-            else:
-                detail = history.change_detail(store, v.change_id)
-                message = f"{detail.headline} (+{v.words_added} −{v.words_removed} words)"
+            raw = store.blob(snap.raw_blob) if snap.raw_blob else None
+            message = "first version" if v.change_id is None else (
+                f"{headlines[v.change_id]} (+{v.words_added} −{v.words_removed} words)")
             yield Item(name, v.seen_at, text, raw, _suffix(snap.content_type),
                        f"{name}: {message}")
 
 
-def chosen(store: Store, names: Sequence[str]) -> list[str]:
+def chosen(store: Store, names: Sequence[str]) -> list[history.SourceSummary]:
     """The named sources (each must exist), or every source with a stored version."""
     known = {s.name: s for s in history.sources(store)}
     if names:
@@ -91,11 +91,12 @@ def chosen(store: Store, names: Sequence[str]) -> list[str]:
         for name in names:
             if name not in known:
                 raise unknown_source(name, known, " in the database")
-        return list(names)
-    return [name for name, s in sorted(known.items()) if s.versions]
+        return [known[name] for name in names]
+    return [s for _, s in sorted(known.items()) if s.versions]
 
 
-def write_folder(store: Store, names: Sequence[str], root: Path) -> Exported:
+def write_folder(store: Store, sources: Sequence[history.SourceSummary],
+                 root: Path) -> Exported:
     """`root/<source name>/<stamp>.md` per version, the raw page beside it as `<stamp>.html`,
     and a manifest of the sources' platforms and kinds, which `import` reads back."""
     import json
@@ -104,10 +105,10 @@ def write_folder(store: Store, names: Sequence[str], root: Path) -> Exported:
 
     count = 0
     root.mkdir(parents=True, exist_ok=True)
-    known = {s.name: s for s in history.sources(store)}
+    names = [src.name for src in sources]
     manifest = {"exported_by": "policy-monitor", "format": 1, "sources": {
-        name: {"platform": known[name].platform, "kind": known[name].kind,
-               "url": known[name].url} for name in names}}
+        src.name: {"platform": src.platform, "kind": src.kind, "url": src.url}
+        for src in sources}}
     (root / EXPORT_MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
                                         encoding="utf-8")
     for name in names:
@@ -126,7 +127,8 @@ def write_folder(store: Store, names: Sequence[str], root: Path) -> Exported:
     return Exported(len(names), count)
 
 
-def write_git(store: Store, names: Sequence[str], root: Path) -> Exported:
+def write_git(store: Store, sources: Sequence[history.SourceSummary],
+              root: Path) -> Exported:
     """A new git repository at `root`: `<source name>.md` (and the raw page beside it) changed
     by one commit per version, dated when the version was recorded, all sources in time order.
     Written with `git fast-import`: one process, however many versions."""
@@ -135,8 +137,8 @@ def write_git(store: Store, names: Sequence[str], root: Path) -> Exported:
         raise ExportFailed("--git needs the git command; install git or export to a folder")
     if root.exists() and any(root.iterdir()):
         raise ExportFailed(f"{root} is not empty; --git writes a new repository")
-    everything = sorted((item for name in names for item in items(store, [name])),
-                        key=lambda i: (i.at, i.source))
+    names = [src.name for src in sources]
+    everything = sorted(items(store, names), key=lambda i: (i.at, i.source))
     root.mkdir(parents=True, exist_ok=True)
     # git found on PATH, every argument ours: no shell, nothing from the pages in argv
     subprocess.run([git, "init", "-q", "-b", "main", str(root)], check=True,  # noqa: S603

@@ -287,9 +287,15 @@ class Trial:
     diff: difflib.Diff | None = None
     classification: Classification | None = None
 
-    def to_dict(self) -> dict[str, object]:
+    @property
+    def headline(self) -> str | None:
         from monitor import wording
 
+        c = self.classification
+        return None if c is None else wording.headline(
+            c.verdict.verdict, c.verdict.default, c.verdict.regions_excluded, c.summary)
+
+    def to_dict(self) -> dict[str, object]:
         c = self.classification
         return {
             "source": self.source.name, "url": self.url, "status": self.status,
@@ -298,8 +304,7 @@ class Trial:
             "would_record": self.would_record, "text": self.text,
             "diff": self.diff.to_dict() if self.diff is not None else None,
             "labels": list(c.labels) if c else [], "severity": c.severity if c else None,
-            "headline": wording.headline(c.verdict.verdict, c.verdict.default,
-                                         c.verdict.regions_excluded, c.summary) if c else None,
+            "headline": self.headline,
             "opt_out": [o.to_dict() for o in c.opt_out] if c else [],
         }
 

@@ -8,6 +8,8 @@ host names, addresses and numbers taken out), and a cause many sources share is 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -89,12 +91,9 @@ def summarise(results: Sequence[CheckResult], seconds: float) -> Summary:
     counts = Counter(r.outcome for r in results)
     failed = [r for r in results if r.outcome == "failed"]
     by_kind = Counter(str(r.failure_kind or "unknown") for r in failed)
-    by_cause: dict[tuple[str, str], list[CheckResult]] = {}
-    for r in failed:
-        by_cause.setdefault((str(r.failure_kind or "unknown"), cause(r.detail)), []).append(r)
-    groups = tuple(FailureGroup(kind, members[0].detail, tuple(sorted(m.source for m in members)))
-                   for (kind, _), members in sorted(by_cause.items(), key=lambda kv: -len(kv[1]))
-                   if len(members) >= GROUP_AT)
+    folds, _ = fold(failed, lambda r: str(r.failure_kind or "unknown"), lambda r: r.detail)
+    groups = tuple(FailureGroup(f.kind, f.reason, tuple(sorted(m.source for m in f.items)))
+                   for f in folds)
     return Summary(dict(counts), dict(by_kind), groups, seconds)
 
 
@@ -141,27 +140,22 @@ class FoldedFailures:
     is logged as it happens; others failing the same way within `every` seconds are held and
     said in one line when the window closes. Offline, 97 sources are two lines a round, not 194."""
 
-    def __init__(self, every: float = 60.0, clock: Callable[[], float] | None = None) -> None:
-        import threading
-        import time
-
+    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.every = every
-        self.clock = clock or time.monotonic
+        self.clock = clock
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, str], _Window] = {}
 
     def first(self, result: CheckResult) -> bool:
-        """True when this failure is to be logged now; False when a window holds it."""
+        """True when this failure is to be logged now; False when a window holds it (a
+        window that closed with sources held keeps taking them until `due` says them)."""
         key = (str(result.failure_kind or "unknown"), cause(result.detail))
         now = self.clock()
         with self._lock:
             window = self._windows.get(key)
-            if window is None or now - window.started >= self.every:
-                if window is None or not window.held:
-                    self._windows[key] = _Window(now, result.detail, [])
-                    return True
-                window.held.append(result.source)  # said with the others when it closes
-                return False
+            if window is None or (not window.held and now - window.started >= self.every):
+                self._windows[key] = _Window(now, result.detail, [])
+                return True
             window.held.append(result.source)
             return False
 

@@ -113,6 +113,21 @@ def page() -> Callable[..., str]:
     return make
 
 
+PLAIN_POLICY = "<p>We use your data to run the service.</p>"
+AI_TRAINING = "<p>We may use your posts to train generative AI models.</p>"
+
+
+def served(server: HTTPServer, path: str, html: str) -> dict[str, str]:
+    """A page on the test server whose HTML a test changes between checks
+    (`body["html"] = …`): the returned dict is what the server answers."""
+    from werkzeug import Response
+
+    body = {"html": html}
+    server.expect_request(path).respond_with_handler(
+        lambda _: Response(body["html"], content_type="text/html; charset=utf-8"))
+    return body
+
+
 def corpus_or_skip() -> Path:
     if not (CORPUS / "MANIFEST.json").exists():
         pytest.skip("../shared/corpus is not present")

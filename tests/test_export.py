@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_httpserver import HTTPServer
-from werkzeug import Response
 
-from tests.conftest import Project, corpus_or_skip
+from tests.conftest import AI_TRAINING, PLAIN_POLICY, Project, corpus_or_skip, served
 
 
 def _changes(project: Project) -> dict[tuple[str, str], tuple[Any, ...]]:
@@ -67,9 +66,7 @@ def test_export_then_import_gives_the_same_linkedin_histories(tmp_path: Path) ->
 
 def test_export_writes_what_checks_recorded(server: HTTPServer, project: Project,
                                             tmp_path: Path, page) -> None:
-    body = {"html": page("<p>We use your data to run the service.</p>")}
-    server.expect_request("/p").respond_with_handler(
-        lambda _: Response(body["html"], content_type="text/html; charset=utf-8"))
+    body = served(server, "/p", page(PLAIN_POLICY))
     project.write(f"""
         [[source]]
         name = "acme/privacy"
@@ -79,8 +76,7 @@ def test_export_writes_what_checks_recorded(server: HTTPServer, project: Project
     """)
     project.cli("init")
     project.check()
-    body["html"] = page("<p>We use your data to run the service.</p>"
-                        "<p>We may use your posts to train generative AI models.</p>")
+    body["html"] = page(PLAIN_POLICY + AI_TRAINING)
     project.check()
     out = tmp_path / "out"
     assert "exported 1 source, 2 versions" in project.cli("export", "acme/privacy", str(out)).output

@@ -7,9 +7,8 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_httpserver import HTTPServer
-from werkzeug import Response
 
-from tests.conftest import serving
+from tests.conftest import AI_TRAINING, PLAIN_POLICY, served, serving
 
 
 def _scrape(base: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -24,9 +23,7 @@ def _scrape(base: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
 
 
 def test_metrics_are_scraped_and_parsed(server: HTTPServer, project, page) -> None:
-    body = {"html": page("<p>We use your data to run the service.</p>")}
-    server.expect_request("/ok").respond_with_handler(
-        lambda _: Response(body["html"], content_type="text/html; charset=utf-8"))
+    body = served(server, "/ok", page(PLAIN_POLICY))
     server.expect_request("/gone").respond_with_data("no", status=500)
     project.write(f"""
         [[source]]
@@ -45,8 +42,7 @@ def test_metrics_are_scraped_and_parsed(server: HTTPServer, project, page) -> No
     """, settings='failure_threshold = 1\nevent_window = "0s"')
     project.cli("init")
     project.check()
-    body["html"] = page("<p>We use your data to run the service.</p>"
-                        "<p>We may use your posts to train generative AI models.</p>")
+    body["html"] = page(PLAIN_POLICY + AI_TRAINING)
     project.check()
     with serving(project.config) as base:
         m = _scrape(base)

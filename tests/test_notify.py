@@ -24,7 +24,7 @@ from werkzeug import Request, Response
 from monitor import config as cfg
 from monitor import notify
 from monitor.store import Store
-from tests.conftest import Daemon, wait_for
+from tests.conftest import AI_TRAINING, PLAIN_POLICY, Daemon, served, wait_for
 
 POLICY = "<h2>Data</h2><p>We use your data to provide the services.</p>"
 AI = ("<h2>Generative AI</h2><p>We may use your posts to train generative AI models. This "
@@ -582,9 +582,7 @@ def test_alerts_name_the_page_once_and_show_links_as_text() -> None:
 def test_held_alerts_say_until_when(server: HTTPServer, project, page) -> None:
     """With the default event window a new alert waits for its siblings: `deliveries` says so
     and until when, instead of a bare "pending" with no next try."""
-    body = {"html": page("<p>We use your data to run the service.</p>")}
-    server.expect_request("/p").respond_with_handler(
-        lambda _: Response(body["html"], content_type="text/html; charset=utf-8"))
+    body = served(server, "/p", page(PLAIN_POLICY))
     project.write(f"""
         [[source]]
         name = "acme/privacy"
@@ -597,8 +595,7 @@ def test_held_alerts_say_until_when(server: HTTPServer, project, page) -> None:
     """)  # event_window: the default 15 minutes
     project.cli("init")
     project.check()
-    body["html"] = page("<p>We use your data to run the service.</p>"
-                        "<p>We may use your posts to train generative AI models.</p>")
+    body["html"] = page(PLAIN_POLICY + AI_TRAINING)
     project.check()
     [row] = project.json("deliveries")
     assert row["status"] == "pending" and row["held_until"] is not None

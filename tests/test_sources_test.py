@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pytest_httpserver import HTTPServer
 
+from tests.conftest import PLAIN_POLICY, served
+
 
 def _digest(data_dir: Path) -> dict[str, str]:
     """The database file's bytes (and its WAL's, which holds no frame unless written), and
@@ -21,10 +23,7 @@ def _digest(data_dir: Path) -> dict[str, str]:
 
 def test_sources_test_shows_the_would_be_change_and_writes_nothing(
         server: HTTPServer, project, page) -> None:
-    body = {"html": page("<p>We use your data to run the service.</p>")}
-    server.expect_request("/privacy").respond_with_handler(
-        lambda _: __import__("werkzeug").Response(body["html"],
-                                                  content_type="text/html; charset=utf-8"))
+    body = served(server, "/privacy", page(PLAIN_POLICY))
     project.write(f"""
         [[source]]
         name = "acme/privacy"
@@ -33,9 +32,9 @@ def test_sources_test_shows_the_would_be_change_and_writes_nothing(
     """)
     project.cli("init")
     project.check()
-    body["html"] = page("<p>We use your data to run the service.</p>"
-                        "<p>We may use your posts to train generative AI models. You can opt out "
-                        "in Settings &gt; Data privacy &gt; Data for Generative AI Improvement.</p>")
+    body["html"] = page(PLAIN_POLICY + "<p>We may use your posts to train generative AI models. "
+                        "You can opt out in Settings &gt; Data privacy &gt; Data for Generative "
+                        "AI Improvement.</p>")
     before = _digest(project.data)
     result = project.cli("sources", "test", "acme/privacy")
     assert _digest(project.data) == before  # not one byte of the database changed

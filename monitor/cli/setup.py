@@ -166,7 +166,6 @@ def _read_only_store(settings: cfg.Settings) -> Store | None:
 
 def _print_trial(trial: pipeline.Trial) -> None:
     from monitor import diff as difflib
-    from monitor import wording
 
     s = trial.source
     click.echo(f"{s.name}: {_safe_url(trial.url)} (HTTP {trial.status}, {trial.fetcher}; "
@@ -181,9 +180,8 @@ def _print_trial(trial: pipeline.Trial) -> None:
         click.echo(difflib.terminal(trial.diff, "stored", "now").rstrip("\n"))
     c = trial.classification
     if c is not None:
-        headline = wording.headline(c.verdict.verdict, c.verdict.default,
-                                    c.verdict.regions_excluded, c.summary)
-        click.echo(f"classified: {', '.join(c.labels) or 'no labels'} — {c.severity}: {headline}")
+        click.echo(f"classified: {', '.join(c.labels) or 'no labels'} — {c.severity}: "
+                   f"{trial.headline}")
         for way in c.opt_out:
             click.echo(f"  way out: {way.text}" + (f" ({_safe_url(way.url)})" if way.url else ""))
     click.echo(f"a check now would record {trial.would_record}; nothing was written")
