@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 # charset and for the few selectors lxml cannot evaluate, so it is imported where used.
 
 # Bump when the output of extract() changes for the same input, so fingerprints stop matching.
-EXTRACTOR_VERSION = "1"
+# A new version makes the first check of every source re-read its stored history (see
+# reading_key), so upgrading never shows up as a change of the page.
+# 2: blocks inside a list item are lines of their own; an item holding headings is a section.
+EXTRACTOR_VERSION = "2"
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
 TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown"})
@@ -232,6 +235,13 @@ def _lxml_parsable(source: Source) -> bool:
     return all(_lxml_selector(css) is not None for css in (*source.select, *source.remove))
 
 
+def reading_key(source: Source) -> str:
+    """Everything besides the page that a stored text depends on: this extractor's version and
+    the source's select/remove/ignore. A history read under another key is re-read from its
+    raw pages before a new version is compared with it."""
+    return f"{EXTRACTOR_VERSION}:{source.extraction_key()}"
+
+
 def fingerprint(body: bytes, content_type: str, charset: str | None, source: Source) -> str:
     """A hash that is equal whenever extract() would give equal text (see Page)."""
     return Page(body, content_type, charset, source).fingerprint
@@ -320,17 +330,29 @@ class _Renderer:
         self.base_url = base_url
         self.blocks: list[tuple[str, str]] = []
         self.inline: list[str] = []
-        self.prefix = ""
+        self.prefix = ""  # a heading's "## ", for the line being gathered
         self.kind = "p"
         self.group = 0  # numbers each top-level list/table so two adjacent lists stay apart
+        # Inside a list item: the marker its first line takes ("- ", "2. "), the indent of
+        # its later lines, and the kind that keeps its lines together.
+        self.marker: str | None = None
+        self.indent = ""
+        self.context = "p"
+
+    def lead(self) -> str:
+        """What starts the next line: the item's marker once, then the indent under it."""
+        if self.marker is None:
+            return self.indent
+        marker, self.marker = self.marker, None
+        return marker
 
     def flush(self) -> None:
         if self.inline:  # most flushes find nothing pending: skip the regexes
             text = normalize_inline("".join(self.inline))
             self.inline = []
             if text:
-                self.blocks.append((self.kind, self.prefix + text))
-        self.prefix, self.kind = "", "p"
+                self.blocks.append((self.kind, self.lead() + self.prefix + text))
+        self.prefix, self.kind = "", self.context
 
     def walk(self, node: HtmlElement, depth: int = 0) -> None:
         """The node's content: its text, its children, and the text after each child."""
@@ -424,42 +446,40 @@ class _Renderer:
                 self.inline.append(f" {alt.strip()} ")
 
     def flush_line(self) -> None:
-        """End the current line inside a block without losing its prefix."""
-        prefix, kind = self.prefix, self.kind
+        """End the current line inside a block; the next one continues the same block."""
+        kind = self.kind if self.kind != "p" else "br"
         text = normalize_inline("".join(self.inline))
         self.inline = []
         if text:
-            self.blocks.append((kind if kind != "p" else "br", prefix + text))
-        self.prefix, self.kind = "", kind if kind != "p" else "br"
+            self.blocks.append((kind, self.lead() + text))
+        self.prefix, self.kind = "", kind
 
     def list_item(self, item: HtmlElement, prefix: str, depth: int) -> None:
+        """An item's first line carries the marker; each block inside it (a paragraph, a
+        nested list) is a line of its own, indented under the marker, so that an edit to one
+        paragraph is a change of one line, not of the whole item.
+
+        An item that holds headings is a section of the page laid out as a list (LinkedIn's
+        privacy policy is one): it is rendered as the blocks it holds, without a marker.
+        """
         self.flush()
-        kind = f"li{self.group}"
-        self.prefix, self.kind = prefix, kind
+        if next(item.iter(*_HEADINGS), None) is not None:
+            self.walk(item, depth)
+            self.flush()
+            return
+        saved = self.marker, self.indent, self.context
+        self.marker, self.indent = prefix, " " * len(prefix)
+        self.context = self.kind = f"li{self.group}"
         if item.text:
             self.inline.append(item.text)
         for child in item:
-            if not isinstance(child.tag, str):
-                pass
-            elif child.tag in ("ul", "ol"):
-                self.prefix, self.kind = self.prefix or " " * len(prefix), kind
-                self.flush()
-                self.element(child, depth + 1)
-                self.prefix, self.kind = "", kind
-            else:
-                if child.tag in _BLOCKS or child.tag in _HEADINGS:
-                    # Paragraphs inside an item are part of the item, not new blocks.
-                    self.walk(child, depth)
-                    self.inline.append(" ")
-                else:
-                    self.element(child, depth)
-                self.kind = kind
+            if isinstance(child.tag, str):
+                self.element(child, depth + 1 if child.tag in ("ul", "ol", "menu") else depth)
             if child.tail:
                 self.inline.append(child.tail)
-        if not self.prefix and self.inline and normalize_inline("".join(self.inline)):
-            self.prefix = "  " * depth + "  "
-        self.kind = kind
         self.flush()
+        self.marker, self.indent, self.context = saved
+        self.kind = self.context
 
     def table(self, table: HtmlElement) -> None:
         self.group += 1

@@ -313,7 +313,7 @@ def changes(
     store: Store,
     source: str | None = None,
     since: datetime | None = None,
-    include_reextracted: bool = False,
+    include_reextracted: bool = True,
     limit: int | None = None,
     labels: Sequence[str] = (),
     min_severity: str | None = None,
@@ -321,6 +321,9 @@ def changes(
     event_id: int | None = None,
 ) -> list[ChangeSummary]:
     """Changes newest first; `labels` keeps changes with any of them.
+
+    A re-read history's changes (`reextracted`) are the page's history as extraction reads it
+    now, so listings show them; feeds, which announce news, pass include_reextracted=False.
 
     `with_sentences=False` skips loading each diff (the added/removed sentences come from it),
     for listings that only need labels and counts.
@@ -462,7 +465,7 @@ def dashboard(store: Store, since: datetime) -> list[DashboardRow]:
         severities: dict[int, str] = {}
         for source_id, severity in s.execute(
                 select(Change.source_id, Change.severity)
-                .where(Change.detected_at >= since, Change.reextracted.is_(False))):
+                .where(Change.detected_at >= since)):
             if severity is not None and severity_rank(severity) > severity_rank(
                     severities.get(source_id)):
                 severities[source_id] = severity
@@ -498,8 +501,7 @@ def timeline(store: Store, since: datetime | None = None) -> list[TimelineMark]:
                 Change.detected_at, Change.severity, Change.findings, Change.verdict,
                 Change.ai_default, Change.regions_excluded)
          .join(SourceRow, SourceRow.id == Change.source_id)
-         .where(Change.reextracted.is_(False), Change.severity != "none",
-                Change.generation == SourceRow.generation)
+         .where(Change.severity != "none", Change.generation == SourceRow.generation)
          .order_by(Change.detected_at.desc()).limit(TIMELINE_MARKS))
     if since is not None:
         q = q.where(Change.detected_at >= since)

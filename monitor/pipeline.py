@@ -20,13 +20,14 @@ from monitor import judge, routing, schedule
 from monitor.blobstore import sha256
 from monitor.config import Settings, Source, Subscription
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
-from monitor.extract import Page, extract
+from monitor.extract import Page, extract, reading_key
 from monitor.fetchers import Fetchers
 from monitor.models import Snapshot
 from monitor.robots import blocked_error
 from monitor.schedule import Policy
 from monitor.store import Claim, Completion, NewVersion, SourceState, Store
 from monitor.store.trouble import TROUBLE, DatabaseTrouble
+from monitor.wording import plural
 
 if TYPE_CHECKING:
     from monitor import diff as difflib
@@ -166,6 +167,7 @@ def _check(store: Store, fetchers: Fetchers, source: Source, ctx: CheckContext,
             return CheckResult(source.name, "unchanged", "not modified",
                                snapshot_id=stored.snapshot_id)
 
+        state = reread(store, source, state)
         page = Page(result.body, result.content_type, result.charset, source, result.url)
         fp = page.fingerprint
         if fp == state.fingerprint and state.current_snapshot_id is not None:
@@ -230,6 +232,32 @@ def _check(store: Store, fetchers: Fetchers, source: Source, ctx: CheckContext,
                        snapshot_id=stored.snapshot_id, fetcher=used)
 
 
+def reread(store: Store, source: Source, state: SourceState) -> SourceState:
+    """The source's state once its stored history is read the way a check reads the page now.
+
+    After an upgrade that changes extraction, or an edit of select/remove/ignore, the stored
+    texts were read differently from the page about to be compared with them: the history is
+    first rebuilt from its raw pages (a new generation whose changes are marked re-extracted:
+    history, never alerted), so that only what changed on the page is news. A history whose
+    newest version has no raw page (imported as text) cannot be read again and is compared
+    as it is.
+    """
+    key = reading_key(source)
+    if state.extraction_key == key or state.current_snapshot_id is None:
+        return state
+    if state.current_raw_blob is not None:
+        try:
+            result = reextract_source(store, source)
+        except StoreError as exc:  # not one stored raw page extracts under the current rules
+            log.warning("source=%s stored history not re-read: %s", source.name, exc)
+        else:
+            log.info("source=%s re-read %s from stored pages (extraction rules changed)",
+                     source.name, plural(result.versions, "stored version"))
+            return store.state(source.name)
+    store.keep_reading(state.id, key)
+    return replace(state, extraction_key=key)
+
+
 @dataclass(frozen=True)
 class ReextractResult:
     source: str
@@ -266,7 +294,7 @@ def reextract_source(store: Store, source: Source) -> ReextractResult:
         previous_text = text
     if not rebuilt:
         raise StoreError(f"no stored raw body of {source.name!r} could be re-extracted")
-    generation = store.replace_history(source.name, source.extraction_key(), rebuilt, skipped)
+    generation = store.replace_history(source.name, reading_key(source), rebuilt, skipped)
     return ReextractResult(source.name, generation, len(rebuilt), skipped)
 
 
@@ -335,20 +363,29 @@ def try_source(store: Store | None, fetchers: Fetchers, source: Source,
         return seen(previous_snapshot_id=None, outcome="baseline",
                      would_record="the first version (a baseline: no change, no alert)")
     previous = state.current_snapshot_id
-    if digest == state.current_sha256:
+    old_text, first = store.text_of(state.current_text_blob), ""
+    if state.extraction_key != reading_key(source) and state.current_raw_blob is not None:
+        # A check would first re-read the stored history (see reread); its newest version,
+        # read again, is what the page is compared with.
+        for snap, body in store.raw_versions(source.name):
+            if snap.id == previous and body is not None:
+                with contextlib.suppress(ExtractError):
+                    old_text = extract(body, snap.content_type or "", snap.charset, source,
+                                       snap.url)
+                    first = "a re-read of the stored history (history, no alert), then "
+    if text == old_text:
         return seen(previous_snapshot_id=previous, outcome="unchanged",
-                     would_record="an unchanged check (no new version)")
-    refused = judge.refusal(state.current_text_size or 0, len(text.encode("utf-8")),
+                     would_record=first + "an unchanged check (no new version)")
+    refused = judge.refusal(len(old_text.encode("utf-8")), len(text.encode("utf-8")),
                             f"(text {digest[:12]})", store.last_failure(state))
     if refused is not None:
         return seen(previous_snapshot_id=previous, outcome="refused",
-                     would_record=f"a failed check (anomalous): {refused}")
-    judged = judge.judge(store.text_of(state.current_text_blob), text, digest, clock(),
-                         judge.StorePast(store, state))
+                     would_record=f"{first}a failed check (anomalous): {refused}")
+    judged = judge.judge(old_text, text, digest, clock(), judge.StorePast(store, state))
     what = judged.diff.stats.summary() if judged.diff is not None else ""
     c = judged.classification
     if c is not None and c.labels:
         what += f"; {', '.join(c.labels)} — {c.severity}"
     return seen(previous_snapshot_id=previous, outcome="changed",
-                 would_record=f"a new version and a change ({what})", diff=judged.diff,
+                 would_record=f"{first}a new version and a change ({what})", diff=judged.diff,
                  classification=c)

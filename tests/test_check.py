@@ -345,9 +345,35 @@ def test_reextract_after_selector_change_is_not_a_page_change(
     snap_text = project.cli("show", str(versions[-1]["snapshot_id"])).output
     assert "relevant jobs" not in snap_text and NEW_SENTENCE in snap_text
     # The rebuilt change is history, not news; the next check sees no change at all.
-    assert project.json("changes") == [] or all(c["reextracted"] for c in project.json("changes"))
+    (rebuilt,) = project.json("changes")
+    assert rebuilt["reextracted"]
+    assert project.check()["acme/p"]["outcome"] == "unchanged"
+    assert project.json("changes") == [rebuilt]
+
+
+def test_selector_change_without_reextract_is_read_again_not_reported(
+    server: HTTPServer, project, page
+) -> None:
+    """Forgetting `reextract` costs nothing: the first check under new selectors re-reads the
+    stored history itself, and a page that did not change is unchanged."""
+    content = {"body": page(POLICY)}
+    serve(server, "/p", content)
+    source = """
+        [[source]]
+        name = "acme/p"
+        platform = "Acme"
+        url = "{url}"
+        select = "#content"
+        {extra}
+    """
+    project.write(source.format(url=server.url_for("/p"), extra=""))
+    project.cli("init")
+    project.check()
+    project.write(source.format(url=server.url_for("/p"), extra='remove = ["ul"]'))
     assert project.check()["acme/p"]["outcome"] == "unchanged"
     assert project.json("changes") == []
+    text = project.cli("show", str(project.json("history", "acme/p")[-1]["snapshot_id"])).output
+    assert "relevant jobs" not in text
 
 
 def test_plain_text_and_markdown_pass_through(server: HTTPServer, project) -> None:

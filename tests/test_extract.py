@@ -40,6 +40,43 @@ def test_structure_becomes_markdown_like_text() -> None:
     )
 
 
+def test_blocks_inside_a_list_item_are_lines_of_their_own() -> None:
+    body = """
+      <ol>
+        <li><p>Open <strong>Settings &amp; Privacy</strong>.</p><p>Then <b>Data privacy</b>.</p></li>
+        <li>Plain item<br>its second line</li>
+        <li>With a list<ul><li><p>child</p><div>child's second block</div></li></ul>after it</li>
+      </ol>
+    """
+    assert extract(html(body), "text/html", "utf-8", SRC) == (
+        "1. Open **Settings & Privacy**.\n"
+        "   Then **Data privacy**.\n"
+        "2. Plain item\n"
+        "   its second line\n"
+        "3. With a list\n"
+        "  - child\n"
+        "    child's second block\n"
+        "   after it\n"
+    )
+
+
+def test_a_list_item_holding_headings_is_a_section_not_a_bullet() -> None:
+    """LinkedIn lays its privacy policy out as a list of sections, each an <li> with headings
+    and paragraphs: one edited paragraph must be one changed line, not the whole section."""
+    body = """
+      <ul class="sections">
+        <li><h2>1. Data we collect</h2>
+            <div><h3>1.1 Data you provide</h3><p>Your name.</p><p>Your email.</p>
+                 <ul><li>Phone</li><li>Address</li></ul></div></li>
+        <li><h2>2. How we use it</h2><p>To run the service.</p></li>
+      </ul>
+    """
+    assert extract(html(body), "text/html", "utf-8", SRC) == (
+        "## 1. Data we collect\n\n### 1.1 Data you provide\n\nYour name.\n\nYour email.\n\n"
+        "- Phone\n- Address\n\n## 2. How we use it\n\nTo run the service.\n"
+    )
+
+
 def test_scripts_styles_hidden_and_chrome_are_dropped() -> None:
     body = """
       <nav>Menu</nav>

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DatabaseError
 
 from monitor import config as cfg
 from monitor import schedule
+from monitor.extract import reading_key
 from monitor.models import (
     Host,
     SourceAlert,
@@ -265,14 +266,12 @@ class Leases(Database):
                 if row is None:
                     inserts.append({**values, "name": src.name, "created_at": now, "updated_at": now,
                                     "generation": 0, "consecutive_failures": 0, "failing": False,
-                                    "extraction_key": src.extraction_key(),
+                                    "extraction_key": reading_key(src),
                                     "interval_seconds": interval})
                     touched.add(values["host_id"])
                     continue
                 if interval:
                     values["interval_seconds"] = interval
-                if not row.extraction_key:
-                    values["extraction_key"] = src.extraction_key()
                 if interval and row.interval_seconds and interval != row.interval_seconds \
                         and row.last_check_at is not None and row.next_check_at is not None:
                     # Retimed: the next check follows the new interval from the last one.
@@ -401,7 +400,7 @@ class Leases(Database):
                 row = s.scalar(select(SourceRow).where(SourceRow.name == src.name))
                 if row is None:
                     row = SourceRow(name=src.name, created_at=now, generation=0, in_config=False,
-                                    consecutive_failures=0, extraction_key=src.extraction_key())
+                                    consecutive_failures=0, extraction_key=reading_key(src))
                     s.add(row)
                 row.platform, row.title, row.url, row.kind = src.platform, src.title, src.url, src.kind
                 row.enabled, row.updated_at = enabled, now

@@ -45,7 +45,8 @@ _STATE = (
     select(SourceRow.id, SourceRow.etag, SourceRow.last_modified, SourceRow.fingerprint,
            SourceRow.current_snapshot_id, Snapshot.sha256, Snapshot.text_blob, Snapshot.raw_blob,
            SourceRow.generation, SourceRow.consecutive_failures, SourceRow.failing,
-           SourceRow.host_id, Host.crawl_delay, SourceRow.interval_seconds, Snapshot.text_size)
+           SourceRow.host_id, Host.crawl_delay, SourceRow.interval_seconds, Snapshot.text_size,
+           SourceRow.extraction_key)
     .outerjoin(Snapshot, Snapshot.id == SourceRow.current_snapshot_id)
     .outerjoin(Host, Host.id == SourceRow.host_id)
     .where(SourceRow.name == bindparam("name"))
@@ -388,6 +389,13 @@ class Recorder(Database):
             rebuild(s.connection(), row.id)  # the board reads the new generation's changes
             retell(s.connection(), row.platform)
             return new_gen
+
+    def keep_reading(self, source_id: int, extraction_key: str) -> None:
+        """Take the stored texts as read under `extraction_key`: a history that cannot be read
+        again (imported as text, or no raw page left that extracts) is compared as it is."""
+        with self.write() as s:
+            s.execute(update(SourceRow).where(SourceRow.id == source_id)
+                      .values(extraction_key=extraction_key))
 
     def record_verdict(self, change_id: int, verdict: dict[str, Any]) -> None:
         """Store a change's verdict, default and regions excluded (labels stay as they are)."""

@@ -34,6 +34,7 @@ class SourceState:
     crawl_delay: float | None = None
     interval: float | None = None
     current_text_size: int | None = None  # bytes of the current version's text
+    extraction_key: str | None = None  # how the stored history was read (extract.reading_key)
 
 
 class LeaseLost(StoreError):

@@ -119,7 +119,7 @@ def feed_board_platform(store: StoreDep, request: Request, platform: str) -> Res
 @router.api_route("/feeds/changes.atom", methods=["GET", "HEAD"], include_in_schema=False)
 def feed_all(store: StoreDep, request: Request) -> Response:
     return feed(request, "Policy Monitor: all changes", "/feeds/changes.atom",
-                history.changes(store, limit=PAGE))
+                history.changes(store, limit=PAGE, include_reextracted=False))
 
 
 @router.api_route("/feeds/label/{label}.atom", methods=["GET", "HEAD"], include_in_schema=False)
@@ -127,11 +127,12 @@ def feed_label(store: StoreDep, request: Request, label: str) -> Response:
     if label not in LABELS:
         raise HTTPException(404, "unknown label")
     return feed(request, f"Policy Monitor: {label} changes", f"/feeds/label/{label}.atom",
-                history.changes(store, labels=[label], limit=PAGE))
+                history.changes(store, labels=[label], limit=PAGE, include_reextracted=False))
 
 
 @router.api_route("/feeds/platform/{platform}.atom", methods=["GET", "HEAD"], include_in_schema=False)
 def feed_platform(store: StoreDep, request: Request, platform: str) -> Response:
-    items = [c for c in history.changes(store, limit=1000) if c.platform == platform][:PAGE]
+    items = [c for c in history.changes(store, limit=1000, include_reextracted=False)
+             if c.platform == platform][:PAGE]
     return feed(request, f"Policy Monitor: {platform}", f"/feeds/platform/{quote(platform)}.atom",
                 items)
