@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -542,4 +543,30 @@ def test_compare_by_picking_versions(site: str, browser) -> None:
     assert page.input_value("form.pick select[name=to]") == str(newer["snapshot_id"])
     labels = page.locator("form.pick select[name=from] option").all_inner_texts()
     assert all(label[:4].isdigit() and "(#" in label for label in labels)  # dated, not bare ids
+    page.close()
+
+
+def test_eu_notice_changes_read_as_formatted_text(linkedin_site: str, browser) -> None:
+    """The European notice is table-heavy (rows of thousands of characters): each of its
+    change pages shows cells, links and bold as formatted text with the changed words marked,
+    folds unchanged rows, and stays under 6,000 px in both views (it was 14,953)."""
+    changes = json.loads(urllib.request.urlopen(  # noqa: S310
+        linkedin_site + "/api/changes?source=linkedin/privacy-policy--pga").read())
+    eu = [c for c in changes if c["detected_at"] > "2025-06-11"]  # after the page became the notice
+    assert len(eu) >= 4
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    heights = {}
+    for change in eu:
+        for view in ("inline", "side"):
+            page.goto(f"{linkedin_site}/changes/{change['id']}?view={view}")
+            heights[change["id"], view] = page.evaluate("document.documentElement.scrollHeight")
+            text = page.locator(".diff").inner_text()
+            assert "](" not in text and "| --- |" not in text and "**" not in text
+            assert page.locator(".diff ins, .diff del, .diff .relink").count() >= 1
+    assert max(heights.values()) < 6000, heights
+    biggest = max(eu, key=lambda c: c["words_added"] + c["words_removed"])
+    page.goto(f"{linkedin_site}/changes/{biggest['id']}?view=side")
+    assert page.locator(".diff .md-cell").count() > 10
+    assert re.search(r"… \d+ unchanged (rows|lines) …", page.locator(".diff").inner_text())
+    page.screenshot(path=str(OUTPUT / "eu-notice-change.png"), full_page=True)
     page.close()

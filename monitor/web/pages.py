@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from monitor import diff as difflib
 from monitor import history
 from monitor.labels import LABELS
 from monitor.store.trouble import noted
 from monitor.summary import fold
+from monitor.web import difftext
 from monitor.web.deps import MAX_ID, PAGE, Id, StoreDep, render
 from monitor.web.svg import timeline_svg
 from monitor.web.text import render as render_text
@@ -74,10 +74,9 @@ def source_page(store: StoreDep, request: Request, name: str,
 def change_page(store: StoreDep, request: Request, change_id: Id, view: str = "inline") -> HTMLResponse:
     d = history.change_detail(store, change_id)
     prev, nxt = history.neighbours(store, change_id)
-    rendered = (difflib.side_by_side_html(d.diff) if view == "side"
-                else difflib.inline_html(d.diff))
+    rendered = difftext.side_by_side(d.diff) if view == "side" else difftext.inline(d.diff)
     return render(request, "change.html", d=d, prev=prev, next=nxt, view=view,
-                diff_html=Markup(rendered))  # noqa: S704 - diff.py escapes page text
+                diff_html=rendered)
 
 
 @router.get("/versions/{snapshot_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -107,7 +106,7 @@ def compare_page(store: StoreDep, request: Request, name: str,
     a, b, d = history.diff_between(store, name, from_id, to_id)
     return render(request, "compare.html", source=name, a=a, b=b, stats=d.stats,
                 pickable=list(reversed(history.versions(store, name))),
-                diff_html=Markup(difflib.inline_html(d)))  # noqa: S704
+                diff_html=difftext.inline(d))
 
 
 @router.get("/search", response_class=HTMLResponse, include_in_schema=False)
