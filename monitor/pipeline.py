@@ -243,9 +243,9 @@ def reread(store: Store, source: Source, state: SourceState) -> SourceState:
     as it is.
     """
     key = reading_key(source)
-    if state.extraction_key == key or state.current_snapshot_id is None:
+    if state.extraction_key == key:
         return state
-    if state.current_raw_blob is not None:
+    if state.current_raw_blob is not None and state.current_snapshot_id is not None:
         try:
             result = reextract_source(store, source)
         except StoreError as exc:  # not one stored raw page extracts under the current rules
