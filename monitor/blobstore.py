@@ -1,8 +1,14 @@
 """Content-addressed storage of compressed texts and raw bodies, keyed by sha256.
 
 A small interface so an object-store backend can replace the database one without the
-pipeline noticing. Each version is zstd-compressed with its predecessor as a raw-content
+pipeline noticing. Versions are zstd-compressed against a neighbour as a raw-content
 dictionary, so a 150 KB page with a one-sentence edit costs a few hundred bytes, not 30 KB.
+
+Texts are stored `newest` first: a history's newest text is kept whole, and when a newer one
+arrives the previous newest becomes a delta against it. Reading the current text, which
+every check and every page view does, is one decompression; an older version is a short
+walk forward (at most MAX_DELTA_DEPTH, after which a version is left whole as a keyframe).
+Raw pages, read rarely, are forward deltas against the page before.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import threading
 
 import zstandard
 from cachetools import LRUCache
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
@@ -72,9 +78,18 @@ class DatabaseBlobStore:
         # written: the shared cache may hold one whose insert was rolled back.
         self._cache: dict[str, bytes] = {}
 
-    def put(self, data: bytes, base: str | None = None, base_data: bytes | None = None) -> str:
-        """`base_data`, when the caller has the base's bytes at hand, saves decompressing it."""
+    decompressions = 0  # per store, counted for the tests of what a read costs
+
+    def put(self, data: bytes, base: str | None = None, base_data: bytes | None = None,
+            *, newest: bool = False) -> str:
+        """`base_data`, when the caller has the base's bytes at hand, saves decompressing it.
+
+        `newest`: `data` follows `base` as a history's newest text: it is stored whole and
+        `base` becomes a delta against it (see the module's docstring).
+        """
         key = sha256(data)
+        if newest:
+            return self._put_newest(key, data, base, base_data)
         if key in self._cache or self.session.execute(
                 select(Blob.sha256).where(Blob.sha256 == key)).first() is not None:
             return key
@@ -107,6 +122,35 @@ class DatabaseBlobStore:
         self._cache[key] = data
         return key
 
+    def _put_newest(self, key: str, data: bytes, base: str | None,
+                    base_data: bytes | None) -> str:
+        row = self.session.execute(select(Blob.codec, Blob.run).where(Blob.sha256 == key)).first()
+        previous = None if base is None or base == key else self.session.execute(
+            select(Blob.codec, Blob.run, Blob.size).where(Blob.sha256 == base)).first()
+        run = previous.run + 1 if previous is not None and previous.codec == "zstd" else 0
+        if run >= MAX_DELTA_DEPTH:
+            run = 0  # the previous newest stays whole: a keyframe the chains behind it end at
+        if row is None:
+            whole = zstandard.ZstdCompressor(level=LEVEL).compress(data)
+            self.session.execute(insert_ignore(self.session, Blob).values(
+                sha256=key, codec="zstd", size=len(data), base=None, depth=0, data=whole,
+                run=run))
+        elif row.codec != "zstd":  # an earlier text came back: it is the newest again
+            whole = zstandard.ZstdCompressor(level=LEVEL).compress(data)
+            self.session.execute(update(Blob).where(Blob.sha256 == key).values(
+                codec="zstd", base=None, depth=0, data=whole, run=run))
+        self._cache[key] = data
+        if previous is not None and previous.codec == "zstd" and run:
+            assert base is not None
+            old = base_data if base_data is not None else self.get(base)
+            dictionary = zstandard.ZstdCompressionDict(data,
+                                                       dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+            delta = zstandard.ZstdCompressor(level=LEVEL, dict_data=dictionary).compress(old)
+            self.session.execute(update(Blob).where(Blob.sha256 == base).values(
+                codec="zstd-delta", base=key, depth=1, data=delta, run=0))
+            self._cache[base] = old
+        return key
+
     def get(self, key: str) -> bytes:
         if key in self._cache:
             return self._cache[key]
@@ -116,6 +160,7 @@ class DatabaseBlobStore:
                                    .where(Blob.sha256 == key)).first()
         if row is None:
             raise KeyError(key)
+        self.decompressions += 1
         if row.codec == "zstd":
             data = zstandard.ZstdDecompressor().decompress(row.data, max_output_size=row.size)
         elif row.codec == "zstd-delta" and row.base:

@@ -95,6 +95,9 @@ class Blob(Base):
     base: Mapped[str | None] = mapped_column(String(64), ForeignKey("blobs.sha256"))
     depth: Mapped[int] = mapped_column(Integer, default=0)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    # For a history's newest text, stored whole: how many older versions reach it through
+    # deltas (see DatabaseBlobStore.put); bounds the chains behind it.
+    run: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SourceRow(Base):

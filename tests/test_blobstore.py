@@ -24,6 +24,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
+def zstd_whole(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=3).compress(data)
+
+
 def _fresh(store: Store) -> Store:
     """A second store on the same file: nothing cached in memory, only what was committed."""
     return Store(store.url)
@@ -72,3 +78,32 @@ def test_the_shared_cache_serves_reads_and_never_hides_a_write_that_rolled_back(
         assert other.blob(key) == data
     finally:
         other.close()
+
+
+def test_the_newest_text_reads_in_one_decompression_however_long_the_history(
+        store: Store) -> None:
+    """A history's newest text is stored whole; older ones are deltas toward it, short
+    enough to read, and still a few hundred bytes each."""
+    versions = [PAGE.replace("Section 7:", f"Section 7 (edit {n}):").encode() for n in range(80)]
+    versions.append(versions[10])  # the page goes back to an earlier text
+    keys: list[str] = []
+    for data in versions:
+        with store.write() as s:
+            blobs = DatabaseBlobStore(s)
+            keys.append(blobs.put(data, base=keys[-1] if keys else None,
+                                  base_data=None, newest=True))
+    other = _fresh(store)
+    try:
+        with other.read() as s:
+            blobs = DatabaseBlobStore(s)
+            assert blobs.get(keys[-1]) == versions[-1]
+            assert blobs.decompressions == 1
+            for key, data in zip(keys, versions, strict=True):
+                reader = DatabaseBlobStore(s)
+                assert reader.get(key) == data
+                assert reader.decompressions <= 32  # a keyframe at least every 32 versions
+            stored = s.execute(select(Blob.data)).scalars().all()
+    finally:
+        other.close()
+    whole = len(zstd_whole(versions[0]))
+    assert sum(len(d) for d in stored) < 3 * whole + 80 * 1000  # deltas, not copies

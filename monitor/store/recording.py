@@ -115,7 +115,7 @@ def _upsert_snapshot(conn: Connection, blobs: DatabaseBlobStore, state: SourceSt
         return int(known)
     data = version.text.encode("utf-8")
     previous = version.previous_text.encode("utf-8") if version.previous_text is not None else None
-    text_key = blobs.put(data, base=state.current_text_blob, base_data=previous)
+    text_key = blobs.put(data, base=state.current_text_blob, base_data=previous, newest=True)
     raw_key = blobs.put(version.raw, base=state.current_raw_blob)
     return int(conn.execute(insert(Snapshot).returning(t.id).values(
         source_id=state.id, generation=state.generation, sha256=version.sha256,
@@ -356,7 +356,8 @@ class Recorder(Database):
                     Snapshot.source_id == row.id, Snapshot.generation == new_gen,
                     Snapshot.sha256 == digest))
                 if snap is None:
-                    key = blobs.put(data, base=previous.text_blob if previous else None)
+                    key = blobs.put(data, base=previous.text_blob if previous else None,
+                                    newest=True)
                     snap = Snapshot(
                         source_id=row.id, generation=new_gen, sha256=digest, text_blob=key,
                         raw_blob=old.raw_blob, content_type=old.content_type, charset=old.charset,
