@@ -202,6 +202,11 @@ class Page:
                 self._error = exc
         if not self._roots:
             h.update(body)
+        # Blocks whose every line an `ignore` rule drops (a "Last updated: 12:04:31" line) stand
+        # in the hash as a placeholder: a page whose only change is such a line costs what an
+        # unchanged page costs, instead of a full extraction each time.
+        swapped = _swap_ignored(self._roots, source.ignore, self.base_url) \
+            if source.ignore and self._roots else []
         for el in self._roots or ():
             # Drop attributes the renderer never reads (generated ids, aria state, data-*),
             # which rotate on every request on many sites. Finding their names with a regex
@@ -214,6 +219,10 @@ class Page:
                 serialised = lxml.etree.tostring(el, encoding="utf-8", with_tail=False)
             h.update(serialised)
             h.update(b"\0")
+        for original, placeholder in swapped:  # the text is rendered from the whole tree
+            parent = placeholder.getparent()
+            assert parent is not None
+            parent.replace(placeholder, original)
         self.fingerprint = h.hexdigest()
 
     def text(self) -> str:
@@ -229,6 +238,67 @@ class Page:
         if not out.strip():
             raise ExtractError("no text left after extraction (empty page or selectors remove everything)")
         return out
+
+
+_TEXT_NODES = lxml.etree.XPath(".//text()")
+# A block under one of these renders differently in place (a list marker, a heading's "#",
+# a link's label, a cell) than alone, so its lines cannot be judged alone.
+_CONTEXTUAL = frozenset({"li", "ul", "ol", "menu", "a", "strong", "b", "pre", "table", "tr",
+                         "td", "th", *_HEADINGS})
+
+
+def _swap_ignored(roots: list[HtmlElement], ignore: tuple[str, ...],
+                  base_url: str) -> list[tuple[HtmlElement, HtmlElement]]:
+    """Put a placeholder in place of each block all of whose rendered lines `ignore` drops;
+    return (block, placeholder) pairs so the caller can put the blocks back.
+
+    Safe by construction: a block is swapped only when rendering it alone gives at least one
+    line and every line matches a rule, and it has no ancestor that would render it
+    differently in place; so two pages equal but for such blocks have equal text. Blocks are
+    found from the text nodes a rule matches (C-speed XPath, one regex pass per node), so a
+    page without such a line costs one pass over its text.
+    """
+    patterns = [re.compile(p) for p in ignore]
+    swapped: list[tuple[HtmlElement, HtmlElement]] = []
+    seen: set[HtmlElement] = set()
+    for root in roots:
+        for node in _TEXT_NODES(root):
+            if not any(p.search(node) for p in patterns):
+                continue
+            block = node.getparent()
+            while block is not None and block is not root and block.tag not in _BLOCKS \
+                    and block.tag not in _HEADINGS:
+                block = block.getparent()
+            if block is None or block is root or block in seen:
+                continue
+            seen.add(block)
+            if _in_context(block, root) or not _all_ignored(block, patterns, base_url):
+                continue
+            placeholder = lxml.etree.Element("ignored-block")
+            placeholder.tail = block.tail
+            parent = block.getparent()
+            assert parent is not None
+            parent.replace(block, placeholder)
+            swapped.append((block, placeholder))
+    return swapped
+
+
+def _in_context(el: HtmlElement, root: HtmlElement) -> bool:
+    parent = el.getparent()
+    while parent is not None:
+        if parent.tag in _CONTEXTUAL:
+            return True
+        if parent is root:
+            return False
+        parent = parent.getparent()
+    return False
+
+
+def _all_ignored(block: HtmlElement, patterns: list[re.Pattern[str]], base_url: str) -> bool:
+    renderer = _Renderer(base_url)
+    renderer.element(block, 0)
+    lines = [ln for ln in normalize_text(renderer.text()).split("\n") if ln.strip()]
+    return bool(lines) and all(any(p.search(ln) for p in patterns) for ln in lines)
 
 
 def _lxml_parsable(source: Source) -> bool:

@@ -169,6 +169,31 @@ def test_fingerprint_ignores_noise_outside_and_inside_attributes() -> None:
     assert extract(page("111"), "text/html", None, src) == extract(page("222"), "text/html", None, src)
 
 
+def test_an_ignored_line_does_not_change_the_fingerprint() -> None:
+    """A page whose only change is a line an `ignore` rule drops is recognised from its
+    fingerprint, without a full extraction; anything the rule does not drop still counts."""
+    src = Source(name="t/page", platform="T", url="https://t.example/p", select=("main",),
+                 ignore=(r"^Last updated:", r"^Page generated in \d+ ms$"))
+
+    def page(stamp: str, body: str = "<p>We use your data.</p>", item: str = "") -> bytes:
+        return html(f"<main><h1>Privacy</h1><p class=x>Last updated: <time>{stamp}</time></p>"
+                    f"<div><span>Page generated in {len(stamp)} ms</span></div>{body}"
+                    f"<ul><li>Keep{item}</li></ul></main>")
+
+    def fp(body: bytes) -> str:
+        return fingerprint(body, "text/html", "utf-8", src)
+
+    assert fp(page("12:00:01")) == fp(page("12:00:02 and then some"))
+    assert extract(page("12:00:01"), "text/html", "utf-8", src) == \
+        "# Privacy\n\nWe use your data.\n\n- Keep\n"
+    assert fp(page("12:00:01")) != fp(page("12:00:01", body="<p>We sell your data.</p>"))
+    # Never dropped whole: a block with a line the rules keep, or a line in a list item
+    # (rendered "- Keep Last updated: …", which "^Last updated:" does not match).
+    mixed = "<p>Last updated: 1<br>Real text {}</p>"
+    assert fp(page("1", body=mixed.format(1))) != fp(page("1", body=mixed.format(2)))
+    assert fp(page("1", item=" Last updated: 1")) != fp(page("1", item=" Last updated: 2"))
+
+
 def test_fingerprint_changes_when_selectors_change() -> None:
     body = html("<div id='c'><p>x</p></div>")
     a = Source(name="t/p", platform="T", url="https://t.example/", select=("#c",))
