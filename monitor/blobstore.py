@@ -20,25 +20,12 @@ import zstandard
 from cachetools import LRUCache
 from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import Insert
 
-from monitor.models import Blob
+from monitor.models import Blob, insert_ignore
 
 MAX_DELTA_DEPTH = 32  # bounds the work to read a blob: at most this many decompressions
 CLEAR_DELTA = 32  # a delta under 1/32 of the bytes beats compressing them alone, in practice
 LEVEL = 3  # higher levels need ~10 MB more working memory per call for little gain on deltas
-
-
-def insert_ignore(session: Session | Connection, model: type[Blob]) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING in the session's dialect (SQLite and PostgreSQL)."""
-    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
-    if dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(model).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(model).on_conflict_do_nothing()
 
 
 def sha256(data: bytes) -> str:

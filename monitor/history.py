@@ -592,15 +592,16 @@ class SearchHit:
 def search(store: Store, query: str, limit: int = 50) -> list[SearchHit]:
     """Pages whose text says (or said) every word of the query, by sentence: those that say it
     now first, each with when it first appeared; then those that stopped, with when."""
-    from monitor.models import Sentence
+    from monitor.models import Sentence, SentenceText
     from monitor.search import matching_ids
 
     with store.read() as s:
         ids = matching_ids(s.connection(), query)
         if not ids:
             return []
-        rows = s.execute(select(Sentence, SourceRow.name, SourceRow.platform)
+        rows = s.execute(select(Sentence, SentenceText.text, SourceRow.name, SourceRow.platform)
                          .join(SourceRow, SourceRow.id == Sentence.source_id)
+                         .join(SentenceText, SentenceText.id == Sentence.text_id)
                          .where(Sentence.id.in_(ids))
                          .order_by(Sentence.first_seen_at, Sentence.id)).all()
     by_source: dict[str, list[Any]] = {}
@@ -609,7 +610,7 @@ def search(store: Store, query: str, limit: int = 50) -> list[SearchHit]:
     hits = []
     for name, found in by_source.items():
         present = [r for r in found if r.Sentence.removed_at is None]
-        shown = (present or found)[0].Sentence
+        shown = (present or found)[0]
         first = found[0].Sentence
         gone = None if present else max(found, key=lambda r: r.Sentence.removed_at).Sentence
         hits.append(SearchHit(

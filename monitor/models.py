@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     Boolean,
+    Connection,
     DateTime,
     Float,
     ForeignKey,
@@ -29,7 +30,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.dml import Insert
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -330,19 +332,28 @@ class TargetHealth(Base):
     alert_at: Mapped[datetime | None]
 
 
+class SentenceText(Base):
+    """Each distinct sentence text once, whichever pages say it: the search index is built
+    over these (a policy's boilerplate is said by many pages, and by every version)."""
+
+    __tablename__ = "sentence_texts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(16), unique=True)  # blake2b of the comparison key
+    text: Mapped[str] = mapped_column(Text)
+
+
 class Sentence(Base):
     """One distinct sentence of a source (per extraction generation), once, with the version
-    where it first appeared and, once gone, the last version that had it and when it went.
-    The search index is built over these, not over every version's whole text."""
+    where it first appeared and, once gone, the last version that had it and when it went."""
 
     __tablename__ = "sentences"
-    __table_args__ = (UniqueConstraint("source_id", "generation", "key"),)
+    __table_args__ = (UniqueConstraint("source_id", "generation", "text_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     generation: Mapped[int] = mapped_column(Integer)
-    key: Mapped[str] = mapped_column(String(16))  # blake2b of the comparison key
-    text: Mapped[str] = mapped_column(Text)
+    text_id: Mapped[int] = mapped_column(ForeignKey("sentence_texts.id"))
     first_snapshot_id: Mapped[int] = mapped_column(Integer)
     first_seen_at: Mapped[datetime]
     last_snapshot_id: Mapped[int | None] = mapped_column(Integer)  # set while it is gone
@@ -385,3 +396,15 @@ class BoardNews(Base):
     change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"))
     at: Mapped[datetime] = mapped_column(index=True)
     news: Mapped[dict[str, Any]]  # board.AnswerNews.to_dict()
+
+
+def insert_ignore(session: Session | Connection, model: type[Base]) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect (SQLite and PostgreSQL)."""
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model).on_conflict_do_nothing()

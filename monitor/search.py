@@ -4,7 +4,10 @@ Written in the same transaction as the version that changes a page's text (and b
 migration that backfills it), read by history.search. Plain SQL over a Connection, so the
 store, the migration and both backends share one implementation:
 
-- SQLite: an FTS5 table over `sentences.text` (external content: the text is stored once).
+Each distinct sentence text is stored once in `sentence_texts`, whichever pages and versions
+say it; `sentences` holds, per page, when each came and went.
+
+- SQLite: an FTS5 table over `sentence_texts.text` (external content: the text is stored once).
 - PostgreSQL: a GIN index over `to_tsvector('simple', text)` ('simple': no stemming, so
   every language of the watched pages is searched alike).
 
@@ -21,7 +24,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, insert, select, text, update
 
-from monitor.models import Sentence
+from monitor.models import Sentence, SentenceText, insert_ignore
 from monitor.sentences import sentences
 
 T = TypeVar("T")
@@ -76,50 +79,75 @@ _WORD_RE = re.compile(r"\w+")
 FEW = 20  # changed sentences up to which shared lines are searched, not all split
 
 
+def _text_ids(conn: Connection, texts: dict[str, str]) -> dict[str, int]:
+    """The ids of these sentence texts (key → text), storing the ones never seen on any page;
+    the new ones go into SQLite's full-text index too (PostgreSQL indexes by expression)."""
+    st = SentenceText.__table__.c
+    ids: dict[str, int] = {}
+    keys = list(texts)
+    for chunk in _chunks(keys):
+        ids.update((k, i) for k, i in conn.execute(select(st.key, st.id).where(st.key.in_(chunk))))
+    fresh = [k for k in keys if k not in ids]
+    if fresh:
+        # Another writer may store the same text at once: whichever insert lands is the text.
+        rows = conn.execute(insert_ignore(conn, SentenceText).returning(st.key, st.id),
+                            [{"key": k, "text": texts[k]} for k in fresh]).all()
+        inserted: dict[str, int] = {row[0]: row[1] for row in rows}
+        if inserted and conn.dialect.name == "sqlite":
+            conn.execute(text("INSERT INTO sentence_fts(rowid, text) VALUES (:id, :text)"),
+                         [{"id": i, "text": texts[k]} for k, i in inserted.items()])
+        ids.update(inserted)
+        for chunk in _chunks([k for k in fresh if k not in ids]):
+            ids.update((k, i) for k, i in conn.execute(select(st.key, st.id).where(st.key.in_(chunk))))
+    return ids
+
+
 def index_version(conn: Connection, source_id: int, generation: int, snapshot_id: int,
                   new_text: str, at: datetime, previous_snapshot_id: int | None,
                   previous_text: str | None) -> None:
     """Record that the page's current text went from `previous_text` to `new_text`."""
     t = Sentence.__table__.c
     new, removed = _delta(previous_text, new_text)
-    added = list(new)
     mine = (t.source_id == source_id) & (t.generation == generation)
-    known: dict[str, int] = {}
-    for keys in _chunks(added):
-        known.update((k, i) for k, i in conn.execute(select(t.key, t.id).where(mine, t.key.in_(keys))))
-    for back in _chunks([known[k] for k in added if k in known]):  # they come back
-        conn.execute(update(Sentence).where(t.id.in_(back), t.removed_at.is_not(None))
+    ids_of = _text_ids(conn, new)
+    added = [ids_of[k] for k in new]  # in the page's order: rows numbered alike on any backend
+    known: set[int] = set()
+    for ids in _chunks(added):
+        known.update(conn.execute(select(t.text_id).where(mine, t.text_id.in_(ids))).scalars())
+    for back in _chunks([i for i in added if i in known]):  # they come back
+        conn.execute(update(Sentence).where(mine, t.text_id.in_(back), t.removed_at.is_not(None))
                      .values(removed_at=None, last_snapshot_id=None,
                              appearances=t.appearances + 1))
-    fresh = [k for k in added if k not in known]
+    fresh = [i for i in added if i not in known]
     if fresh:
-        ids = conn.execute(insert(Sentence).returning(t.id, sort_by_parameter_order=True), [
-            {"source_id": source_id, "generation": generation, "key": k, "text": new[k],
+        conn.execute(insert(Sentence), [
+            {"source_id": source_id, "generation": generation, "text_id": i,
              "first_snapshot_id": snapshot_id, "first_seen_at": at, "appearances": 1}
-            for k in fresh]).scalars().all()
-        if conn.dialect.name == "sqlite":
-            conn.execute(text("INSERT INTO sentence_fts(rowid, text) VALUES (:id, :text)"),
-                         [{"id": i, "text": new[k]} for i, k in zip(ids, fresh, strict=True)])
+            for i in fresh])
+    st = SentenceText.__table__.c
     for keys in _chunks(removed):
-        conn.execute(update(Sentence).where(mine, t.key.in_(keys), t.removed_at.is_(None))
+        gone = select(st.id).where(st.key.in_(keys)).scalar_subquery()
+        conn.execute(update(Sentence).where(mine, t.text_id.in_(gone), t.removed_at.is_(None))
                      .values(removed_at=at, last_snapshot_id=previous_snapshot_id))
 
 
 def matching_ids(conn: Connection, query: str, limit: int = 2000) -> list[int]:
-    """Sentences of the sources' current generations that contain every word of the query."""
+    """Sentences of the sources' current generations that contain every word of the query:
+    the first `limit` of them in the order they were first seen, the same on both backends."""
     terms = [t for t in query.replace('"', " ").split() if t.strip() and "\x00" not in t]
     if not terms:
         return []
     if conn.dialect.name == "sqlite":
         match = " ".join(f'"{t}"' for t in terms)  # each term quoted: no FTS syntax injection
         rows = conn.execute(text(
-            "SELECT s.id FROM sentence_fts f JOIN sentences s ON s.id = f.rowid "
+            "SELECT s.id FROM sentence_fts f JOIN sentences s ON s.text_id = f.rowid "
             "JOIN sources src ON src.id = s.source_id AND src.generation = s.generation "
-            "WHERE sentence_fts MATCH :q LIMIT :limit"), {"q": match, "limit": limit})
+            "WHERE sentence_fts MATCH :q ORDER BY s.id LIMIT :limit"), {"q": match, "limit": limit})
     else:
         rows = conn.execute(text(
-            "SELECT s.id FROM sentences s "
+            "SELECT s.id FROM sentence_texts t JOIN sentences s ON s.text_id = t.id "
             "JOIN sources src ON src.id = s.source_id AND src.generation = s.generation "
-            "WHERE to_tsvector('simple', s.text) @@ plainto_tsquery('simple', :q) LIMIT :limit"),
+            "WHERE to_tsvector('simple', t.text) @@ plainto_tsquery('simple', :q) "
+            "ORDER BY s.id LIMIT :limit"),
             {"q": " ".join(terms), "limit": limit})
     return [row[0] for row in rows]

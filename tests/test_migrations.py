@@ -109,8 +109,9 @@ def test_upgrading_a_database_with_history_backs_it_up_and_keeps_rows(tmp_path: 
         assert new.execute("SELECT count(*) FROM checks").fetchall() == [(1,)]
         assert new.execute("PRAGMA foreign_key_check").fetchall() == []
         # The sentence index was backfilled from the existing version.
-        assert new.execute("SELECT s.text, s.first_snapshot_id, s.removed_at FROM sentence_fts f "
-                           "JOIN sentences s ON s.id = f.rowid WHERE sentence_fts MATCH 'train'"
+        assert new.execute("SELECT t.text, s.first_snapshot_id, s.removed_at FROM sentence_fts f "
+                           "JOIN sentence_texts t ON t.id = f.rowid "
+                           "JOIN sentences s ON s.text_id = t.id WHERE sentence_fts MATCH 'train'"
                            ).fetchall() == [("We train AI models on your posts.", 1, None)]
     finally:
         store.close()
