@@ -20,10 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from typing import TYPE_CHECKING
 
 from monitor import config as cfg
 from monitor import schedule
@@ -33,6 +30,11 @@ from monitor.pipeline import CheckContext, CheckResult, check_source
 from monitor.store import Claim, Store, host_of
 from monitor.store.trouble import TROUBLE, DatabaseTrouble
 from monitor.summary import FoldedFailures
+
+if TYPE_CHECKING:
+    from apscheduler.events import JobExecutionEvent
+    from apscheduler.schedulers.background import BackgroundScheduler
+# APScheduler (40 ms to import) runs the daemon's jobs; a one-shot `check` never needs it.
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -363,6 +365,10 @@ def check_once(
 
 def build_scheduler(dispatcher: Dispatcher, maintenance: Callable[[], None]) -> BackgroundScheduler:
     """The APScheduler 3.x jobs: lease renewal every third of a lease, maintenance hourly."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
     scheduler = BackgroundScheduler(
         timezone=UTC,
         job_defaults={
