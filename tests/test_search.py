@@ -187,7 +187,6 @@ def test_corpus_search_is_the_same_on_both_backends_and_across_the_migration(
     and the texts moving to one row per distinct sentence (0015, down and up) changes no
     answer."""
     from alembic import command
-
     from monitor import importer
     from tests.conftest import corpus_or_skip
 
