@@ -256,10 +256,11 @@ def test_commands_import_only_what_they_use(server: HTTPServer, project) -> None
         loaded = _modules_after(project.config, *args)
         assert not loaded & {*WEB_STACK, *HEAVY}, (args, loaded & {*WEB_STACK, *HEAVY})
     assert "sqlalchemy" not in _modules_after(project.config, "--help")
-    # Checking fetches and extracts, but neither serves nor notifies.
+    # Checking fetches and extracts, but neither serves nor notifies, and a one-shot check
+    # needs neither the daemon's scheduler nor soupsieve (cssselect reads the selector).
     loaded = _modules_after(project.config, "check")
-    assert {"requests", "bs4"} <= loaded
-    assert not loaded & {*WEB_STACK, "apprise", "alembic"}
+    assert {"requests", "lxml", "cssselect"} <= loaded
+    assert not loaded & {*WEB_STACK, "apprise", "alembic", "apscheduler", "soupsieve", "bs4"}
 
 
 def test_a_closed_pipe_is_not_an_error(project) -> None:
