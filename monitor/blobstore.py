@@ -113,7 +113,7 @@ class DatabaseBlobStore:
                     base_data: bytes | None) -> str:
         row = self.session.execute(select(Blob.codec, Blob.run).where(Blob.sha256 == key)).first()
         previous = None if base is None or base == key else self.session.execute(
-            select(Blob.codec, Blob.run, Blob.size).where(Blob.sha256 == base)).first()
+            select(Blob.codec, Blob.run).where(Blob.sha256 == base)).first()
         run = previous.run + 1 if previous is not None and previous.codec == "zstd" else 0
         if run >= MAX_DELTA_DEPTH:
             run = 0  # the previous newest stays whole: a keyframe the chains behind it end at

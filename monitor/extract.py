@@ -193,8 +193,7 @@ class Page:
         self._roots: list[HtmlElement] | None = None
         self._error: ExtractError | None = None
         h = hashlib.sha256()
-        h.update(f"{EXTRACTOR_VERSION}\0{source.extraction_key()}\0{content_type}\0{charset}\0"
-                 .encode())
+        h.update(f"{reading_key(source)}\0{content_type}\0{charset}\0".encode())
         if self.kind == "html" and body.strip() and _lxml_parsable(source):
             try:
                 self._roots = _roots(self.markup, source)

@@ -364,15 +364,15 @@ def try_source(store: Store | None, fetchers: Fetchers, source: Source,
                      would_record="the first version (a baseline: no change, no alert)")
     previous = state.current_snapshot_id
     old_text, first = store.text_of(state.current_text_blob), ""
-    if state.extraction_key != reading_key(source) and state.current_raw_blob is not None:
+    if state.extraction_key != reading_key(source) and state.current_raw_blob is not None \
+            and previous is not None:
         # A check would first re-read the stored history (see reread); its newest version,
         # read again, is what the page is compared with.
-        for snap, body in store.raw_versions(source.name):
-            if snap.id == previous and body is not None:
-                with contextlib.suppress(ExtractError):
-                    old_text = extract(body, snap.content_type or "", snap.charset, source,
-                                       snap.url)
-                    first = "a re-read of the stored history (history, no alert), then "
+        snap, body = store.raw_version(previous)
+        if body is not None:
+            with contextlib.suppress(ExtractError):
+                old_text = extract(body, snap.content_type or "", snap.charset, source, snap.url)
+                first = "a re-read of the stored history (history, no alert), then "
     if text == old_text:
         return seen(previous_snapshot_id=previous, outcome="unchanged",
                      would_record=first + "an unchanged check (no new version)")

@@ -84,10 +84,14 @@ def _text_ids(conn: Connection, texts: dict[str, str]) -> dict[str, int]:
     the new ones go into SQLite's full-text index too (PostgreSQL indexes by expression)."""
     st = SentenceText.__table__.c
     ids: dict[str, int] = {}
-    keys = list(texts)
-    for chunk in _chunks(keys):
-        ids.update((k, i) for k, i in conn.execute(select(st.key, st.id).where(st.key.in_(chunk))))
-    fresh = [k for k in keys if k not in ids]
+
+    def look_up(keys: list[str]) -> None:
+        for chunk in _chunks(keys):
+            ids.update((k, i) for k, i in conn.execute(select(st.key, st.id)
+                                                        .where(st.key.in_(chunk))))
+
+    look_up(list(texts))
+    fresh = [k for k in texts if k not in ids]
     if fresh:
         # Another writer may store the same text at once: whichever insert lands is the text.
         rows = conn.execute(insert_ignore(conn, SentenceText).returning(st.key, st.id),
@@ -97,8 +101,7 @@ def _text_ids(conn: Connection, texts: dict[str, str]) -> dict[str, int]:
             conn.execute(text("INSERT INTO sentence_fts(rowid, text) VALUES (:id, :text)"),
                          [{"id": i, "text": texts[k]} for k, i in inserted.items()])
         ids.update(inserted)
-        for chunk in _chunks([k for k in fresh if k not in ids]):
-            ids.update((k, i) for k, i in conn.execute(select(st.key, st.id).where(st.key.in_(chunk))))
+        look_up([k for k in fresh if k not in ids])  # stored by another writer meanwhile
     return ids
 
 

@@ -316,19 +316,22 @@ def test_removed_source_is_disabled_and_keeps_history(server: HTTPServer, projec
     assert len(project.json("history", "acme/b")) == 1
 
 
+SELECTED = """
+    [[source]]
+    name = "acme/p"
+    platform = "Acme"
+    url = "{url}"
+    select = "#content"
+    {extra}
+"""
+
+
 def test_reextract_after_selector_change_is_not_a_page_change(
     server: HTTPServer, project, page
 ) -> None:
     content = {"body": page(POLICY, noise="one")}
     serve(server, "/p", content)
-    source = """
-        [[source]]
-        name = "acme/p"
-        platform = "Acme"
-        url = "{url}"
-        select = "#content"
-        {extra}
-    """
+    source = SELECTED
     project.write(source.format(url=server.url_for("/p"), extra=""))
     project.cli("init")
     project.check()
@@ -358,14 +361,7 @@ def test_selector_change_without_reextract_is_read_again_not_reported(
     stored history itself, and a page that did not change is unchanged."""
     content = {"body": page(POLICY)}
     serve(server, "/p", content)
-    source = """
-        [[source]]
-        name = "acme/p"
-        platform = "Acme"
-        url = "{url}"
-        select = "#content"
-        {extra}
-    """
+    source = SELECTED
     project.write(source.format(url=server.url_for("/p"), extra=""))
     project.cli("init")
     project.check()

@@ -28,7 +28,6 @@ from sqlalchemy.exc import DatabaseError
 
 from monitor import config as cfg
 from monitor import schedule
-from monitor.extract import reading_key
 from monitor.models import (
     Host,
     SourceAlert,
@@ -243,6 +242,7 @@ class Leases(Database):
         together take turns under one lock, and rows are locked source first, host second,
         like every check transaction, so a sync cannot deadlock with checks or claims.
         """
+        from monitor import extract  # here: read commands never load lxml
         now = utcnow()
         with self.write_conn() as conn:
             advisory_lock(conn, "sync-sources")
@@ -266,7 +266,7 @@ class Leases(Database):
                 if row is None:
                     inserts.append({**values, "name": src.name, "created_at": now, "updated_at": now,
                                     "generation": 0, "consecutive_failures": 0, "failing": False,
-                                    "extraction_key": reading_key(src),
+                                    "extraction_key": extract.reading_key(src),
                                     "interval_seconds": interval})
                     touched.add(values["host_id"])
                     continue
@@ -394,13 +394,15 @@ class Leases(Database):
 
     def ensure_sources(self, sources: Sequence[cfg.Source], *, enabled: bool = True) -> None:
         """Create or update these sources only; others are left alone (used by `import`)."""
+        from monitor import extract  # here: read commands never load lxml
         now = utcnow()
         with self.write() as s:
             for src in sources:
                 row = s.scalar(select(SourceRow).where(SourceRow.name == src.name))
                 if row is None:
                     row = SourceRow(name=src.name, created_at=now, generation=0, in_config=False,
-                                    consecutive_failures=0, extraction_key=reading_key(src))
+                                    consecutive_failures=0,
+                                    extraction_key=extract.reading_key(src))
                     s.add(row)
                 row.platform, row.title, row.url, row.kind = src.platform, src.title, src.url, src.kind
                 row.enabled, row.updated_at = enabled, now

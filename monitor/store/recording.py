@@ -334,6 +334,15 @@ class Recorder(Database):
             blobs = DatabaseBlobStore(s, self.blobs)
             return [(snap, blobs.get(snap.raw_blob) if snap.raw_blob else None) for snap in snaps]
 
+    def raw_version(self, snapshot_id: int) -> tuple[Snapshot, bytes | None]:
+        """One snapshot and its raw body (None when it was stored as text only)."""
+        with self.read() as s:
+            snap = s.get(Snapshot, snapshot_id)
+            if snap is None:
+                raise StoreError(f"no snapshot with id {snapshot_id}")
+            body = DatabaseBlobStore(s, self.blobs).get(snap.raw_blob) if snap.raw_blob else None
+            return snap, body
+
     def replace_history(
         self,
         name: str,
