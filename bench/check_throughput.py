@@ -15,10 +15,12 @@ generated ~150 KB pages with scripts, nav, inline JSON and per-request noise.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
 import multiprocessing
 import os
+import pstats
 import random
 import resource
 import sqlite3
@@ -186,7 +188,8 @@ def _variant(html: str, selector: str, i: int, edit: int, noise: bool,
     return body.encode("utf-8")
 
 
-def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100) -> dict[str, float]:
+def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100,
+           profile: bool = False) -> dict[str, float]:
     """CPU per check of each path of the pipeline after the fetch, in-process, on corpus pages:
     first snapshot, unchanged 200, 304, and changed page (one edited paragraph); and database
     growth (main file + WAL after a checkpoint) per changed page and per unchanged check."""
@@ -216,23 +219,30 @@ def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100) -> di
         # its size alone showed 0 B per changed page.
         return db_bytes(db)
 
-    def run(subset: list[int]) -> tuple[float, dict[str, int]]:
+    profiles: dict[str, cProfile.Profile] = {}
+
+    def run(subset: list[int], label: str = "") -> tuple[float, dict[str, int]]:
         outcomes: dict[str, int] = {}
+        profiler = profiles.setdefault(label, cProfile.Profile()) if profile and label else None
         cpu0 = time.process_time()
+        if profiler:
+            profiler.enable()
         for i in subset:
             result = check_source(store, fetchers, sources[i])
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+        if profiler:
+            profiler.disable()
         return (time.process_time() - cpu0) * 1000 / len(subset), outcomes
 
     out: dict[str, float] = {}
     everyone = list(range(n))
     load(noise=True)
-    out["first_ms"], _ = run(everyone)
+    out["first_ms"], _ = run(everyone, "first")
     load(noise=True)
     run(everyone)  # warm: the second sight of every page
     size0 = file_bytes()
     load(noise=True)
-    out["unchanged_ms"], _ = run(everyone)
+    out["unchanged_ms"], _ = run(everyone, "unchanged")
     out["unchanged_bytes"] = (file_bytes() - size0) / n
     fetcher.not_modified = True
     out["not_modified_ms"], _ = run(everyone)
@@ -246,7 +256,7 @@ def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100) -> di
             edits[i] += 1
         load(noise=True)
         before = file_bytes()
-        ms, outcomes = run(picked)
+        ms, outcomes = run(picked, "changed")
         growth += file_bytes() - before
         changed_cpu += ms * len(picked)
         changed_pages += outcomes.get("changed", 0)
@@ -271,6 +281,11 @@ def stages(pages: list[tuple[str, str]], n: int, changed_total: int = 100) -> di
         out["ignored_stamp_ms"] = (time.process_time() - cpu0) * 1000 / n
     assert kinds == {"unchanged": n}, kinds
     store.close()
+    for label, profiler in profiles.items():
+        # Own time, not cumulative: what to make cheaper, rather than who calls it.
+        print(f"--- profile: {label} (top functions by own time)", file=sys.stderr)
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats(os.environ.get("SORT", "tottime")).print_stats(15)
     return out
 
 
@@ -407,6 +422,9 @@ def main() -> None:
                              "figures are the best run's, byte figures the worst run's.")
     parser.add_argument("--stages-only", action="store_true",
                         help="Only the in-process pipeline figures (no HTTP, no one-shot runs).")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile the first, unchanged and changed stages and print the "
+                             "top functions by own time (stderr).")
     parser.add_argument("--json", action="store_true",
                         help="Print the issue's figures as one JSON object (pipeline stages, "
                              "one-shot rounds, start-up) instead of the HTTP round table.")
@@ -414,7 +432,8 @@ def main() -> None:
     if args.stages_only or args.json:
         use = CORPUS.exists() and not args.no_corpus
         pages_used = corpus_pages() if use else [generated_page(i) for i in range(20)]
-        runs = [stages(pages_used, args.n) for _ in range(args.repeat)]
+        runs = [stages(pages_used, args.n, profile=args.profile and r == 0)
+                for r in range(args.repeat)]
         # Best of the runs for CPU (a shared machine only ever adds time, as timeit's docs
         # say), worst of them for bytes.
         figures = {k: (max if k.endswith("_bytes") else min)(r[k] for r in runs) for k in runs[0]}

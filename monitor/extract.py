@@ -49,6 +49,8 @@ _HEADINGS = {f"h{i}": i for i in range(1, 7)}
 _SPECIAL = frozenset({*_HEADINGS, "ul", "ol", "menu", "li", "table", "br", "pre", "hr", "a", "img",
                       "strong", "b"})
 _SPACE_RE = re.compile(r"[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+# What str.split() counts as whitespace and _SPACE_RE does not (separators, NEL).
+_SPLIT_ONLY_RE = re.compile("[\x1c-\x1f\x85]")
 _INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _HIDDEN_STYLE_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 # lxml writes every attribute as ` name="value"`; the literal space and quote make this regex
@@ -330,6 +332,10 @@ def extract(
 def normalize_inline(text: str) -> str:
     if not text.isascii():  # (a constant-time test: only other text can hold invisibles)
         text = _INVISIBLE_RE.sub("", text)
+    if not _SPLIT_ONLY_RE.search(text):
+        # str.split() breaks on exactly _SPACE_RE's characters plus these few, and joining
+        # its words is several times faster than the substitution; this runs per text node.
+        return " ".join(text.split())
     return _SPACE_RE.sub(" ", text).strip()
 
 
@@ -357,6 +363,7 @@ def apply_ignore(text: str, patterns: Iterable[str]) -> str:
     return normalize_text("\n".join(kept))
 
 
+@lru_cache(maxsize=8192)  # a page's links recur in its every version, and across a site's pages
 def clean_link(href: str, base_url: str) -> str | None:
     """Absolute http(s) link without tracking parameters, or None for anything else.
 

@@ -115,7 +115,8 @@ def index_version(conn: Connection, source_id: int, generation: int, snapshot_id
     ids_of = _text_ids(conn, new)
     added = [ids_of[k] for k in new]  # in the page's order: rows numbered alike on any backend
     known: set[int] = set()
-    for ids in _chunks(added):
+    # A page's first version has no sentence rows yet: nothing to look up.
+    for ids in _chunks(added if previous_snapshot_id is not None else []):
         known.update(conn.execute(select(t.text_id).where(mine, t.text_id.in_(ids))).scalars())
     for back in _chunks([i for i in added if i in known]):  # they come back
         conn.execute(update(Sentence).where(mine, t.text_id.in_(back), t.removed_at.is_not(None))

@@ -64,7 +64,17 @@ def split_sentences(text: str) -> list[str]:
         line = _MARKUP_RE.sub("", line).strip()
         if not line:
             continue
-        out.extend(s.strip() for s in SENTENCE_END_RE.split(line) if s.strip())
+        # The boundary found by its punctuation, not by a look-behind tried at every position
+        # (SENTENCE_END_RE.split): the same cuts, about three times faster.
+        start = 0
+        for m in SENTENCE_BREAK_RE.finditer(line):
+            piece = line[start:m.start() + 1].strip()
+            if piece:
+                out.append(piece)
+            start = m.end()
+        piece = line[start:].strip()
+        if piece:
+            out.append(piece)
     return out
 
 
@@ -113,6 +123,8 @@ def index_key(sentence: str) -> str | None:
     """16 hex digits of the sentence's words, case-folded (punctuation, emphasis and spacing
     ignored), or None for a fragment with too few letters to be worth indexing."""
     words = _WORD_RE.findall(sentence.casefold())
-    if sum(len(w) for w in words if not w.isdigit()) < MIN_LETTERS:
+    # Letters in words that are not all digits, counted in C (a generator here cost more
+    # than the hash).
+    if sum(map(len, words)) - sum(map(len, filter(str.isdigit, words))) < MIN_LETTERS:
         return None
     return hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).hexdigest()

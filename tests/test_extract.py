@@ -108,6 +108,18 @@ def test_unicode_is_normalised_to_nfc() -> None:
     assert unicodedata.is_normalized("NFC", text)
 
 
+def test_spacing_is_read_the_same_whatever_the_space_character() -> None:
+    # Stored texts must not change between releases: every Unicode space folds to one space
+    # (the fast path), while separators that are not spaces (U+001C..U+001F, NEL) stay as
+    # they were read before (they are not spaces a reader sees, and folding them would
+    # re-report every page that holds one).
+    spaces = "\u00a0\u1680\u2002\u2009\u202f\u205f\u3000\t\u2028"
+    text = extract(html(f"<p>{spaces}Opt{spaces}out{spaces}</p>"), "text/html", "utf-8", SRC)
+    assert text == "Opt out\n"
+    kept = extract(html("<p>a\x1fb \u00a0 c\x85d</p>"), "text/html", "utf-8", SRC)
+    assert kept == "a\x1fb c\x85d\n"
+
+
 @pytest.mark.parametrize(("raw", "header", "expected"), [
     ("Café “AI” €".encode(), None, "Café “AI” €"),  # undeclared UTF-8
     ("Café “AI” €".encode(), "iso-8859-1", "Café “AI” €"),  # mislabelled UTF-8
