@@ -35,6 +35,7 @@ USER_AGENT = (
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_BARE_ZERO_RE = re.compile(r"0+(?:\.0+)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -210,12 +211,15 @@ class Config:
 MAX_DURATION = 366 * 86400.0  # a year: longer than any useful interval, and safe in date maths
 
 
-def parse_duration(value: object) -> float:
+def parse_duration(value: object, *, zero: bool = False) -> float:
     """'6h', '1h30m', '90s', '500ms' or a number of seconds → seconds, finite, at most a year
-    (nan, inf or 1e300 would pass a `> 0` test and then crash the scheduler's date maths)."""
+    (nan, inf or 1e300 would pass a `> 0` test and then crash the scheduler's date maths).
+    With `zero`, any spelling of nothing ("0", "0s", "0.0s", "0m", 0.0) is 0."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like '6h' or a number of seconds")
     if isinstance(value, int | float):
+        if zero and value == 0:
+            return 0.0
         if not math.isfinite(value) or value <= 0:
             raise ValueError("must be a positive, finite number of seconds")
         if value > MAX_DURATION:
@@ -230,8 +234,12 @@ def parse_duration(value: object) -> float:
             break
         total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
         pos = m.end()
+    if zero and _BARE_ZERO_RE.fullmatch(text):
+        return 0.0
     if pos == 0 or text[pos:].strip():
         raise ValueError(f"invalid duration {value!r} (use e.g. '30s', '15m', '6h', '1d')")
+    if zero and total == 0:
+        return 0.0
     if not math.isfinite(total) or total <= 0:
         raise ValueError("must be positive")
     if total > MAX_DURATION:
@@ -440,10 +448,10 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "max_bytes": _as_positive_int,
     "min_transfer_rate": lambda v: 0.0 if v == 0 else float(_as_positive_int(v)),
     "interval": parse_duration,
-    "jitter": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
+    "jitter": lambda v: parse_duration(v, zero=True),
     "retry_ladder": _ladder,
     "allow_private_addresses": _as_bool,
-    "per_host_delay": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
+    "per_host_delay": lambda v: parse_duration(v, zero=True),
     "respect_robots": _as_bool,
     "workers": lambda v: _as_positive_int(v, 256),
     "shutdown_timeout": parse_duration,
@@ -457,7 +465,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "delivery_timeout": parse_duration,
     "target_failing_after": parse_duration,
     "digest_time": lambda v: _check_clock(v),
-    "event_window": lambda v: 0.0 if v in (0, "0", "0s") else parse_duration(v),
+    "event_window": lambda v: parse_duration(v, zero=True),
     "fetcher": lambda v: _one_of(v, FETCHERS),
     "browser_executable": lambda v: Path(_as_str(v)),
     "browser_pages": lambda v: _as_positive_int(v, 64),

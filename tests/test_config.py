@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -124,7 +125,24 @@ def test_durations(text: object, seconds: float) -> None:
     assert cfg.parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "6", "h", "6x", "-1h", 0, True, "6h and more"])
+@pytest.mark.parametrize("text", ["0", "0s", "0.0s", "0m", "0ms", "0h0m", 0, 0.0, "0.0"])
+def test_zero_reads_alike_in_every_spelling_where_zero_is_allowed(text: object) -> None:
+    # `jitter = "0.0s"` was refused while "0s" passed: zero is zero however it is written.
+    assert cfg.parse_duration(text, zero=True) == 0.0
+    conf = cfg.parse(f'[settings]\njitter = {json.dumps(text)}\nper_host_delay = '
+                     f'{json.dumps(text)}\nevent_window = {json.dumps(text)}\n', Path("s.toml"),
+                     env={})
+    assert (conf.settings.jitter, conf.settings.per_host_delay,
+            conf.settings.event_window) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("text", [".", "0x", "-0s", "s", True])
+def test_zero_spellings_do_not_let_nonsense_through(text: object) -> None:
+    with pytest.raises(ValueError, match=r"duration"):
+        cfg.parse_duration(text, zero=True)
+
+
+@pytest.mark.parametrize("text", ["", "6", "h", "6x", "-1h", 0, True, "6h and more", "0.0s"])
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match=r"duration|positive"):
         cfg.parse_duration(text)
