@@ -589,36 +589,94 @@ class SearchHit:
         return d
 
 
-def search(store: Store, query: str, limit: int = 50) -> list[SearchHit]:
-    """Pages whose text says (or said) every word of the query, by sentence: those that say it
-    now first, each with when it first appeared; then those that stopped, with when."""
-    from monitor.models import Sentence, SentenceText
-    from monitor.search import matching_ids
+@dataclass(frozen=True)
+class SearchResults:
+    """One page of a search's answer, with exact totals: how many pages say it now and how
+    many said it before and no longer do, counted by the database over every match."""
 
+    query: str
+    hits: list[SearchHit]
+    now: int
+    before: int
+    next: str | None  # pass as `after` for the next page; None on the last page
+
+    @property
+    def total(self) -> int:
+        return self.now + self.before
+
+
+def _search_cursor(hit: SearchHit, source_id: int) -> str:
+    return f"{int(hit.present)}.{source_id}.{hit.first_seen_at.isoformat()}"
+
+
+def _parse_search_cursor(after: str) -> tuple[int, int, datetime]:
+    try:
+        present, source_id, at = after.split(".", 2)
+        if present not in ("0", "1"):
+            raise ValueError(present)
+        return int(present), int(source_id), datetime.fromisoformat(at)
+    except ValueError:
+        raise ValueError(f"not a search cursor: {after[:80]!r} (pass the `next` of a previous "
+                         "answer)") from None
+
+
+def search(store: Store, query: str, limit: int = 50, after: str | None = None
+           ) -> SearchResults:
+    """Pages whose text says (or said) every word of the query, by sentence: those that say it
+    now first, each with when it first appeared; then those that stopped, with when. Paged by
+    keyset (`after` is the previous page's `next`), so a later page starts exactly where the
+    last one ended; the totals count every matching page, never a cut of them."""
+    from sqlalchemy import and_, case
+
+    from monitor.models import Sentence, SentenceText
+    from monitor.search import matching_texts
+
+    key = _parse_search_cursor(after) if after else None
     with store.read() as s:
-        ids = matching_ids(s.connection(), query)
-        if not ids:
-            return []
+        texts = matching_texts(s.connection(), query)
+        if texts is None:
+            return SearchResults(query, [], 0, 0, None)
+        matching = (Sentence.text_id.in_(texts.scalar_subquery())
+                    & (SourceRow.id == Sentence.source_id)
+                    & (SourceRow.generation == Sentence.generation))
+        pages = (select(Sentence.source_id.label("source_id"),
+                        func.max(case((Sentence.removed_at.is_(None), 1), else_=0))
+                        .label("present"),
+                        func.min(Sentence.first_seen_at).label("first"))
+                 .select_from(Sentence).join(SourceRow, matching)
+                 .group_by(Sentence.source_id).subquery())
+        counts: dict[int, int] = dict(s.execute(select(pages.c.present, func.count())
+                                .group_by(pages.c.present)).all())
+        ordered = select(pages.c.source_id).order_by(pages.c.present.desc(), pages.c.first,
+                                                     pages.c.source_id).limit(limit + 1)
+        if key is not None:
+            present, source_id, at = key
+            ordered = ordered.where((pages.c.present < present) | and_(
+                pages.c.present == present,
+                (pages.c.first > at) | ((pages.c.first == at) & (pages.c.source_id > source_id))))
+        ids = list(s.scalars(ordered))
+        more = len(ids) > limit
+        ids = ids[:limit]
         rows = s.execute(select(Sentence, SentenceText.text, SourceRow.name, SourceRow.platform)
-                         .join(SourceRow, SourceRow.id == Sentence.source_id)
+                         .select_from(Sentence).join(SourceRow, matching & SourceRow.id.in_(ids))
                          .join(SentenceText, SentenceText.id == Sentence.text_id)
-                         .where(Sentence.id.in_(ids))
-                         .order_by(Sentence.first_seen_at, Sentence.id)).all()
-    by_source: dict[str, list[Any]] = {}
+                         .order_by(Sentence.first_seen_at, Sentence.id)).all() if ids else []
+    by_source: dict[int, list[Any]] = {}
     for row in rows:
-        by_source.setdefault(row.name, []).append(row)
-    hits = []
-    for name, found in by_source.items():
-        present = [r for r in found if r.Sentence.removed_at is None]
-        shown = (present or found)[0]
+        by_source.setdefault(row.Sentence.source_id, []).append(row)
+    hits: list[tuple[SearchHit, int]] = []
+    for source_id, found in by_source.items():
+        present_rows = [r for r in found if r.Sentence.removed_at is None]
+        shown = (present_rows or found)[0]
         first = found[0].Sentence
-        gone = None if present else max(found, key=lambda r: r.Sentence.removed_at).Sentence
-        hits.append(SearchHit(
-            name, found[0].platform, bool(present), shown.text, first.first_seen_at,
+        gone = None if present_rows else max(found, key=lambda r: r.Sentence.removed_at).Sentence
+        hits.append((SearchHit(
+            found[0].name, found[0].platform, bool(present_rows), shown.text, first.first_seen_at,
             first.first_snapshot_id, gone.removed_at if gone else None,
-            gone.last_snapshot_id if gone else None, len(found)))
-    hits.sort(key=lambda h: (not h.present, h.first_seen_at))
-    return hits[:limit]
+            gone.last_snapshot_id if gone else None, len(found)), source_id))
+    hits.sort(key=lambda pair: (not pair[0].present, pair[0].first_seen_at, pair[1]))
+    return SearchResults(query, [h for h, _ in hits], counts.get(1, 0), counts.get(0, 0),
+                         _search_cursor(*hits[-1]) if more and hits else None)
 
 
 def boards(store: Store, platform: str | None = None, at: datetime | None = None

@@ -353,7 +353,7 @@ class Sentence(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     generation: Mapped[int] = mapped_column(Integer)
-    text_id: Mapped[int] = mapped_column(ForeignKey("sentence_texts.id"))
+    text_id: Mapped[int] = mapped_column(ForeignKey("sentence_texts.id"), index=True)
     first_snapshot_id: Mapped[int] = mapped_column(Integer)
     first_seen_at: Mapped[datetime]
     last_snapshot_id: Mapped[int | None] = mapped_column(Integer)  # set while it is gone

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, Integer, Select, insert, literal_column, select, text, update
 
 from monitor.models import Sentence, SentenceText, insert_ignore
 from monitor.sentences import sentences
@@ -135,23 +135,16 @@ def index_version(conn: Connection, source_id: int, generation: int, snapshot_id
                      .values(removed_at=at, last_snapshot_id=previous_snapshot_id))
 
 
-def matching_ids(conn: Connection, query: str, limit: int = 2000) -> list[int]:
-    """Sentences of the sources' current generations that contain every word of the query:
-    the first `limit` of them in the order they were first seen, the same on both backends."""
+def matching_texts(conn: Connection, query: str) -> Select[int] | None:
+    """The ids of the sentence texts that contain every word of the query, as a subquery (so
+    counting and paging happen in the database, over every match), or None for no words."""
     terms = [t for t in query.replace('"', " ").split() if t.strip() and "\x00" not in t]
     if not terms:
-        return []
+        return None
     if conn.dialect.name == "sqlite":
         match = " ".join(f'"{t}"' for t in terms)  # each term quoted: no FTS syntax injection
-        rows = conn.execute(text(
-            "SELECT s.id FROM sentence_fts f JOIN sentences s ON s.text_id = f.rowid "
-            "JOIN sources src ON src.id = s.source_id AND src.generation = s.generation "
-            "WHERE sentence_fts MATCH :q ORDER BY s.id LIMIT :limit"), {"q": match, "limit": limit})
-    else:
-        rows = conn.execute(text(
-            "SELECT s.id FROM sentence_texts t JOIN sentences s ON s.text_id = t.id "
-            "JOIN sources src ON src.id = s.source_id AND src.generation = s.generation "
-            "WHERE to_tsvector('simple', t.text) @@ plainto_tsquery('simple', :q) "
-            "ORDER BY s.id LIMIT :limit"),
-            {"q": " ".join(terms), "limit": limit})
-    return [row[0] for row in rows]
+        return (select(literal_column("rowid", Integer)).select_from(text("sentence_fts"))
+                .where(text("sentence_fts MATCH :q").bindparams(q=match)))
+    st = SentenceText.__table__.c
+    return select(st.id).where(text("to_tsvector('simple', sentence_texts.text) @@ "
+                                    "plainto_tsquery('simple', :q)").bindparams(q=" ".join(terms)))

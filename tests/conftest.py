@@ -71,7 +71,7 @@ class Project:
         return result
 
     def json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args, "--json").output)
+        return json.loads(self.cli(*args, "--json").stdout)
 
     def check(self, *names: str) -> dict[str, dict[str, Any]]:
         out = self.cli("check", "--json", *names).output

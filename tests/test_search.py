@@ -103,7 +103,7 @@ def test_first_and_last_appearance_across_add_remove_and_readd(server: HTTPServe
     assert [tuple(r) for r in rows] == [(A, 1), (B, 2), (C, 1), (D, 1)]
     # The command, the API and the web page agree, on either backend.
     out = project.cli("search", "train", "generative").output
-    assert "acme/privacy" in out and "yes" in out
+    assert "acme/privacy" in out and "yes" in out and "1 page say it now, 0 said it before" in out
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(project.config),
                              "serve", "--port", str(port)], stdout=subprocess.PIPE, text=True)
@@ -113,6 +113,8 @@ def test_first_and_last_appearance_across_add_remove_and_readd(server: HTTPServe
         base = f"http://127.0.0.1:{port}"
         with urllib.request.urlopen(f"{base}/api/search?q=EEA") as r:  # noqa: S310 - loopback
             (api,) = json.loads(r.read())
+            assert (r.headers["X-Total-Count"], r.headers["X-Count-Now"]) == ("1", "0")
+            assert r.headers["Link"] is None  # one page holds every match
         assert (api["source"], api["present"], api["removed_at"]) == (
             "acme/privacy", False, third["seen_at"])
         with urllib.request.urlopen(f"{base}/search?q=train+generative") as r:  # noqa: S310
@@ -178,7 +180,7 @@ def _answers(store: Store) -> dict[str, list[tuple[str, bool, str, str | None]]]
     from monitor import history
 
     return {q: sorted((h.source, h.present, h.sentence, str(h.removed_at))
-                      for h in history.search(store, q, limit=500)) for q in QUERIES}
+                      for h in history.search(store, q, limit=500).hits) for q in QUERIES}
 
 
 def test_corpus_search_is_the_same_on_both_backends_and_across_the_migration(
@@ -212,3 +214,50 @@ def test_corpus_search_is_the_same_on_both_backends_and_across_the_migration(
     for q in QUERIES:
         a, b = set(sqlite_answers[q]), set(pg_answers[q])
         assert a == b, (q, sorted(a - b)[:3], sorted(b - a)[:3])
+
+
+def test_corpus_search_counts_every_page_beyond_two_thousand_matches(tmp_path) -> None:
+    """Counts are the database's own count over every matching sentence (the old answer was
+    cut at 2,000 sentences and printed the cut as the total), stable from one request to the
+    next, and paging by cursor reaches every page exactly once, in order."""
+    from monitor import history, importer
+    from tests.conftest import corpus_or_skip
+
+    root = corpus_or_skip()
+    docs = [d for d in importer.discover(root / "linkedin", ["md"])
+            if d.name.split("/")[-1].startswith(("privacy-policy", "terms-of-service"))]
+    store = Store(f"sqlite:///{tmp_path / 'monitor.db'}")
+    try:
+        store.upgrade()
+        importer.import_documents(store, docs)
+        with store.engine.connect() as conn:
+            per_page = dict(conn.execute(text(
+                "SELECT src.name, COUNT(*) FROM sentence_fts f "
+                "JOIN sentences s ON s.text_id = f.rowid JOIN sources src ON src.id = s.source_id "
+                "AND src.generation = s.generation WHERE sentence_fts MATCH '\"linkedin\"' "
+                "GROUP BY src.name")).all())
+            saying_now = set(conn.execute(text(
+                "SELECT DISTINCT src.name FROM sentence_fts f "
+                "JOIN sentences s ON s.text_id = f.rowid JOIN sources src ON src.id = s.source_id "
+                "AND src.generation = s.generation WHERE sentence_fts MATCH '\"linkedin\"' "
+                "AND s.removed_at IS NULL")).scalars())
+        assert sum(per_page.values()) > 2000  # more matching sentences than the old cut
+        first = history.search(store, "LinkedIn", limit=3)
+        assert (first.now, first.before) == (len(saying_now), len(per_page) - len(saying_now))
+        assert history.search(store, "LinkedIn", limit=3) == first  # stable
+        seen, after = [], None
+        while True:
+            page = history.search(store, "LinkedIn", limit=3, after=after)
+            assert (page.now, page.before) == (first.now, first.before)
+            seen.extend(page.hits)
+            if page.next is None:
+                break
+            after = page.next
+        assert sorted(h.source for h in seen) == sorted(per_page)  # every page, once
+        assert {h.source: h.sentences for h in seen} == per_page
+        order = [(not h.present, h.first_seen_at) for h in seen]
+        assert order == sorted(order)
+        with pytest.raises(ValueError, match="cursor"):
+            history.search(store, "LinkedIn", after="not-a-cursor")
+    finally:
+        store.close()

@@ -144,24 +144,40 @@ def changes(ctx: Context, source: str | None, since: str | None, labels: tuple[s
 
 @main.command()
 @click.argument("words", nargs=-1, required=True)
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Pages per answer.")
+@click.option("--after", metavar="CURSOR",
+              help="Continue after a previous answer (the cursor it printed).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the pages as a JSON list (the totals and the next cursor go to stderr).")
 @pass_context
 @handle_errors
-def search(ctx: Context, words: tuple[str, ...], limit: int, as_json: bool) -> None:
+def search(ctx: Context, words: tuple[str, ...], limit: int, after: str | None,
+           as_json: bool) -> None:
     """Which pages say WORDS now, since when, and which stopped saying them and when."""
     from monitor import history
 
-    hits = history.search(ctx.store(), " ".join(words), limit)
+    try:
+        found = history.search(ctx.store(), " ".join(words), limit, after)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--after") from None
+    more = f"more: policy-monitor search {' '.join(words)} --after {found.next}" \
+        if found.next else None
+    totals = (f"{found.now:,} page{'' if found.now == 1 else 's'} say it now, "
+              f"{found.before:,} said it before")
     if as_json:
-        _echo_json(hits)
+        _echo_json(found.hits)
+        click.echo(totals + (f"; {more}" if more else ""), err=True)
         return
-    if not hits:
+    if not found.total:
         click.echo(f"no page says {' '.join(words)!r}, now or before")
         return
+    click.echo(totals)
     _table(["SOURCE", "NOW", "FIRST SEEN", "REMOVED", "SENTENCE"],
            [[h.source, "yes" if h.present else "no", _ago(h.first_seen_at), _ago(h.removed_at),
-             _cut(_terminal(h.sentence), 90)] for h in hits])
+             _cut(_terminal(h.sentence), 90)] for h in found.hits])
+    if more:
+        click.echo(more)
 
 
 @main.command()

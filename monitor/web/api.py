@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from monitor import diff as difflib
@@ -106,12 +106,25 @@ def api_versions(store: StoreDep, name: str) -> list[VersionOut]:
             for ver in history.versions(store, name)]
 
 
-@router.get("/api/search", response_model=list[SearchHitOut], tags=["search"])
-def api_search(store: StoreDep, q: str = Query(..., min_length=1, max_length=500),
-               limit: int = Query(50, ge=1, le=500)) -> list[SearchHitOut]:
+@router.get("/api/search", response_model=list[SearchHitOut], tags=["search"],
+            responses={400: {"model": ErrorOut}})
+def api_search(store: StoreDep, request: Request, response: Response,
+               q: str = Query(..., min_length=1, max_length=500),
+               limit: int = Query(50, ge=1, le=500),
+               after: str | None = Query(None, max_length=200)) -> list[SearchHitOut]:
     """Pages that say (or said) every word of q: whether they say it now, when it first
-    appeared, and when it was removed."""
-    return [SearchHitOut(**h.to_dict()) for h in history.search(store, q, limit)]
+    appeared, and when it was removed. `X-Total-Count` is the exact number of matching
+    pages (`X-Count-Now` of them say it now); `Link: <…>; rel="next"` is the next page."""
+    try:
+        found = history.search(store, q, limit, after)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    response.headers["X-Total-Count"] = str(found.total)
+    response.headers["X-Count-Now"] = str(found.now)
+    if found.next:
+        url = request.url.include_query_params(after=found.next)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return [SearchHitOut(**h.to_dict()) for h in found.hits]
 
 
 @router.get("/api/changes", response_model=list[ChangeOut], tags=["changes"], responses=NOT_FOUND)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
@@ -110,8 +110,15 @@ def compare_page(store: StoreDep, request: Request, name: str,
 
 
 @router.get("/search", response_class=HTMLResponse, include_in_schema=False)
-def search_page(store: StoreDep, request: Request, q: str = Query("", max_length=500)) -> HTMLResponse:
-    return render(request, "search.html", q=q, hits=history.search(store, q) if q else [])
+def search_page(store: StoreDep, request: Request, q: str = Query("", max_length=500),
+                after: str | None = Query(None, max_length=200)) -> HTMLResponse:
+    try:
+        found = history.search(store, q, after=after) if q else None
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    more = str(request.url.include_query_params(after=found.next)) \
+        if found is not None and found.next else None
+    return render(request, "search.html", q=q, found=found, more=more)
 
 
 @router.get("/events/{event_id}", response_class=HTMLResponse, include_in_schema=False)
