@@ -27,6 +27,7 @@ from monitor.schedule import RETRY_LADDER, Policy
 CONFIG_ENV = "POLICY_MONITOR_CONFIG"
 DATA_ENV = "POLICY_MONITOR_DATA"
 DATABASE_ENV = "POLICY_MONITOR_DATABASE_URL"  # keeps a PostgreSQL password out of sources.toml
+WEB_DATABASE_ENV = "POLICY_MONITOR_WEB_DATABASE_URL"  # the same, for serve's read-only role
 DEFAULT_CONFIG = "sources.toml"
 USER_AGENT = (
     "policy-monitor/0.1 (+https://github.com/policy-monitor/policy-monitor; "
@@ -60,6 +61,9 @@ class Settings:
 
     data_dir: Path = Path("data")
     database_url: str = ""
+    # What `serve` connects as, when it differs: on PostgreSQL a SELECT-only role
+    # (deploy/web-role.sql), so the web cannot write even through a bug that lifts READ ONLY.
+    web_database_url: str = ""
     user_agent: str = USER_AGENT
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -100,6 +104,10 @@ class Settings:
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'monitor.db'}"
+
+    @property
+    def web_database(self) -> str:
+        return self.web_database_url or self.database
 
 
 @dataclass(frozen=True)
@@ -441,6 +449,7 @@ def _headers(value: object) -> tuple[tuple[str, str], ...]:
 _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "data_dir": lambda v: Path(_as_str(v)),
     "database_url": _as_str,
+    "web_database_url": _as_str,
     "user_agent": _as_str,
     "connect_timeout": parse_duration,
     "read_timeout": parse_duration,
@@ -609,6 +618,8 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
         settings_values["data_dir"] = Path(env[DATA_ENV])
     if env.get(DATABASE_ENV):
         settings_values["database_url"] = env[DATABASE_ENV]
+    if env.get(WEB_DATABASE_ENV):
+        settings_values["web_database_url"] = env[WEB_DATABASE_ENV]
     settings = Settings(**settings_values)
 
     raw_sources = data.get("source", [])

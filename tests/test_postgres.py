@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -97,6 +98,65 @@ def test_the_web_uis_connection_to_postgresql_cannot_write(pg_url: str) -> None:
     finally:
         writer.close()
         reader.close()
+
+
+def test_the_documented_web_role_refuses_writes_even_after_read_write_is_asked(
+        pg_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/web-role.sql, run as the README says, makes a role that reads everything, also
+    tables a later migration creates, and cannot write: READ ONLY is a guard the connection
+    itself can lift (`SET TRANSACTION READ WRITE`), a missing privilege is not."""
+    import subprocess
+    import urllib.request
+
+    from sqlalchemy import make_url
+
+    from monitor.store.database import head_from_files
+    from tests.conftest import serving
+
+    root = Path(__file__).resolve().parents[1]
+
+    writer = Store(pg_url)
+    try:
+        writer.upgrade()
+        from alembic import command
+
+        command.downgrade(writer.alembic_config(), "0014")  # 0015 creates a table later
+        url = make_url(pg_url)
+        subprocess.run(["psql", "-h", str(url.host), "-p", str(url.port), "-U", "postgres",
+                        "-d", str(url.database), "-v", "ON_ERROR_STOP=1",
+                        "-v", "web_password=s3cret", "-f", str(root / "deploy" / "web-role.sql")],
+                       check=True, capture_output=True)
+        writer.upgrade()  # a migration after the role: its new tables are readable too
+        writer.sync_sources([Source(name="a/doc", platform="P", url="https://a.example/")], 3600)
+    finally:
+        writer.close()
+    web_url = url.set(username="policy_monitor_web", password="s3cret")
+    web = Store(web_url.render_as_string(hide_password=False))
+    try:
+        with web.engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM sources")).scalars().all() == ["a/doc"]
+            assert conn.execute(text("SELECT count(*) FROM sentence_texts")).scalar() == 0
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+                == head_from_files()
+        for attempt in ("UPDATE sources SET enabled = false",
+                        "INSERT INTO sentence_texts (key, text) VALUES ('k', 't')",
+                        "DELETE FROM changes", "CREATE TABLE sneaky (id int)"):
+            with web.engine.connect() as conn:
+                conn.execute(text("SET TRANSACTION READ WRITE"))
+                with pytest.raises(DBAPIError, match="permission denied"):
+                    conn.execute(text(attempt))
+    finally:
+        web.close()
+    # serve runs on that role (POLICY_MONITOR_WEB_DATABASE_URL), while the config names the
+    # writer's URL for the daemons.
+    config = tmp_path / "sources.toml"
+    config.write_text(f'[settings]\ndatabase_url = "{pg_url}"\n\n[[source]]\nname = "a/doc"\n'
+                      'platform = "P"\nurl = "https://a.example/"\n')
+    monkeypatch.setenv("POLICY_MONITOR_WEB_DATABASE_URL",
+                       web_url.render_as_string(hide_password=False))
+    with serving(config) as base, \
+            urllib.request.urlopen(f"{base}/api/sources") as r:  # noqa: S310 - loopback
+        assert [s["name"] for s in json.loads(r.read())] == ["a/doc"]
 
 
 def test_checks_reuse_prepared_statements_on_postgresql(pg_url: str, server: HTTPServer) -> None:

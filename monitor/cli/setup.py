@@ -274,7 +274,16 @@ def serve(ctx: Context, host: str, port: int) -> None:
     if not loopback and not conf.settings.web_token:
         raise MonitorError(f"refusing to serve on {host} without web_token: anyone who can reach "
                            "it would read your monitoring data (set web_token in [settings])")
-    ctx.store()  # the schema must exist
+    from monitor.store import Store
+
+    if conf.settings.web_database == conf.settings.database:
+        ctx.store()  # the schema must exist (with a clear error when the file is missing)
+    web_store = Store(conf.settings.web_database, read_only=True)
+    try:
+        web_store.require_schema()
+    except MonitorError:
+        web_store.close()
+        raise
     # Bind first, ourselves: a busy port is one clear line, and the URL is printed once the
     # port is ours (connections made before the server loop starts wait in the backlog).
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -290,7 +299,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
     sock.listen(128)
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     click.echo(f"serving the web UI at http://{shown}:{sock.getsockname()[1]}/ (Ctrl-C to stop)")
-    server = uvicorn.Server(uvicorn.Config(create_app(conf), log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(create_app(conf, web_store), log_level="warning",
                                            access_log=False))
     # uvicorn shuts down gracefully on SIGINT or SIGTERM, then raises the signal again for
     # the handler it found: let that be ours, so Ctrl-C or a stop is exit 0, not "Aborted!".

@@ -90,7 +90,7 @@ def create_app(config: cfg.Config, store: Store | None = None) -> FastAPI:
     # No Swagger UI: it needs inline and CDN scripts, which the CSP (and offline hosts) refuse.
     app = FastAPI(title="Policy Monitor API", version="1", docs_url=None, redoc_url=None,
                   description="Read-only access to watched sources, their versions and changes.")
-    app.state.store = store or Store(settings.database, read_only=True)
+    app.state.store = store or Store(settings.web_database, read_only=True)
     app.state.settings = settings
     app.add_middleware(SecurityHeaders, token=settings.web_token)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
