@@ -89,6 +89,8 @@ class Settings:
     target_failing_after: float = 3600.0  # an alert target failing this long raises one record
     digest_time: str = "08:00"
     event_window: float = 900.0  # hold an event's first alert this long to gather sibling pages
+    # Unchanged checks older than this are thinned to one per source per day (0: keep all).
+    check_retention: float = 30 * 86400.0
     fetcher: str = "http"  # how sources are fetched unless they say: http | browser | auto
     browser_executable: Path | None = None  # default: Playwright's Chromium, else chromium on PATH
     browser_pages: int = 2  # pages rendering at once
@@ -475,6 +477,7 @@ _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "target_failing_after": parse_duration,
     "digest_time": lambda v: _check_clock(v),
     "event_window": lambda v: parse_duration(v, zero=True),
+    "check_retention": lambda v: parse_duration(v, zero=True),
     "fetcher": lambda v: _one_of(v, FETCHERS),
     "browser_executable": lambda v: Path(_as_str(v)),
     "browser_pages": lambda v: _as_positive_int(v, 64),

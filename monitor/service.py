@@ -226,6 +226,15 @@ class Service:
     def maintenance(self) -> None:
         try:
             self.store.checkpoint()
+            keep = self.config.settings.check_retention
+            if keep:
+                from datetime import timedelta
+
+                from monitor.store.retention import compact_checks
+
+                dropped = compact_checks(self.store, self.clock() - timedelta(seconds=keep))
+                if dropped:
+                    log.info("retention: %d old unchanged checks thinned", dropped)
         except DatabaseTrouble as exc:
             TROUBLE.report(exc)
         except Exception:

@@ -82,6 +82,14 @@ _CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+def duration_words(seconds: float) -> str:
+    """A duration as a setting would spell it: "30d", "6h", "90s"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def error_class(error: str | None) -> str:
     """`HTTP 503`, `timeout`, `connection error`…: what kind of failure, in two words."""
     if not error:

@@ -101,6 +101,19 @@ def _check_line(result: CheckResult) -> str:
     return result.line()
 
 
+def _storage_line(ctx: Context) -> str:
+    """The database's size and what check retention keeps, so its growth is never a surprise."""
+    from monitor.wording import duration_words
+
+    size = ctx.store().size_bytes()
+    keep = ctx.config.settings.check_retention
+    kept = (f"unchanged checks older than {duration_words(keep)} are thinned to one per source "
+            "per day (failures, state changes, versions, changes and alerts are all kept)"
+            if keep else "every check is kept (check_retention = 0)")
+    shown = f"{size / 1e6:,.1f} MB" if size is not None else "size unknown"
+    return f"database: {shown}; {kept}"
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--max-failures", type=int, default=None, metavar="N",
@@ -129,6 +142,8 @@ def status(ctx: Context, as_json: bool, max_failures: int | None) -> None:
               "failing" if r.failing else ("disabled" if not r.enabled else "ok"),
               _problem(r.last_failure_kind, r.last_error, r.failing_since)] for r in rows],
         )
+    if not as_json:  # (the JSON is the rows alone, as scripts read it)
+        click.echo(_storage_line(ctx))
     alarms = [t for t in ctx.store().target_health(failing_only=True) if t.alert_at]
     for t in alarms:
         click.echo(f"alert target failing: {t.subscription}#{t.target} {t.masked} since "

@@ -57,6 +57,31 @@ def db_upgrade(ctx: Context) -> None:
     click.echo(f"database at revision {revision}")
 
 
+@db.command("compact")
+@click.option("--older-than", metavar="DURATION",
+              help="Thin checks older than this (default: check_retention).")
+@pass_context
+@handle_errors
+def db_compact(ctx: Context, older_than: str | None) -> None:
+    """Thin old unchanged checks to one per source per day, as the daemon does hourly
+    (failures, changes, state changes and every version and alert are kept)."""
+    from datetime import UTC, datetime, timedelta
+
+    from monitor import config as cfg
+    from monitor.store.retention import compact_checks
+
+    try:
+        keep = cfg.parse_duration(older_than) if older_than else \
+            ctx.config.settings.check_retention
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    if not keep:
+        click.echo("check_retention is 0: every check is kept")
+        return
+    dropped = compact_checks(ctx.store(), datetime.now(UTC) - timedelta(seconds=keep))
+    click.echo(f"{plural(dropped, 'old unchanged check')} thinned")
+
+
 def _upgrade(store: Store, settings: cfg.Settings) -> str | None:
     """Migrations, then a verdict for every change stored before verdicts existed."""
     from monitor.judge import judge_stored

@@ -379,6 +379,17 @@ class Database:
             finally:
                 raw.close()
 
+    def size_bytes(self) -> int | None:
+        """What the database takes on disk (SQLite: the file and its WAL), for `status`."""
+        if self.is_sqlite:
+            if self.file is None:
+                return None
+            return sum(p.stat().st_size for p in (self.file, self.file.with_name(
+                self.file.name + "-wal")) if p.exists())
+        with self.reading() as conn:
+            value = conn.execute(text("SELECT pg_database_size(current_database())")).scalar()
+        return int(value) if value is not None else None
+
     def integrity_ok(self) -> bool:
         if not self.is_sqlite:
             return True
