@@ -6,9 +6,10 @@ with the same fields as its table form.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, cast, func, or_, select
@@ -605,19 +606,24 @@ class SearchResults:
         return self.now + self.before
 
 
+# "present.source id.microseconds since 1970": every string of this shape is a cursor (a
+# 16-digit count of microseconds stays within year 2286), so the API can declare the shape
+# and never refuse a value it declared valid.
+SEARCH_CURSOR = r"^[01]\.[0-9]{1,18}\.[0-9]{1,16}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _search_cursor(hit: SearchHit, source_id: int) -> str:
-    return f"{int(hit.present)}.{source_id}.{hit.first_seen_at.isoformat()}"
+    micros = (hit.first_seen_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{int(hit.present)}.{source_id}.{micros}"
 
 
 def _parse_search_cursor(after: str) -> tuple[int, int, datetime]:
-    try:
-        present, source_id, at = after.split(".", 2)
-        if present not in ("0", "1"):
-            raise ValueError(present)
-        return int(present), int(source_id), datetime.fromisoformat(at)
-    except ValueError:
+    if not re.fullmatch(SEARCH_CURSOR, after):
         raise ValueError(f"not a search cursor: {after[:80]!r} (pass the `next` of a previous "
-                         "answer)") from None
+                         "answer)")
+    present, source_id, micros = after.split(".")
+    return int(present), int(source_id), _EPOCH + timedelta(microseconds=int(micros))
 
 
 def search(store: Store, query: str, limit: int = 50, after: str | None = None

@@ -111,7 +111,8 @@ def api_versions(store: StoreDep, name: str) -> list[VersionOut]:
 def api_search(store: StoreDep, request: Request, response: Response,
                q: str = Query(..., min_length=1, max_length=500),
                limit: int = Query(50, ge=1, le=500),
-               after: str | None = Query(None, max_length=200)) -> list[SearchHitOut]:
+               after: str | None = Query(None, max_length=40, pattern=history.SEARCH_CURSOR)
+               ) -> list[SearchHitOut]:
     """Pages that say (or said) every word of q: whether they say it now, when it first
     appeared, and when it was removed. `X-Total-Count` is the exact number of matching
     pages (`X-Count-Now` of them say it now); `Link: <…>; rel="next"` is the next page."""
