@@ -670,19 +670,21 @@ def search(store: Store, query: str, limit: int = 50, after: str | None = None
     by_source: dict[int, list[Any]] = {}
     for row in rows:
         by_source.setdefault(row.Sentence.source_id, []).append(row)
-    hits: list[tuple[SearchHit, int]] = []
-    for source_id, found in by_source.items():
-        present_rows = [r for r in found if r.Sentence.removed_at is None]
-        shown = (present_rows or found)[0]
-        first = found[0].Sentence
-        gone = None if present_rows else max(found, key=lambda r: r.Sentence.removed_at).Sentence
-        hits.append((SearchHit(
-            found[0].name, found[0].platform, bool(present_rows), shown.text, first.first_seen_at,
-            first.first_snapshot_id, gone.removed_at if gone else None,
-            gone.last_snapshot_id if gone else None, len(found)), source_id))
-    hits.sort(key=lambda pair: (not pair[0].present, pair[0].first_seen_at, pair[1]))
-    return SearchResults(query, [h for h, _ in hits], counts.get(1, 0), counts.get(0, 0),
-                         _search_cursor(*hits[-1]) if more and hits else None)
+    hits = [_hit(by_source[i]) for i in ids]  # in the database's order, the cursor's order
+    return SearchResults(query, hits, counts.get(1, 0), counts.get(0, 0),
+                         _search_cursor(hits[-1], ids[-1]) if more else None)
+
+
+def _hit(found: list[Any]) -> SearchHit:
+    """One page's answer from its matching sentences, oldest first."""
+    present = [r for r in found if r.Sentence.removed_at is None]
+    shown = (present or found)[0]
+    first = found[0].Sentence
+    gone = None if present else max(found, key=lambda r: r.Sentence.removed_at).Sentence
+    return SearchHit(found[0].name, found[0].platform, bool(present), shown.text,
+                     first.first_seen_at, first.first_snapshot_id,
+                     gone.removed_at if gone else None, gone.last_snapshot_id if gone else None,
+                     len(found))
 
 
 def boards(store: Store, platform: str | None = None, at: datetime | None = None

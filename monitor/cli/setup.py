@@ -65,9 +65,10 @@ def db_upgrade(ctx: Context) -> None:
 def db_compact(ctx: Context, older_than: str | None) -> None:
     """Thin old unchanged checks to one per source per day, as the daemon does hourly
     (failures, changes, state changes and every version and alert are kept)."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from monitor import config as cfg
+    from monitor.store import utcnow
     from monitor.store.retention import compact_checks
 
     try:
@@ -78,7 +79,7 @@ def db_compact(ctx: Context, older_than: str | None) -> None:
     if not keep:
         click.echo("check_retention is 0: every check is kept")
         return
-    dropped = compact_checks(ctx.store(), datetime.now(UTC) - timedelta(seconds=keep))
+    dropped = compact_checks(ctx.store(), utcnow() - timedelta(seconds=keep))
     click.echo(f"{plural(dropped, 'old unchanged check')} thinned")
 
 
