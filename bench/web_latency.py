@@ -1,6 +1,7 @@
 """Web UI server time with 100 sources × 200 versions (target ≤ 200 ms per page).
 
     python bench/web_latency.py [--sources 100] [--versions 200] [--runs 20]
+    python bench/web_latency.py --list-sources 100000   # the source lists at that size
 
 Fills a database through the real store and classifier (policy texts of ~10 KB, one edit per
 version, spread over four years), then renders each kind of page in-process and prints the
@@ -57,11 +58,40 @@ def fill(store: Store, sources: int, versions: int) -> None:
             previous = text
 
 
+def lists(conf: cfg.Config, store: Store, n: int, runs: int) -> None:
+    from tests.bigdb import fill as fill_many
+
+    t0 = time.perf_counter()
+    fill_many(store, n)
+    store.close()
+    print(f"{n:,} sources written in {time.perf_counter() - t0:.1f}s")
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+    from monitor.web.app import create_app
+
+    client = TestClient(create_app(conf))
+    for path in ("/", "/sources", "/sources?failing=true", "/api/sources",
+                 "/api/sources?after=50000&limit=1000"):
+        times, size = [], 0
+        for _ in range(runs):
+            start = time.perf_counter()
+            response = client.get(path)
+            times.append((time.perf_counter() - start) * 1000)
+            size = len(response.content)
+        print(f"{path:38} median {statistics.median(times):6.1f} ms   max {max(times):6.1f} ms"
+              f"   {size / 1000:6.1f} KB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sources", type=int, default=100)
     parser.add_argument("--versions", type=int, default=200)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--list-sources", type=int, default=0,
+                        help="instead: a watch list this long (tests/bigdb.py), and the time "
+                             "and size of /, /sources and /api/sources (target ≤ 200 ms, "
+                             "≤ 500 KB at 100,000)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pm-web-"))
     config_path = tmp / "sources.toml"
@@ -69,6 +99,9 @@ def main() -> None:
     conf = cfg.load(config_path)
     store = Store(conf.settings.database)
     store.upgrade()
+    if args.list_sources:
+        lists(conf, store, args.list_sources, args.runs)
+        return
     t0 = time.perf_counter()
     fill(store, args.sources, args.versions)
     print(f"filled {args.sources} sources × {args.versions} versions in "

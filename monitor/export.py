@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from monitor import history
+from monitor import history, sourcelist
 from monitor.errors import MonitorError
 from monitor.store import Store
 
@@ -82,9 +82,9 @@ def items(store: Store, names: Sequence[str]) -> Iterator[Item]:
                        f"{name}: {message}")
 
 
-def chosen(store: Store, names: Sequence[str]) -> list[history.SourceSummary]:
+def chosen(store: Store, names: Sequence[str]) -> list[sourcelist.SourceSummary]:
     """The named sources (each must exist), or every source with a stored version."""
-    known = {s.name: s for s in history.sources(store)}
+    known = {s.name: s for s in sourcelist.sources(store)}
     if names:
         from monitor.errors import unknown_source
 
@@ -95,7 +95,7 @@ def chosen(store: Store, names: Sequence[str]) -> list[history.SourceSummary]:
     return [s for _, s in sorted(known.items()) if s.versions]
 
 
-def write_folder(store: Store, sources: Sequence[history.SourceSummary],
+def write_folder(store: Store, sources: Sequence[sourcelist.SourceSummary],
                  root: Path) -> Exported:
     """`root/<source name>/<stamp>.md` per version, the raw page beside it as `<stamp>.html`,
     and a manifest of the sources' platforms and kinds, which `import` reads back."""
@@ -127,7 +127,7 @@ def write_folder(store: Store, sources: Sequence[history.SourceSummary],
     return Exported(len(names), count)
 
 
-def write_git(store: Store, sources: Sequence[history.SourceSummary],
+def write_git(store: Store, sources: Sequence[sourcelist.SourceSummary],
               root: Path) -> Exported:
     """A new git repository at `root`: `<source name>.md` (and the raw page beside it) changed
     by one commit per version, dated when the version was recorded, all sources in time order.

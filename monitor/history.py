@@ -10,9 +10,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import Select, String, cast, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session, defer
 
 from monitor import board, wording
@@ -20,37 +20,13 @@ from monitor.blobstore import DatabaseBlobStore
 from monitor.errors import NotFoundError
 from monitor.labels import LABELS
 from monitor.models import Change, Check, Snapshot, SourceRow
+from monitor.sourcelist import NO_FAILURE, failures_of
 from monitor.store import Store
 from monitor.wording import SEVERITIES, severity_rank
 from monitor.wording import iso as _iso
 
 if TYPE_CHECKING:
     from monitor import diff as difflib
-
-
-@dataclass(frozen=True)
-class SourceSummary:
-    name: str
-    platform: str
-    kind: str
-    url: str
-    enabled: bool
-    in_config: bool
-    last_check_at: datetime | None
-    last_outcome: str | None
-    last_change_at: datetime | None
-    consecutive_failures: int
-    versions: int
-    checks: int
-    last_failure_kind: str | None = None
-    last_error: str | None = None
-    failing_since: datetime | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for key in ("last_check_at", "last_change_at", "failing_since"):
-            d[key] = _iso(d[key])
-        return d
 
 
 @dataclass(frozen=True)
@@ -163,73 +139,6 @@ class ChangeDetail(_Worded):
         return d
 
 
-def _version_counts(s: Session) -> dict[int, int]:
-    """Versions per source id, in each source's current extraction generation."""
-    return dict(s.execute(
-        select(Snapshot.source_id, func.count()).join(
-            SourceRow, (SourceRow.id == Snapshot.source_id)
-            & (SourceRow.generation == Snapshot.generation))
-        .group_by(Snapshot.source_id)).all())
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a source is failing now: the latest failed check's class and reason, and the start
-    of the run of failures it belongs to."""
-
-    kind: str | None
-    reason: str | None
-    since: datetime | None
-
-
-def _failures(s: Session, source_id: int | None = None) -> dict[int, Failure]:
-    """Per source whose latest check failed. Two grouped queries, whatever the number of sources."""
-    ok = select(Check.source_id, func.max(Check.id).label("ok_id")).where(Check.outcome != "failed")
-    failed = [Check.outcome == "failed"]
-    if source_id is not None:
-        ok = ok.where(Check.source_id == source_id)
-        failed.append(Check.source_id == source_id)
-    last_ok = ok.group_by(Check.source_id).subquery()
-    run = (select(Check.source_id, func.min(Check.started_at), func.max(Check.id))
-           .outerjoin(last_ok, last_ok.c.source_id == Check.source_id)
-           .where(*failed, or_(last_ok.c.ok_id.is_(None), Check.id > last_ok.c.ok_id))
-           .group_by(Check.source_id))
-    spans = {source_id: (since, last_id) for source_id, since, last_id in s.execute(run)}
-    latest = {r.id: r for r in s.execute(select(Check.id, Check.failure_kind, Check.error)
-                                         .where(Check.id.in_([v[1] for v in spans.values()])))}
-    return {source_id: Failure(latest[last_id].failure_kind, latest[last_id].error, since)
-            for source_id, (since, last_id) in spans.items() if last_id in latest}
-
-
-def failure(store: Store, name: str) -> Failure | None:
-    """Why this source is failing now, or None when its latest check worked."""
-    with store.read() as s:
-        row = store.source_row(s, name)
-        return _failures(s, row.id).get(row.id)
-
-
-def sources(store: Store) -> list[SourceSummary]:
-    with store.read() as s:
-        versions = _version_counts(s)
-        checks = dict(s.execute(
-            select(Check.source_id, func.count()).group_by(Check.source_id)).all())
-        rows = s.scalars(select(SourceRow).order_by(SourceRow.platform, SourceRow.name)).all()
-        failures = _failures(s)
-        none = Failure(None, None, None)
-        return [
-            SourceSummary(
-                name=r.name, platform=r.platform, kind=r.kind, url=r.url, enabled=r.enabled,
-                in_config=r.in_config, last_check_at=r.last_check_at, last_outcome=r.last_outcome,
-                last_change_at=r.last_change_at, consecutive_failures=r.consecutive_failures,
-                versions=versions.get(r.id, 0), checks=checks.get(r.id, 0),
-                last_failure_kind=failures.get(r.id, none).kind,
-                last_error=failures.get(r.id, none).reason,
-                failing_since=failures.get(r.id, none).since,
-            )
-            for r in rows
-        ]
-
-
 @dataclass(frozen=True)
 class SourceStatus:
     name: str
@@ -255,18 +164,17 @@ class SourceStatus:
 def status(store: Store) -> list[SourceStatus]:
     """What `status` and the systemd STATUS line report, per source."""
     with store.read() as s:
-        failures = _failures(s)
-        none = Failure(None, None, None)
+        failures = failures_of(s)
         rows = s.scalars(select(SourceRow).where(SourceRow.in_config.is_(True))
                          .order_by(SourceRow.platform, SourceRow.name)).all()
         return [SourceStatus(
             name=r.name, platform=r.platform, enabled=r.enabled, last_check_at=r.last_check_at,
             last_outcome=r.last_outcome,
-            last_error=failures.get(r.id, none).reason,
+            last_error=failures.get(r.id, NO_FAILURE).reason,
             last_change_at=r.last_change_at, consecutive_failures=r.consecutive_failures,
             failing=r.failing, next_check_at=r.next_check_at,
-            last_failure_kind=failures.get(r.id, none).kind,
-            failing_since=failures.get(r.id, none).since) for r in rows]
+            last_failure_kind=failures.get(r.id, NO_FAILURE).kind,
+            failing_since=failures.get(r.id, NO_FAILURE).since) for r in rows]
 
 
 def versions(store: Store, name: str) -> list[Version]:
@@ -310,6 +218,49 @@ def raw(store: Store, snapshot_id: int) -> tuple[Snapshot, bytes]:
         return snap, DatabaseBlobStore(s).get(snap.raw_blob)
 
 
+_Q = TypeVar("_Q", bound=Select)
+
+
+def _change_query(s: Session, store: Store, what: _Q, *, source: str | None = None,
+                  since: datetime | None = None, include_reextracted: bool = True,
+                  labels: Sequence[str] = (), min_severity: str | None = None,
+                  event_id: int | None = None) -> _Q | None:
+    """`what` narrowed to the changes a listing asks for (None when none can match): one
+    filter for a page of changes and for their total."""
+    q = (what.join(SourceRow, SourceRow.id == Change.source_id)
+         .where(Change.generation == SourceRow.generation))
+    if labels:
+        # Labels are stored as a JSON list of known names; match the quoted name in SQL so
+        # the filter and the limit happen in the database (changes() confirms exactly).
+        known = [label for label in labels if label in LABELS]
+        if not known:
+            return None
+        as_text = cast(Change.labels, String)
+        q = q.where(or_(*(as_text.like(f'%"{label}"%') for label in known)))
+    if source:
+        store.source_row(s, source)
+        q = q.where(SourceRow.name == source)
+    if since:
+        q = q.where(Change.detected_at >= since)
+    if event_id is not None:
+        q = q.where(Change.event_id == event_id)
+    if not include_reextracted:
+        q = q.where(Change.reextracted.is_(False))
+    if min_severity:
+        allowed = [sv for sv in SEVERITIES if severity_rank(sv) >= severity_rank(min_severity)]
+        q = q.where(Change.severity.in_(allowed))
+    return q
+
+
+def count_changes(store: Store, source: str | None = None, labels: Sequence[str] = (),
+                  min_severity: str | None = None) -> int:
+    """How many changes a listing with these filters has in all, counted by the database."""
+    with store.read() as s:
+        q = _change_query(s, store, select(func.count()).select_from(Change), source=source,
+                          labels=labels, min_severity=min_severity)
+        return (s.scalar(q) or 0) if q is not None else 0
+
+
 def changes(
     store: Store,
     source: str | None = None,
@@ -320,8 +271,10 @@ def changes(
     min_severity: str | None = None,
     with_sentences: bool = True,
     event_id: int | None = None,
+    after: int | None = None,
 ) -> list[ChangeSummary]:
-    """Changes newest first; `labels` keeps changes with any of them.
+    """Changes newest first; `labels` keeps changes with any of them; `after` (a change id)
+    starts after that change, for keyset pages.
 
     A re-read history's changes (`reextracted`) are the page's history as extraction reads it
     now, so listings show them; feeds, which announce news, pass include_reextracted=False.
@@ -331,29 +284,19 @@ def changes(
     """
     with store.read() as s:
         # The diff is loaded only for the rows returned: decompressing it is the costly part.
-        q = (select(Change, SourceRow).options(defer(Change.diff))
-             .join(SourceRow, SourceRow.id == Change.source_id)
-             .where(Change.generation == SourceRow.generation))
-        if labels:
-            # Labels are stored as a JSON list of known names; match the quoted name in SQL so
-            # the filter and the limit happen in the database, then confirm exactly below.
-            known = [label for label in labels if label in LABELS]
-            if not known:
+        q = _change_query(s, store, select(Change, SourceRow).options(defer(Change.diff)),
+                          source=source, since=since, include_reextracted=include_reextracted,
+                          labels=labels, min_severity=min_severity, event_id=event_id)
+        if q is None:
+            return []
+        if after is not None:
+            anchor = s.execute(select(Change.detected_at, Change.id)
+                               .where(Change.id == after)).first()
+            if anchor is None:
                 return []
-            as_text = cast(Change.labels, String)
-            q = q.where(or_(*(as_text.like(f'%"{label}"%') for label in known)))
-        if source:
-            store.source_row(s, source)
-            q = q.where(SourceRow.name == source)
-        if since:
-            q = q.where(Change.detected_at >= since)
-        if event_id is not None:
-            q = q.where(Change.event_id == event_id)
-        if not include_reextracted:
-            q = q.where(Change.reextracted.is_(False))
-        if min_severity:
-            allowed = [sv for sv in SEVERITIES if severity_rank(sv) >= severity_rank(min_severity)]
-            q = q.where(Change.severity.in_(allowed))
+            q = q.where(tuple_(Change.detected_at, Change.id)
+                        < tuple_(literal(anchor.detected_at, Change.detected_at.type),
+                                 literal(anchor.id)))
         q = q.order_by(Change.detected_at.desc(), Change.id.desc())
         if limit:
             q = q.limit(limit)
@@ -441,44 +384,6 @@ def diff_between(
 
 
 # ---- views for the web UI -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DashboardRow:
-    name: str
-    platform: str
-    title: str
-    kind: str
-    enabled: bool
-    last_check_at: datetime | None
-    last_outcome: str | None
-    last_change_at: datetime | None
-    recent_severity: str | None
-    failing: bool
-    consecutive_failures: int
-    versions: int
-    failure: Failure | None = None
-
-
-def dashboard(store: Store, since: datetime) -> list[DashboardRow]:
-    """Every source, with the most severe change since `since`."""
-    with store.read() as s:
-        severities: dict[int, str] = {}
-        for source_id, severity in s.execute(
-                select(Change.source_id, Change.severity)
-                .where(Change.detected_at >= since)):
-            if severity is not None and severity_rank(severity) > severity_rank(
-                    severities.get(source_id)):
-                severities[source_id] = severity
-        counts = _version_counts(s)
-        failures = _failures(s)
-        rows = s.scalars(select(SourceRow).order_by(SourceRow.platform, SourceRow.name)).all()
-        return [DashboardRow(
-            name=r.name, platform=r.platform, title=r.title or r.name, kind=r.kind,
-            enabled=r.enabled, last_check_at=r.last_check_at, last_outcome=r.last_outcome,
-            last_change_at=r.last_change_at, recent_severity=severities.get(r.id),
-            failing=r.failing, consecutive_failures=r.consecutive_failures,
-            versions=counts.get(r.id, 0), failure=failures.get(r.id)) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,9 @@ class SourceRow(Base):
     # Every check updates its row a few times: 30% of each page is left free on PostgreSQL so
     # those updates stay on the page (migration 0010).
     __table_args__ = (Index("ix_sources_host_next", "host_id", "next_check_at"),
+                      # List pages in order, and the dashboard's counts from the index alone.
+                      Index("ix_sources_platform_name", "platform", "name", "failing",
+                            "last_outcome"),
                       Index("ix_sources_failing", "id", postgresql_where=text("failing"),
                             sqlite_where=text("failing = 1")),
                       {"postgresql_with": {"fillfactor": 70}})

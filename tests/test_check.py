@@ -12,7 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from monitor import history
+from monitor import history, sourcelist
 from monitor.store import Store
 
 POLICY = """
@@ -225,7 +225,7 @@ def test_failures_are_recorded_and_history_survives(server: HTTPServer, project,
     # Recorded, and read back through a brand-new connection: failed checks, intact history.
     fresh = Store(project.db_url)
     try:
-        summaries = {s.name: s for s in history.sources(fresh)}
+        summaries = {s.name: s for s in sourcelist.sources(fresh)}
         for name, r in first.items():
             assert summaries[name].last_outcome == "failed"
             assert summaries[name].consecutive_failures == 1

@@ -16,7 +16,7 @@ import sqlalchemy
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from monitor import history
+from monitor import history, sourcelist
 from monitor.store import Store
 from monitor.store.trouble import DatabaseTrouble, classify
 from tests.conftest import Daemon, wait_for
@@ -214,7 +214,7 @@ def test_postgresql_stopped_for_two_minutes_under_run(
         def checks() -> int:
             store = Store(url)
             try:
-                return sum(r.checks for r in history.sources(store))
+                return sum(r.checks for r in sourcelist.sources(store))
             finally:
                 store.close()
 

@@ -219,11 +219,11 @@ def _print_trial(trial: pipeline.Trial) -> None:
 @handle_errors
 def sources_list(ctx: Context, as_json: bool) -> None:
     """Sources with their last check, outcome and number of versions."""
-    from monitor import history
+    from monitor import sourcelist
 
     store = ctx.store()
     store.sync_sources(ctx.config.sources, ctx.config.settings.interval)
-    rows = history.sources(store)
+    rows = sourcelist.sources(store)
     if as_json:
         _echo_json(rows)
         return

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from monitor import diff as difflib
-from monitor import history
+from monitor import history, sourcelist
 from monitor.web.deps import PAGE, Id, StoreDep
 from monitor.wording import iso as _iso
 
@@ -92,18 +92,51 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "descript
 
 
 router = APIRouter()
+LIST_PAGE = 500  # a list's default page: about 200 KB of sources
+MAX_LIST_PAGE = 1000
+
+
+def _paged(request: Request, response: Response, total: int, cursor: str | None) -> None:
+    """Every list says its exact total (`X-Total-Count`) and links its next page
+    (`Link: <…>; rel="next"`, absent on the last page)."""
+    response.headers["X-Total-Count"] = str(total)
+    if cursor is not None:
+        url = request.url.include_query_params(after=cursor)
+        response.headers["Link"] = f'<{url}>; rel="next"'
 
 
 @router.get("/api/sources", response_model=list[SourceOut], tags=["sources"])
-def api_sources(store: StoreDep) -> list[SourceOut]:
-    return [SourceOut(**s.to_dict()) for s in history.sources(store)]
+def api_sources(store: StoreDep, request: Request, response: Response,
+                platform: str | None = Query(None, max_length=200),
+                failing: bool = False,
+                limit: int = Query(LIST_PAGE, ge=1, le=MAX_LIST_PAGE),
+                after: str | None = Query(None, pattern=sourcelist.SOURCE_CURSOR)
+                ) -> list[SourceOut]:
+    """Sources by platform and name, a page at a time (`after` is the `Link` header's).
+    `failing=true`: only those whose latest check failed or whose failure alert is open."""
+    found = sourcelist.page(store, after=after, limit=limit,
+                            where=sourcelist.SourceFilter(platform, failing))
+    _paged(request, response, found.total, found.next)
+    return [SourceOut(**s.to_dict()) for s in found.rows]
 
 
 @router.get("/api/sources/{name:path}/versions", response_model=list[VersionOut], tags=["sources"],
          responses=NOT_FOUND)
-def api_versions(store: StoreDep, name: str) -> list[VersionOut]:
+def api_versions(store: StoreDep, request: Request, response: Response, name: str,
+                 limit: int = Query(LIST_PAGE, ge=1, le=MAX_LIST_PAGE),
+                 after: str | None = Query(None, pattern=sourcelist.SOURCE_CURSOR)
+                 ) -> list[VersionOut]:
+    """The source's versions, oldest first, a page at a time (`after`: a snapshot id)."""
+    every = history.versions(store, name)
+    start = 0
+    if after is not None:
+        start = next((i + 1 for i, v in enumerate(every) if v.snapshot_id == int(after)),
+                     len(every))
+    chosen = every[start:start + limit]
+    more = start + limit < len(every)
+    _paged(request, response, len(every), str(chosen[-1].snapshot_id) if more else None)
     return [VersionOut(**{k: v for k, v in ver.to_dict().items() if k in VersionOut.model_fields})
-            for ver in history.versions(store, name)]
+            for ver in chosen]
 
 
 @router.get("/api/search", response_model=list[SearchHitOut], tags=["search"])
@@ -116,21 +149,26 @@ def api_search(store: StoreDep, request: Request, response: Response,
     appeared, and when it was removed. `X-Total-Count` is the exact number of matching
     pages (`X-Count-Now` of them say it now); `Link: <…>; rel="next"` is the next page."""
     found = history.search(store, q, limit, after)  # (the pattern admits only cursors)
-    response.headers["X-Total-Count"] = str(found.total)
+    _paged(request, response, found.total, found.next)
     response.headers["X-Count-Now"] = str(found.now)
-    if found.next:
-        url = request.url.include_query_params(after=found.next)
-        response.headers["Link"] = f'<{url}>; rel="next"'
     return [SearchHitOut(**h.to_dict()) for h in found.hits]
 
 
 @router.get("/api/changes", response_model=list[ChangeOut], tags=["changes"], responses=NOT_FOUND)
-def api_changes(store: StoreDep, source: str | None = None, label: str | None = None,
+def api_changes(store: StoreDep, request: Request, response: Response,
+                source: str | None = None, label: str | None = None,
                 min_severity: str | None = Query(None, pattern="^(none|low|medium|high)$"),
-                limit: int = Query(PAGE, ge=1, le=500)) -> list[ChangeOut]:
-    rows = history.changes(store, source=source, labels=[label] if label else (),
-                           min_severity=min_severity, limit=limit, with_sentences=False)
-    return [_change_out(c) for c in rows]
+                limit: int = Query(PAGE, ge=1, le=500),
+                after: str | None = Query(None, pattern=sourcelist.SOURCE_CURSOR)
+                ) -> list[ChangeOut]:
+    """Changes newest first, a page at a time (`after`: the `Link` header's change id)."""
+    labels = [label] if label else []
+    rows = history.changes(store, source=source, labels=labels, min_severity=min_severity,
+                           limit=limit + 1, with_sentences=False,
+                           after=int(after) if after is not None else None)
+    total = history.count_changes(store, source=source, labels=labels, min_severity=min_severity)
+    _paged(request, response, total, str(rows[limit - 1].id) if len(rows) > limit else None)
+    return [_change_out(c) for c in rows[:limit]]
 
 
 @router.get("/api/changes/{change_id}", response_model=ChangeDetailOut, tags=["changes"], responses=NOT_FOUND)

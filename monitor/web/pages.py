@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
+from starlette.datastructures import URL
 
-from monitor import history
+from monitor import history, sourcelist
 from monitor.labels import LABELS
 from monitor.store.trouble import noted
 from monitor.summary import fold
@@ -19,25 +20,36 @@ from monitor.web.text import render as render_text
 
 router = APIRouter(include_in_schema=False)
 FOLD_PLATFORMS_AT = 30  # more sources than this: each platform's table opens on demand
+DASHBOARD_SOURCES = 300  # more than this: the dashboard lists platforms, /sources the pages
+FAILING_SHOWN = 200  # failing sources listed on the dashboard; the rest in /sources?failing=1
+SOURCES_PAGE = 200
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def dashboard(store: StoreDep, request: Request, period: str = Query("1y", alias="range",
                                                     pattern="^(30d|1y|all)$")) -> HTMLResponse:
+    """The same size at ten sources or a million: the database counts, and the page lists
+    each source only while they are few (DASHBOARD_SOURCES), the failing ones up to
+    FAILING_SHOWN, and otherwise each platform with a link to its pages in /sources."""
     days = 30
     now = datetime.now(UTC)
     since = {"30d": now - timedelta(days=30), "1y": now - timedelta(days=365)}.get(period)
     marks = history.timeline(store, since)
     start = since or (marks[0].detected_at if marks else now - timedelta(days=365))
-    rows = history.dashboard(store, datetime.now(UTC) - timedelta(days=days))
-    platforms: dict[str, list[history.DashboardRow]] = {}
+    totals = sourcelist.totals(store)
+    rows: list[sourcelist.SourceSummary] = []
+    if totals.sources <= DASHBOARD_SOURCES:
+        rows = sourcelist.page(store, limit=DASHBOARD_SOURCES,
+                               severity_since=now - timedelta(days=days)).rows
+    platforms: dict[str, list[sourcelist.SourceSummary]] = {}
     for r in rows:
         platforms.setdefault(r.platform, []).append(r)
-    failing = [r for r in rows if r.failing or r.last_outcome == "failed"]
+    failing = sourcelist.page(store, limit=FAILING_SHOWN,
+                              where=sourcelist.SourceFilter(failing=True)).rows
     # 97 sources offline are one row with the cause, the sources on demand, not a wall
-    folds, alone = fold(failing, lambda r: (r.failure.kind if r.failure else None) or "unknown",
-                        lambda r: (r.failure.reason if r.failure else None) or "")
-    return render(request, "dashboard.html", rows=rows, platforms=platforms, days=days,
+    folds, alone = fold(failing, lambda r: r.last_failure_kind or "unknown",
+                        lambda r: r.last_error or "")
+    return render(request, "dashboard.html", totals=totals, platforms=platforms, days=days,
                 failing=failing, folds=folds, alone=alone,
                 folded_platforms=len(rows) > FOLD_PLATFORMS_AT,
                 dead_targets=[t for t in store.target_health(failing_only=True) if t.alert_at],
@@ -47,6 +59,21 @@ def dashboard(store: StoreDep, request: Request, period: str = Query("1y", alias
                                      with_sentences=False),
                 period=period, periods=(("30d", "30 days"), ("1y", "1 year"), ("all", "all")),
                 chart=Markup(timeline_svg(marks, start, now)))  # noqa: S704
+
+
+@router.get("/sources", response_class=HTMLResponse, include_in_schema=False)
+def sources_page(store: StoreDep, request: Request,
+                 platform: str | None = Query(None, max_length=200),
+                 failing: bool = False,
+                 after: str | None = Query(None, pattern=sourcelist.SOURCE_CURSOR)) -> HTMLResponse:
+    """Every source, SOURCES_PAGE at a time, by platform and name."""
+    found = sourcelist.page(store, after=after, limit=SOURCES_PAGE,
+                            where=sourcelist.SourceFilter(platform or None, failing),
+                            severity_since=datetime.now(UTC) - timedelta(days=30))
+    nxt = _relative(request.url.include_query_params(after=found.next)) if found.next else None
+    first = _relative(request.url.remove_query_params("after")) if after else None
+    return render(request, "sources.html", found=found, platform=platform or "",
+                  failing=failing, next_url=nxt, first_url=first)
 
 
 @router.get("/sources/{name:path}", response_class=HTMLResponse, include_in_schema=False)
@@ -67,7 +94,7 @@ def source_page(store: StoreDep, request: Request, name: str,
                 more=len(versions) > start + PAGE, page=page_no, changes=changes,
                 label=label, labels=LABELS, checks=history.checks(store, name, limit=PAGE),
                 pickable=everything,
-                failure=history.failure(store, name))
+                failure=sourcelist.failure(store, name))
 
 
 @router.get("/changes/{change_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -116,7 +143,7 @@ def search_page(store: StoreDep, request: Request, q: str = Query("", max_length
         found = history.search(store, q, after=after) if q else None
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    more = str(request.url.include_query_params(after=found.next)) \
+    more = _relative(request.url.include_query_params(after=found.next)) \
         if found is not None and found.next else None
     return render(request, "search.html", q=q, found=found, more=more)
 
@@ -124,3 +151,8 @@ def search_page(store: StoreDep, request: Request, q: str = Query("", max_length
 @router.get("/events/{event_id}", response_class=HTMLResponse, include_in_schema=False)
 def event_page(store: StoreDep, request: Request, event_id: Id) -> HTMLResponse:
     return render(request, "event.html", ev=history.event(store, event_id))
+
+
+def _relative(url: URL) -> str:
+    """A link to this server without its host: right behind a proxy that renames it."""
+    return f"{url.path}?{url.query}" if url.query else url.path
