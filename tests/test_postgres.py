@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug import Request, Response
 
 from monitor.config import Source
-from monitor.history import sources as history_sources
+from monitor.sourcelist import sources as history_sources
 from monitor.store import Store
 from tests.test_notify import Hook
 
