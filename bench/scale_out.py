@@ -2,6 +2,8 @@
 
     python bench/scale_out.py [--sources 100000] [--hosts 2500] [--interval 3600]
                               [--processes 1] [--seconds 120] [--skew 0] [--kill]
+                              [--watchlist import|toml]
+    python bench/scale_out.py --sources 1000000 --interval 86400 --processes 2 --seconds 300
 
 Starts a throwaway PostgreSQL on loopback (with pg_stat_statements), serves small policy pages
 from one asyncio process listening on 127.0.H.H for every host, writes a sources.toml, times
@@ -11,6 +13,9 @@ its clock `--skew` seconds ahead, through libfaketime; `--kill` SIGKILLs the las
 of the way in) and prints, from the request log: checks/s against what the schedule asks,
 lag p50/p99, double checks, host-gap violations, PostgreSQL CPU per check, the claim
 query's mean time, and with `--kill` how long the killed process's sources took to come back.
+The watch list is imported from a CSV (`sources import`, the default) or written into
+sources.toml (`--watchlist toml`); each daemon's peak RSS and the time until it was ready to
+claim are printed, with the database's size per source.
 """
 
 from __future__ import annotations
@@ -109,6 +114,17 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def peak_rss(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in bytes."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def read_log(path: Path) -> list[tuple[float, str, str]]:
     rows = []
     for line in path.read_text().splitlines():
@@ -156,6 +172,8 @@ def main() -> None:
                         help="run the first process with its clock this many seconds ahead")
     parser.add_argument("--delay", type=float, default=0.0,
                         help="seconds each page takes to answer (so checks hold their leases)")
+    parser.add_argument("--watchlist", choices=("import", "toml"), default="import",
+                        help="the sources as an imported CSV list (default) or in sources.toml")
     parser.add_argument("--kill", action="store_true",
                         help="SIGKILL the last process a third of the way through")
     args = parser.parse_args()
@@ -185,14 +203,25 @@ def main() -> None:
                  "allow_private_addresses = true", f'interval = "{args.interval:g}s"',
                  'jitter = "0s"', f'per_host_delay = "{args.per_host_delay:g}s"',
                  f"workers = {args.workers}", ""]
-        for i in range(args.sources):
-            lines += ["[[source]]", f'name = "bench/s{i}"', 'platform = "Bench"',
-                      f'url = "http://{host_address(i % args.hosts)}:{port}/p{i}"',
-                      'select = "main"', ""]
+        listed = tmp / "sites.csv"
+        if args.watchlist == "toml":
+            for i in range(args.sources):
+                lines += ["[[source]]", f'name = "bench/s{i}"', 'platform = "Bench"',
+                          f'url = "http://{host_address(i % args.hosts)}:{port}/p{i}"',
+                          'select = "main"', ""]
+        else:
+            with listed.open("w") as fh:
+                fh.write("name,platform,url,select\n")
+                for i in range(args.sources):
+                    fh.write(f"bench/s{i},Bench,http://{host_address(i % args.hosts)}:{port}/p{i},"
+                             "main\n")
         config.write_text("\n".join(lines))
         cli = [sys.executable, "-m", "monitor", "--config", str(config)]
         t = time.perf_counter()
         subprocess.run([*cli, "init"], check=True, cwd=ROOT, capture_output=True)
+        if args.watchlist == "import":
+            subprocess.run([*cli, "sources", "import", str(listed), "--list", "bench"],
+                           check=True, cwd=ROOT, capture_output=True)
         init_s = time.perf_counter() - t
 
         # The steady state of a daemon that has run for a while: every page has its first
@@ -227,14 +256,22 @@ def main() -> None:
         with engine.begin() as conn:
             conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
 
+        with engine.connect() as conn:
+            db_bytes = conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
         daemons: list[subprocess.Popen[bytes]] = []
         logs: list[Path] = []
+        started = time.monotonic()
         for n in range(args.processes):
             env = {**os.environ, **(faketime_env(args.skew) if args.skew and n == 0 else {})}
             logs.append(tmp / f"daemon{n}.log")
             daemons.append(subprocess.Popen([*cli, "run"], cwd=ROOT, env=env,
                                             stderr=logs[-1].open("w"), stdout=subprocess.DEVNULL))
-        time.sleep(args.warmup)
+        ready_after: dict[int, float] = {}
+        while time.monotonic() - started < args.warmup:
+            for n, p in enumerate(logs):
+                if n not in ready_after and "running:" in p.read_text():
+                    ready_after[n] = time.monotonic() - started
+            time.sleep(0.1)
         with engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_stat_statements_reset()"))
         sessions_sql = sa.text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
@@ -257,6 +294,7 @@ def main() -> None:
             time.sleep(args.seconds)
         t1, cpu1 = time.time(), postgres_cpu()
         daemon1 = sum(proc_cpu(d.pid) for d in daemons if d.poll() is None)
+        peaks = [peak_rss(d.pid) for d in daemons]
         with engine.connect() as conn:
             top = conn.execute(sa.text(
                 "SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
@@ -289,7 +327,13 @@ def main() -> None:
           f"per-host delay {args.per_host_delay:g}s, {args.processes} process(es) × "
           f"{args.workers} workers" + (f", first {args.skew:g}s ahead" if args.skew else "")
           + (", last one SIGKILLed" if args.kill else ""))
-    print(f"init: {init_s:.1f}s")
+    print(f"init{' and import' if args.watchlist == 'import' else ''}: {init_s:.1f}s; database "
+          f"{db_bytes / 1e6:.0f} MB, {db_bytes / args.sources:.0f} bytes per source "
+          "(first versions included)")
+    print("daemons: " + "; ".join(
+        f"#{n} ready to claim after {ready_after[n]:.1f}s" if n in ready_after else
+        f"#{n} not ready within {args.warmup:g}s" for n in range(len(daemons)))
+          + "; peak RSS " + ", ".join(f"{p / 1e6:.0f} MB" for p in peaks))
     print(f"checks/s: {rate:.1f} (the schedule asks for {args.sources / args.interval:.1f}) "
           f"over {t1 - t0:.0f}s")
     if lags:

@@ -510,10 +510,12 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def browser_for(settings: Settings, sources: Iterable[Source]) -> BrowserFetcher | None:
-    """A rendering fetcher when any of these sources may need one (browser or auto), else None.
-    Creating it is cheap: Chromium starts at the first page that needs it."""
-    if not any((s.fetcher or settings.fetcher) in ("browser", "auto") for s in sources):
+def browser_for(settings: Settings, sources: Iterable[Source] | None) -> BrowserFetcher | None:
+    """A rendering fetcher when any of these sources may need one (browser or auto; None: a
+    source that needs one is being checked), else None. Creating it is cheap: Chromium
+    starts at the first page that needs it."""
+    if sources is not None and \
+            not any((s.fetcher or settings.fetcher) in ("browser", "auto") for s in sources):
         return None
     return BrowserFetcher(settings)
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import difflib
 import enum
 import functools
+import json
 import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import tomli as tomllib  # the stdlib's parser, compiled: 3-4x faster on large watch lists
@@ -133,6 +134,25 @@ class Source:
     def extraction_key(self) -> str:
         """Everything that changes the extracted text; a new key means re-extract, not a change."""
         return repr((self.select, self.remove, self.ignore))
+
+    def spec(self) -> str:
+        """The source as JSON, kept in its database row: a daemon rebuilds the source from the
+        row it claims, so it never needs the whole watch list."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)
+             if getattr(self, f.name) != f.default}
+        return json.dumps(d, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_spec(cls, spec: str) -> Source:
+        d = json.loads(spec)
+        for key in ("select", "remove", "ignore"):
+            if key in d:
+                d[key] = tuple(d[key])
+        if "headers" in d:
+            d["headers"] = tuple((k, v) for k, v in d["headers"])
+        if "kind" in d:
+            d["kind"] = Kind(d["kind"])
+        return cls(**d)
 
 
 class Mode(enum.StrEnum):
@@ -313,6 +333,14 @@ class _LineIndex:
         return self.tables.get((table, index)) or self.keys.get(("", 0, table))
 
 
+class Problems(Protocol):
+    """Where a source's problems go: a TOML file's collector, or an imported list's."""
+
+    def add(self, table: str, i: int, key: str | None, label: str, message: str) -> None: ...
+
+    def line(self, table: str, i: int, key: str | None = None) -> int | None: ...
+
+
 class _Collector:
     """Accumulates problems so that all of them are reported together."""
 
@@ -323,6 +351,9 @@ class _Collector:
 
     def add(self, table: str, i: int, key: str | None, label: str, message: str) -> None:
         self.problems.append(ConfigProblem(self.file, self.index.line(table, i, key), label, message))
+
+    def line(self, table: str, i: int, key: str | None = None) -> int | None:
+        return self.index.line(table, i, key)
 
 
 def _str_list(value: object) -> tuple[str, ...]:
@@ -561,7 +592,7 @@ _KNOWN_TABLES = {"settings", "source", "subscription"}
 def _parse_table(
     raw: Mapping[str, Any],
     schema: Mapping[str, Callable[[Any], Any]],
-    errors: _Collector,
+    errors: Problems,
     table: str,
     index: int,
     label: str,
@@ -587,6 +618,36 @@ def _parse_table(
                 message = f"unknown kind {value!r} (one of: {', '.join(k.value for k in Kind)})"
             errors.add(table, index, key, where, message)
     return values
+
+
+def source_from_table(raw: Mapping[str, Any], i: int, errors: Problems, seen: dict[str, int],
+                      *, selectors: bool = True) -> Source | None:
+    """The one check of a source's keys, whether it comes from sources.toml or an imported
+    list: every problem goes to `errors`; the source when it has none. `seen` holds the names
+    met so far (name -> index), for duplicates."""
+    name = raw.get("name")
+    label = f"source[{name}]" if isinstance(name, str) else f"source[{i}]"
+    values = _parse_table(raw, _SOURCE if selectors else _SOURCE_UNCHECKED, errors, "source",
+                          i, label)
+    missing = [k for k in _REQUIRED_SOURCE if k not in raw]
+    for key in missing:
+        errors.add("source", i, None, f"{label}.{key}", "required key is missing")
+    if "name" in values:
+        if not SLUG_RE.match(values["name"]):
+            errors.add(
+                "source", i, "name", f"{label}.name",
+                "must be a slug: lowercase letters, digits, '.', '_', '-' and '/' between parts",
+            )
+        elif values["name"] in seen:
+            first = errors.line("source", seen[values["name"]], "name") or 0
+            errors.add("source", i, "name", f"{label}.name",
+                       f"duplicate name (first defined at line {first})")
+            return None
+        else:
+            seen[values["name"]] = i
+    if not missing and len(values) == len(raw):
+        return Source(**values)
+    return None
 
 
 def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
@@ -632,32 +693,12 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
     sources: list[Source] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_sources):
-        label = f"source[{i}]"
         if not isinstance(raw, dict):
-            errors.add("source", i, None, label, "each [[source]] must be a table")
+            errors.add("source", i, None, f"source[{i}]", "each [[source]] must be a table")
             continue
-        name = raw.get("name")
-        if isinstance(name, str):
-            label = f"source[{name}]"
-        values = _parse_table(raw, _SOURCE if selectors else _SOURCE_UNCHECKED, errors, "source",
-                              i, label)
-        missing = [k for k in _REQUIRED_SOURCE if k not in raw]
-        for key in missing:
-            errors.add("source", i, None, f"{label}.{key}", "required key is missing")
-        if "name" in values:
-            if not SLUG_RE.match(values["name"]):
-                errors.add(
-                    "source", i, "name", f"{label}.name",
-                    "must be a slug: lowercase letters, digits, '.', '_', '-' and '/' between parts",
-                )
-            elif values["name"] in seen:
-                first = errors.index.line("source", seen[values["name"]], "name") or 0
-                errors.add("source", i, "name", f"{label}.name",
-                           f"duplicate name (first defined at line {first})")
-            else:
-                seen[values["name"]] = i
-        if not missing and len(values) == len(raw):
-            sources.append(Source(**values))
+        src = source_from_table(raw, i, errors, seen, selectors=selectors)
+        if src is not None:
+            sources.append(src)
 
     raw_subs = data.get("subscription", [])
     if not isinstance(raw_subs, list):

@@ -10,6 +10,7 @@ its name in config.FETCHERS, which a test holds equal to this registry).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -44,19 +45,30 @@ class Fetchers:
     the robots.txt cache when robots are respected."""
 
     def __init__(self, http: PageFetcher, *, browser: PageFetcher | None = None,
-                 robots: RobotsCache | None = None, default: str = "http") -> None:
+                 robots: RobotsCache | None = None, default: str = "http",
+                 later: Callable[[], PageFetcher | None] | None = None) -> None:
         self.http, self.browser, self.robots, self.default = http, browser, robots, default
+        self.later = later  # makes the browser at the first page that needs it
+        self.lock = threading.Lock()
 
     @classmethod
-    def build(cls, settings: Settings, sources: Iterable[Source],
+    def build(cls, settings: Settings, sources: Iterable[Source] | None,
               warn: Callable[[str], None] = log.warning) -> Fetchers:
-        """The one place fetchers are made (the CLI's `check` and the daemon both call it)."""
+        """The one place fetchers are made (the CLI's `check` and the daemon both call it).
+        `sources=None`: the list is not known here (the daemon's is in the database), so the
+        browser is made, and its absence reported, when a source first needs it."""
         http = Fetcher(settings)
-        browser = browser_for(settings, sources)
-        if browser is not None and not browser.available:
-            warn(f"{INSTALL_HINT}; sources that need a browser will fail")
         robots = RobotsCache(http, settings.user_agent) if settings.respect_robots else None
-        return cls(http, browser=browser, robots=robots, default=settings.fetcher)
+
+        def browser() -> PageFetcher | None:
+            made = browser_for(settings, sources)
+            if made is not None and not made.available:
+                warn(f"{INSTALL_HINT}; sources that need a browser will fail")
+            return made
+
+        if sources is None:
+            return cls(http, robots=robots, default=settings.fetcher, later=browser)
+        return cls(http, browser=browser(), robots=robots, default=settings.fetcher)
 
     def kind(self, source: Source) -> str:
         return source.fetcher or self.default
@@ -65,6 +77,10 @@ class Fetchers:
         return FETCHERS[self.kind(source)](self, source, state)
 
     def render(self, source: Source) -> FetchResult:
+        if self.browser is None and self.later is not None:
+            with self.lock:
+                if self.later is not None:
+                    self.browser, self.later = self.later(), None
         if self.browser is None:
             raise FetchError(FailureKind.PERMANENT, INSTALL_HINT)
         return self.browser.fetch(source.url, headers=dict(source.headers), locale=source.locale,

@@ -124,7 +124,13 @@ class SourceRow(Base):
     url: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(32))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    in_config: Mapped[bool] = mapped_column(Boolean, default=True)
+    in_config: Mapped[bool] = mapped_column(Boolean, default=True)  # in its list's latest sync
+    # The list it belongs to: "config" (sources.toml) or an imported list's name; each list is
+    # synced on its own, so syncing one never disables another's sources.
+    watchlist: Mapped[str] = mapped_column(String(100), default="config", server_default="config")
+    # The source's settings as JSON (config.Source.spec): a daemon rebuilds the source from the
+    # row it claims and never loads the whole list.
+    spec: Mapped[str | None] = mapped_column(Text)
     extraction_key: Mapped[str] = mapped_column(Text, default="")
     generation: Mapped[int] = mapped_column(Integer, default=0)
     # Validators and fingerprint of the last successful fetch, for conditional GET and for

@@ -78,7 +78,9 @@ class Dispatcher:
         self.folded = FoldedFailures()  # failures sharing a cause: one line a minute
         settings = config.settings
         self.workers = settings.workers
-        self.fetchers = Fetchers.build(settings, config.sources)
+        # The daemon does not know the watch list (the database does): a browser is started
+        # for the first claimed source that needs one.
+        self.fetchers = Fetchers.build(settings, None)
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="check")
         self.in_flight: dict[int, Running] = {}
         self.lock = threading.Lock()
@@ -197,7 +199,7 @@ class Dispatcher:
         if recovered:  # the claim that failed is written again (checks say so for themselves)
             self._recovered()
         for claim in claims:
-            source = self.config.source(claim.name)
+            source = self._source(claim)
             if source is None or not source.enabled or self.stopping.is_set():
                 self.store.release(claim)
                 with self.lock:
@@ -208,6 +210,19 @@ class Dispatcher:
                 self.pool.submit(self._run, claim, source, lag)
                 self.in_flight[claim.source_id] = Running(claim, time.monotonic())
         return len(claims)
+
+    def _source(self, claim: Claim) -> cfg.Source | None:
+        """The claimed source's settings, from its row: the database is the watch list, so a
+        daemon holds the sources it is checking, not the whole list. A row without them
+        (written before migration 0018 and not synced since) is looked up in sources.toml."""
+        if claim.spec is None:
+            return self.config.source(claim.name)
+        try:
+            return cfg.Source.from_spec(claim.spec)
+        except (ValueError, TypeError) as exc:
+            log.error("source=%s: its stored settings are unreadable (%s); skipped until the "
+                      "next sync", claim.name, exc)
+            return None
 
     def _run(self, claim: Claim, source: cfg.Source, lag: float) -> None:
         # The earliest this check's host can be ready again: after its polite gap, or at once

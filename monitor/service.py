@@ -36,6 +36,7 @@ from monitor.wording import plural
 
 log = logging.getLogger("monitor.service")
 STATUS_EVERY = 10.0
+COUNT_EVERY = 300.0
 EX_IOERR = 74  # sysexits.h: systemd's Restart=on-failure tries again, and init/recovery can follow
 
 
@@ -59,6 +60,7 @@ class Service:
         self.clock = DatabaseClock(self.store, clock)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.rng = random.Random()
+        self._enabled, self._counted_at = 0, -COUNT_EVERY
 
     # ---- signals ------------------------------------------------------------------------
 
@@ -83,9 +85,12 @@ class Service:
             raise StoreError(f"the database failed PRAGMA quick_check; not starting "
                              f"({self.store.url})")
         settings = self.config.settings
+        # sources.toml's own list is synced (imported lists are written by `sources import`);
+        # from here on the database is the watch list: a source is read when it is claimed.
         self.store.sync_sources(self.config.sources, settings.interval)
         new = self.store.schedule_new(self.clock(), self.rng, settings.interval)
-        log.info("sources=%d newly scheduled=%d owner=%s", len(self.config.sources), new, self.owner)
+        log.info("sources=%d (%d in sources.toml) newly scheduled=%d owner=%s",
+                 self.enabled_sources(force=True), len(self.config.sources), new, self.owner)
 
     def reload(self, dispatcher: Dispatcher) -> None:
         try:
@@ -94,14 +99,31 @@ class Service:
             for problem in exc.problems:
                 log.error("reload refused, keeping the old config: %s", problem)
             return
-        self.store.sync_sources(new.sources, new.settings.interval)
+        try:
+            self.store.sync_sources(new.sources, new.settings.interval)
+        except ConfigError as exc:  # a name an imported list holds
+            for problem in exc.problems:
+                log.error("reload refused, keeping the old config: %s", problem)
+            return
+        self.enabled_sources(force=True)
         scheduled = self.store.schedule_new(self.clock(), self.rng, new.settings.interval)
         self.config = new
         dispatcher.config = new
         log.info("reloaded %s: %d sources, %d newly scheduled", new.path, len(new.sources), scheduled)
 
+    def enabled_sources(self, force: bool = False) -> int:
+        """Enabled sources of every list, counted by the database at most every COUNT_EVERY
+        seconds (a count of a million rows is not for every status line)."""
+        now = time.monotonic()
+        if force or now - self._counted_at >= COUNT_EVERY:
+            with self.store.read() as s:
+                self._enabled = s.scalar(select(func.count()).select_from(SourceRow)
+                                         .where(SourceRow.enabled.is_(True))) or 0
+            self._counted_at = now
+        return self._enabled
+
     def status_line(self) -> str:
-        enabled = sum(1 for src in self.config.sources if src.enabled)  # the config says
+        enabled = self.enabled_sources()
         with self.store.read() as s:
             # Written as the partial index's own predicate, so the planner uses it.
             failing = s.scalar(select(func.count()).select_from(SourceRow)

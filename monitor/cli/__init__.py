@@ -8,7 +8,8 @@ one module per job, each registered on the group when it is imported here.
 
 from __future__ import annotations
 
-from monitor.cli import alerts, boards, checks, imports, reading, setup
+from monitor.cli import alerts, boards, checks, imports, reading, setup, watchlists
 from monitor.cli.base import entry, main, started
 
-__all__ = ["alerts", "boards", "checks", "entry", "imports", "main", "reading", "setup", "started"]
+__all__ = ["alerts", "boards", "checks", "entry", "imports", "main", "reading", "setup", "started",
+           "watchlists"]

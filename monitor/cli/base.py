@@ -76,9 +76,16 @@ class Context:
     def source(self, name: str) -> cfg.Source:
         """The configured source of this name, or an error that names the nearest ones."""
         found = self.config.source(name)
+        if found is None and self._database_exists():
+            found = self.store().source_spec(name)  # an imported list's
         if found is None:
             raise unknown_source(name, (s.name for s in self.config.sources), " in the config")
         return found
+
+    def _database_exists(self) -> bool:
+        from monitor.store import Store
+
+        return Store.missing_file(self.config.settings.database) is None
 
     def close(self) -> None:
         if self._store is not None:

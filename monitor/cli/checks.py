@@ -50,7 +50,9 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, verbose: bool,
     conf = ctx.checked_config()
     store = ctx.store()
     store.sync_sources(conf.sources, conf.settings.interval)
-    selected = [ctx.source(n) for n in names] if names else [s for s in conf.sources if s.enabled]
+    # Without names: sources.toml's enabled sources, then every imported list's.
+    selected = [ctx.source(n) for n in names] if names else \
+        [s for s in conf.sources if s.enabled] + store.listed_sources()
 
     def show(result: CheckResult) -> None:
         if as_json:

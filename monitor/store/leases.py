@@ -28,6 +28,7 @@ from sqlalchemy.exc import DatabaseError
 
 from monitor import config as cfg
 from monitor import schedule
+from monitor.errors import ConfigError, ConfigProblem
 from monitor.models import (
     Host,
     SourceAlert,
@@ -48,7 +49,7 @@ _READY_HOSTS = (select(Host.id, Host.next_allowed_at, Host.lease_expires_at)
                 .limit(bindparam("n")))
 
 
-_DUE_SOURCE = (select(SourceRow.id, SourceRow.name, SourceRow.next_check_at)
+_DUE_SOURCE = (select(SourceRow.id, SourceRow.name, SourceRow.next_check_at, SourceRow.spec)
                .where(SourceRow.host_id == bindparam("host"), SourceRow.enabled.is_(True),
                       SourceRow.next_check_at <= bindparam("now"),
                       SourceRow.lease_expires_at.is_(None)
@@ -137,7 +138,7 @@ class DatabaseClock:
 _SYNC_COLUMNS = (SourceRow.id, SourceRow.name, SourceRow.platform, SourceRow.title, SourceRow.url,
                  SourceRow.kind, SourceRow.enabled, SourceRow.in_config, SourceRow.extraction_key,
                  SourceRow.interval_seconds, SourceRow.host_id, SourceRow.last_check_at,
-                 SourceRow.next_check_at)
+                 SourceRow.next_check_at, SourceRow.spec, SourceRow.watchlist)
 
 
 def _bulk_insert(conn: Connection, model: type[SourceRow] | type[Host],
@@ -234,25 +235,49 @@ def _release_host(conn: Connection, state: SourceState, done: Completion) -> Non
 class Leases(Database):
     """Scheduling rows: the claim hands each worker at most one source per free host."""
 
-    def sync_sources(self, sources: Sequence[cfg.Source], default_interval: float | None = None) -> None:
-        """Make the sources table match the config by name; never delete history.
+    def sync_sources(self, sources: Sequence[cfg.Source], default_interval: float | None = None,
+                     watchlist: str = "config", *, retire: bool = True) -> None:
+        """Make the rows of one watch list match `sources` by name; never delete history.
+
+        `watchlist` is "config" for sources.toml or an imported list's name: syncing one list
+        never touches another's rows, and a name another list holds is refused. With `retire`,
+        the list's sources that `sources` does not name are disabled (history kept); an import
+        writes its batches without it and retires once at the end (`retire_sources`).
 
         Writes only what differs, so a restart or SIGHUP with an unchanged config writes
-        nothing, and 100,000 new sources go in as a few bulk statements. Daemons starting
-        together take turns under one lock, and rows are locked source first, host second,
-        like every check transaction, so a sync cannot deadlock with checks or claims.
+        nothing, and 100,000 new sources go in as a few bulk statements. Rows are looked up by
+        the names given, so a batch costs the same however long the other lists are. Daemons
+        starting together take turns under one lock, and rows are locked source first, host
+        second, like every check transaction, so a sync cannot deadlock with checks or claims.
         """
         from monitor import extract  # here: read commands never load lxml
         now = utcnow()
         with self.write_conn() as conn:
             advisory_lock(conn, "sync-sources")
-            existing = {r.name: r for r in conn.execute(select(*_SYNC_COLUMNS))}
-            hosts: dict[str, int] = dict(conn.execute(select(Host.host, Host.id)).all())
+            names = [src.name for src in sources]
+            existing: dict[str, Any] = {}
+            for i in range(0, len(names), CHUNK):
+                existing.update((r.name, r) for r in conn.execute(
+                    select(*_SYNC_COLUMNS).where(SourceRow.name.in_(names[i:i + CHUNK]))))
+            taken = sorted((r.name, r.watchlist) for r in existing.values()
+                           if r.watchlist != watchlist)
+            if taken:
+                raise ConfigError([ConfigProblem(
+                    watchlist, None, f"source[{name}].name",
+                    f"already in the watch list {other!r}: names are unique across lists "
+                    "(rename it, or remove it from that list first)") for name, other in taken[:20]])
             host_names = {src.url: host_of(src.url) for src in sources}
-            missing = sorted(set(host_names.values()) - hosts.keys())
+            wanted = sorted(set(host_names.values()))
+            hosts: dict[str, int] = {}
+            for i in range(0, len(wanted), CHUNK):
+                hosts.update(conn.execute(select(Host.host, Host.id)
+                                          .where(Host.host.in_(wanted[i:i + CHUNK]))).all())
+            missing = [h for h in wanted if h not in hosts]
             if missing:
                 _bulk_insert(conn, Host, [{"host": h, "next_allowed_at": EPOCH} for h in missing])
-                hosts = dict(conn.execute(select(Host.host, Host.id)).all())
+                for i in range(0, len(missing), CHUNK):
+                    hosts.update(conn.execute(select(Host.host, Host.id)
+                                              .where(Host.host.in_(missing[i:i + CHUNK]))).all())
             inserts: list[dict[str, Any]] = []
             updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             touched: set[int | None] = set()
@@ -261,13 +286,13 @@ class Leases(Database):
                 values: dict[str, Any] = {
                     "platform": src.platform, "title": src.title, "url": src.url,
                     "kind": str(src.kind), "enabled": src.enabled, "in_config": True,
-                    "host_id": hosts[host_names[src.url]]}
+                    "host_id": hosts[host_names[src.url]], "spec": src.spec()}
                 row = existing.pop(src.name, None)
                 if row is None:
                     inserts.append({**values, "name": src.name, "created_at": now, "updated_at": now,
                                     "generation": 0, "consecutive_failures": 0, "failing": False,
                                     "extraction_key": extract.reading_key(src),
-                                    "interval_seconds": interval})
+                                    "interval_seconds": interval, "watchlist": watchlist})
                     touched.add(values["host_id"])
                     continue
                 if interval:
@@ -279,19 +304,81 @@ class Leases(Database):
                 if any(getattr(row, k) != v for k, v in values.items()):
                     _add_update(updates, row.id, values, now)
                     touched |= {row.host_id, values["host_id"]}
-            for row in existing.values():  # gone from the config: disabled, history kept
-                if row.in_config or row.enabled:
+            if retire:
+                kept = set(names)
+                for row in conn.execute(select(SourceRow.id, SourceRow.name, SourceRow.host_id)
+                                        .where(SourceRow.watchlist == watchlist,
+                                               SourceRow.in_config | SourceRow.enabled)):
+                    if row.name not in kept:  # gone from its list: disabled, history kept
+                        _add_update(updates, row.id, {"in_config": False, "enabled": False}, now)
+                        touched.add(row.host_id)
+            self._write_sync(conn, inserts, updates, touched)
+
+    def import_sources(self, sources: Iterable[cfg.Source], default_interval: float,
+                       watchlist: str, batch: int = 5000) -> tuple[int, int]:
+        """Write a whole list a batch at a time (one transaction each, so memory is one batch
+        and the names), then disable the list's sources it no longer names. Returns (written,
+        retired). A batch that fails leaves the batches before it written: importing the same
+        file again finishes the job, since a sync writes only what differs."""
+        kept: set[str] = set()
+        chunk: list[cfg.Source] = []
+        for src in sources:
+            chunk.append(src)
+            if len(chunk) >= batch:
+                self.sync_sources(chunk, default_interval, watchlist, retire=False)
+                kept.update(s.name for s in chunk)
+                chunk = []
+        if chunk:
+            self.sync_sources(chunk, default_interval, watchlist, retire=False)
+            kept.update(s.name for s in chunk)
+        return len(kept), self.retire_sources(watchlist, kept)
+
+    def listed_sources(self, exclude: str = "config") -> list[cfg.Source]:
+        """The enabled sources of every list but `exclude`, from their stored settings (the
+        one-shot `check` runs them with sources.toml's)."""
+        with self.read() as s:
+            return [cfg.Source.from_spec(spec) for spec in s.scalars(
+                select(SourceRow.spec).where(SourceRow.enabled.is_(True),
+                                             SourceRow.watchlist != exclude,
+                                             SourceRow.spec.is_not(None))
+                .order_by(SourceRow.platform, SourceRow.name)) if spec is not None]
+
+    def source_spec(self, name: str) -> cfg.Source | None:
+        """A source of any list by name, from its stored settings."""
+        with self.read() as s:
+            spec = s.scalar(select(SourceRow.spec).where(SourceRow.name == name))
+        return cfg.Source.from_spec(spec) if spec else None
+
+    def retire_sources(self, watchlist: str, kept: set[str]) -> int:
+        """Disable the sources of `watchlist` that are not in `kept` (history kept): the end of
+        an import, whose batches were written without retiring. Returns how many."""
+        now = utcnow()
+        with self.write_conn() as conn:
+            advisory_lock(conn, "sync-sources")
+            updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            touched: set[int | None] = set()
+            for row in conn.execute(select(SourceRow.id, SourceRow.name, SourceRow.host_id)
+                                    .where(SourceRow.watchlist == watchlist,
+                                           SourceRow.in_config | SourceRow.enabled)):
+                if row.name not in kept:
                     _add_update(updates, row.id, {"in_config": False, "enabled": False}, now)
                     touched.add(row.host_id)
-            _lock_rows(conn, SourceRow, [u["b_id"] for group in updates.values() for u in group])
-            _lock_rows(conn, Host, touched)
-            _bulk_insert(conn, SourceRow, inserts)
-            for keys, group in updates.items():
-                stmt = (update(SourceRow).where(SourceRow.id == bindparam("b_id"))
-                        .values({k: bindparam(f"b_{k}") for k in keys}))
-                for i in range(0, len(group), CHUNK):
-                    conn.execute(stmt, group[i:i + CHUNK])
-            refresh_hosts(conn, touched)
+            self._write_sync(conn, [], updates, touched)
+            return sum(len(group) for group in updates.values())
+
+    @staticmethod
+    def _write_sync(conn: Connection, inserts: list[dict[str, Any]],
+                    updates: dict[tuple[str, ...], list[dict[str, Any]]],
+                    touched: set[int | None]) -> None:
+        _lock_rows(conn, SourceRow, [u["b_id"] for group in updates.values() for u in group])
+        _lock_rows(conn, Host, touched)
+        _bulk_insert(conn, SourceRow, inserts)
+        for keys, group in updates.items():
+            stmt = (update(SourceRow).where(SourceRow.id == bindparam("b_id"))
+                    .values({k: bindparam(f"b_{k}") for k in keys}))
+            for i in range(0, len(group), CHUNK):
+                conn.execute(stmt, group[i:i + CHUNK])
+        refresh_hosts(conn, touched)
 
     def schedule_new(self, now: datetime, rng: random.Random, default_interval: float) -> int:
         """Give never-checked sources a first check spread over min(interval, 10 minutes)."""
@@ -343,7 +430,7 @@ class Leases(Database):
                 lease = {"lease_owner": owner, "lease_token": token, "lease_expires_at": expires}
                 conn.execute(update(Host).where(Host.id == host_id).values(**lease, ready_at=expires))
                 conn.execute(update(SourceRow).where(SourceRow.id == row[0]).values(**lease))
-                claims.append(Claim(row[0], row[1], host_id, token, row[2]))
+                claims.append(Claim(row[0], row[1], host_id, token, row[2], row[3]))
             refresh_hosts(conn, stale)
             # When to claim next (the earliest ready time, leases taken just now included),
             # read in the same transaction so the dispatcher needs no query of its own.
@@ -405,6 +492,6 @@ class Leases(Database):
                                     extraction_key=extract.reading_key(src))
                     s.add(row)
                 row.platform, row.title, row.url, row.kind = src.platform, src.title, src.url, src.kind
-                row.enabled, row.updated_at = enabled, now
+                row.enabled, row.updated_at, row.spec = enabled, now, src.spec()
                 s.flush()
                 refresh_hosts(s.connection(), [row.host_id])

@@ -50,6 +50,7 @@ class Claim:
     host_id: int | None
     token: str
     due_at: datetime | None = None  # when it was planned to start: claim time minus this is lag
+    spec: str | None = None  # the source's settings (config.Source.spec), read with the claim
 
 
 @dataclass(frozen=True)
