@@ -172,6 +172,10 @@ def main() -> None:
                         help="run the first process with its clock this many seconds ahead")
     parser.add_argument("--delay", type=float, default=0.0,
                         help="seconds each page takes to answer (so checks hold their leases)")
+    parser.add_argument("--spread", choices=("host", "random"), default="host",
+                        help="due times evenly over the interval per host (where a running "
+                             "schedule settles; default) or at random (hosts' pages collide "
+                             "within the polite gap, and wait for it)")
     parser.add_argument("--watchlist", choices=("import", "toml"), default="import",
                         help="the sources as an imported CSV list (default) or in sources.toml")
     parser.add_argument("--kill", action="store_true",
@@ -231,6 +235,11 @@ def main() -> None:
         from monitor.store import Store, refresh_hosts
 
         store = Store(url)
+        # The first checks fall due `warmup` seconds after the daemons start, however long
+        # this set-up takes (minutes at a million): due times are written from a base far
+        # enough ahead, and the daemons start `warmup` before it.
+        setup_start = time.time()
+        lead = args.warmup + 60 + args.sources / 4000
         with store.write_conn() as conn:
             conn.execute(sa.text(
                 "INSERT INTO snapshots (source_id, generation, sha256, text_blob, raw_blob, "
@@ -247,10 +256,22 @@ def main() -> None:
                 "WHERE snapshots.source_id = sources.id AND sources.name <> 'bench/s0'"))
             # bench/s0 was just checked for real: its next check is one interval away, or the
             # request log would show it asked twice (a double check that no daemon made).
-            conn.execute(sa.text(
-                "UPDATE sources SET next_check_at = clock_timestamp() + make_interval(secs => "
-                "CASE WHEN name = 'bench/s0' THEN :interval ELSE :warm + random() * :interval END)"),
-                {"warm": args.warmup, "interval": args.interval})
+            if args.spread == "random":
+                conn.execute(sa.text(
+                    "UPDATE sources SET next_check_at = now() + make_interval(secs => "
+                    "CASE WHEN name = 'bench/s0' THEN :interval ELSE :warm + random() * :interval "
+                    "END)"), {"warm": lead, "interval": args.interval})
+            else:
+                # Where a running daemon's schedule settles: each next check is the last one's
+                # actual time plus the interval, so a host's sources that once queued behind
+                # its polite gap stay apart, evenly over the interval, each host shifted.
+                conn.execute(sa.text(
+                    "UPDATE sources s SET next_check_at = now() + make_interval("
+                    "secs => CASE WHEN s.name = 'bench/s0' THEN :interval ELSE :warm + "
+                    "(r.k + ((s.host_id * 0.6180339887)::numeric % 1)) * :interval / r.n END) "
+                    "FROM (SELECT id, row_number() OVER (PARTITION BY host_id ORDER BY id) - 1 "
+                    "AS k, count(*) OVER (PARTITION BY host_id) AS n FROM sources) r "
+                    "WHERE r.id = s.id"), {"warm": lead, "interval": args.interval})
             refresh_hosts(conn, conn.execute(sa.text("SELECT id FROM hosts")).scalars())
         store.close()
         with engine.begin() as conn:
@@ -258,6 +279,10 @@ def main() -> None:
 
         with engine.connect() as conn:
             db_bytes = conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
+        early = setup_start + lead - args.warmup - time.time()
+        if early < 0:
+            print(f"set-up took {-early:.0f}s longer than planned: the first checks start late")
+        time.sleep(max(0.0, early))
         daemons: list[subprocess.Popen[bytes]] = []
         logs: list[Path] = []
         started = time.monotonic()

@@ -600,6 +600,27 @@ def boards(store: Store, platform: str | None = None, at: datetime | None = None
     return [board.build(p, at, pages[p], answers.get(p, {})) for p in pages]
 
 
+@dataclass(frozen=True)
+class BoardPage:
+    """A keyset page of the board: its platforms' boards, how many platforms there are, and
+    the cursor (the last platform shown) of the next page, None on the last."""
+
+    boards: list[board.PlatformBoard]
+    total: int
+    next: str | None
+
+
+def board_page(store: Store, at: datetime | None = None, after: str | None = None,
+               limit: int = 100) -> BoardPage:
+    """The board of `limit` platforms after `after`, by name: a watch list of a million
+    sites is a million platforms, and the board is read a page at a time like every list."""
+    chosen, total = store.board_platforms(after, limit + 1)
+    shown = chosen[:limit]
+    pages, answers = store.board_state(None, at, among=shown) if shown else ({}, {})
+    boards_ = [board.build(p, at, pages[p], answers.get(p, {})) for p in shown if p in pages]
+    return BoardPage(boards_, total, shown[-1] if len(chosen) > limit else None)
+
+
 def board_timeline(store: Store, platform: str, at: datetime | None = None
                    ) -> list[board.Transition]:
     """When each of a platform's answers changed, in each of its documents."""

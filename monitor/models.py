@@ -127,7 +127,8 @@ class SourceRow(Base):
     in_config: Mapped[bool] = mapped_column(Boolean, default=True)  # in its list's latest sync
     # The list it belongs to: "config" (sources.toml) or an imported list's name; each list is
     # synced on its own, so syncing one never disables another's sources.
-    watchlist: Mapped[str] = mapped_column(String(100), default="config", server_default="config")
+    watchlist: Mapped[str] = mapped_column(String(100), default="config", server_default="config",
+                                           index=True)
     # The source's settings as JSON (config.Source.spec): a daemon rebuilds the source from the
     # row it claims and never loads the whole list.
     spec: Mapped[str | None] = mapped_column(Text)

@@ -87,7 +87,7 @@ def test_an_imported_list_is_checked_by_the_daemon_and_replaced_by_the_next_impo
     assert spec == {"name": "site-a/privacy", "platform": "Site A", "url": server.url_for("/a")}
 
 
-def test_a_name_another_list_holds_is_refused(server: HTTPServer, project) -> None:
+def test_a_name_another_list_holds_is_refused_until_that_list_drops_it(server: HTTPServer, project) -> None:
     project.write(f"""
         [[source]]
         name = "own/page"
@@ -101,6 +101,12 @@ def test_a_name_another_list_holds_is_refused(server: HTTPServer, project) -> No
     assert result.exit_code == 78
     assert "source[own/page].name: already in the watch list 'config'" in result.stderr
     assert rows(project, "SELECT url FROM sources") == [(server.url_for("/own"),)]
+    # Moving it from sources.toml to the list: remove it, sync, import. Same row, same history.
+    project.write("")
+    project.cli("sources", "sync")
+    project.cli("sources", "import", str(listed), "--list", "research")
+    assert rows(project, "SELECT id, url, watchlist, enabled FROM sources") == [
+        (1, server.url_for("/elsewhere"), "research", 1)]
 
 
 def test_one_shot_check_runs_imported_sources_by_name_and_all(server: HTTPServer, project) -> None:

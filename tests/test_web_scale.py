@@ -100,3 +100,22 @@ def test_the_sources_page_filters_by_platform_and_says_how_many(big) -> None:
     assert len(rest) == N // PLATFORMS - 200
     assert sorted(first + rest) == sorted(f"site7/page{i}" for i in range(7, N, PLATFORMS))
     assert 'rel="next"' not in second
+
+
+def test_the_board_pages_reach_every_platform_once_in_order(big) -> None:
+    base, db = big
+    html = get(base + "/board")[0]
+    assert len(html) <= 500_000, f"/board: {len(html):,} bytes"
+    assert f"{PLATFORMS} platforms; this page shows 100" in html.decode()
+    url: str | None = base + "/api/board?limit=50"
+    seen: list[str] = []
+    while url:
+        body, headers, _ = get(url)
+        assert headers["x-total-count"] == str(PLATFORMS)
+        seen += [b["platform"] for b in json.loads(body)]
+        link = headers.get("link")
+        url = re.match(r"<([^>]+)>", link).group(1) if link else None
+    with sqlite3.connect(db) as conn:
+        expected = [r[0] for r in conn.execute(
+            "SELECT DISTINCT platform FROM sources ORDER BY platform")]
+    assert seen == expected

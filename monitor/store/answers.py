@@ -182,15 +182,31 @@ class Answers(Database):
                     ).first() is None:
                 raise NotFoundError(f"no platform {platform!r} is watched")
 
-    def board_state(self, platform: str | None, at: datetime | None
+    def board_platforms(self, after: str | None, limit: int) -> tuple[list[str], int]:
+        """A keyset page of the board's platforms by name (those after `after`), and how
+        many there are in all."""
+        with self.reading() as conn:
+            q = select(SourceRow.platform).where(_visible()).distinct()
+            if after is not None:
+                q = q.where(SourceRow.platform > after)
+            chosen = list(conn.execute(q.order_by(SourceRow.platform).limit(limit)).scalars())
+            total = conn.execute(select(func.count(func.distinct(SourceRow.platform)))
+                                 .where(_visible())).scalar_one()
+            return chosen, int(total)
+
+    def board_state(self, platform: str | None, at: datetime | None,
+                    among: Sequence[str] | None = None
                     ) -> tuple[dict[str, list[board.Page]],
                                dict[str, dict[str, dict[str, board.Answer]]]]:
-        """The pages of each platform (or the one named) and their answers up to `at`."""
+        """The pages of each platform (or the one named, or those `among`) and their answers
+        up to `at`."""
         with self.reading() as conn:
             q = select(SourceRow.platform, SourceRow.name, SourceRow.title, SourceRow.url,
                        SourceRow.last_check_at, SourceRow.failing).where(_visible())
             if platform is not None:
                 q = q.where(func.lower(SourceRow.platform) == platform.lower())
+            if among is not None:
+                q = q.where(SourceRow.platform.in_(among))
             pages: dict[str, list[board.Page]] = {}
             for plat, name, title, url, checked, failing in conn.execute(
                     q.order_by(SourceRow.platform, SourceRow.name)):

@@ -370,6 +370,16 @@ class Database:
         with self.reading() as conn:
             conn.execute(text("SELECT 1")).scalar()
 
+    def analyze(self, *tables: str) -> None:
+        """Refresh the planner's statistics after a bulk write (PostgreSQL). A table that grew
+        from empty to 100,000 rows in one import still looks empty to the planner, and a
+        statement prepared then keeps a sequential scan: 0.7 s for a 500-name lookup."""
+        if self.is_sqlite:
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text(f"ANALYZE {', '.join(tables)}"))
+            conn.commit()
+
     def checkpoint(self) -> None:
         """Fold the WAL back into the database file (hourly maintenance)."""
         if self.is_sqlite:

@@ -259,8 +259,11 @@ class Leases(Database):
             for i in range(0, len(names), CHUNK):
                 existing.update((r.name, r) for r in conn.execute(
                     select(*_SYNC_COLUMNS).where(SourceRow.name.in_(names[i:i + CHUNK]))))
+            # A name another list still has is refused; one it dropped (or an imported
+            # history's) moves to this list with its history: sources.toml to a CSV is
+            # "remove them, sync, import".
             taken = sorted((r.name, r.watchlist) for r in existing.values()
-                           if r.watchlist != watchlist)
+                           if r.watchlist != watchlist and r.in_config)
             if taken:
                 raise ConfigError([ConfigProblem(
                     watchlist, None, f"source[{name}].name",
@@ -286,13 +289,14 @@ class Leases(Database):
                 values: dict[str, Any] = {
                     "platform": src.platform, "title": src.title, "url": src.url,
                     "kind": str(src.kind), "enabled": src.enabled, "in_config": True,
-                    "host_id": hosts[host_names[src.url]], "spec": src.spec()}
+                    "host_id": hosts[host_names[src.url]], "spec": src.spec(),
+                    "watchlist": watchlist}
                 row = existing.pop(src.name, None)
                 if row is None:
                     inserts.append({**values, "name": src.name, "created_at": now, "updated_at": now,
                                     "generation": 0, "consecutive_failures": 0, "failing": False,
                                     "extraction_key": extract.reading_key(src),
-                                    "interval_seconds": interval, "watchlist": watchlist})
+                                    "interval_seconds": interval})
                     touched.add(values["host_id"])
                     continue
                 if interval:
@@ -322,15 +326,24 @@ class Leases(Database):
         file again finishes the job, since a sync writes only what differs."""
         kept: set[str] = set()
         chunk: list[cfg.Source] = []
+        analyzed = batch  # statistics refreshed each time the list has doubled
+
+        def write() -> None:
+            nonlocal analyzed
+            self.sync_sources(chunk, default_interval, watchlist, retire=False)
+            kept.update(s.name for s in chunk)
+            if len(kept) >= analyzed:
+                self.analyze("sources", "hosts")
+                analyzed *= 2
+
         for src in sources:
             chunk.append(src)
             if len(chunk) >= batch:
-                self.sync_sources(chunk, default_interval, watchlist, retire=False)
-                kept.update(s.name for s in chunk)
+                write()
                 chunk = []
         if chunk:
-            self.sync_sources(chunk, default_interval, watchlist, retire=False)
-            kept.update(s.name for s in chunk)
+            write()
+        self.analyze("sources", "hosts")
         return len(kept), self.retire_sources(watchlist, kept)
 
     def listed_sources(self, exclude: str = "config") -> list[cfg.Source]:

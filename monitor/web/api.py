@@ -96,7 +96,7 @@ LIST_PAGE = 500  # a list's default page: about 200 KB of sources
 MAX_LIST_PAGE = 1000
 
 
-def _paged(request: Request, response: Response, total: int, cursor: str | None) -> None:
+def paged(request: Request, response: Response, total: int, cursor: str | None) -> None:
     """Every list says its exact total (`X-Total-Count`) and links its next page
     (`Link: <…>; rel="next"`, absent on the last page)."""
     response.headers["X-Total-Count"] = str(total)
@@ -116,7 +116,7 @@ def api_sources(store: StoreDep, request: Request, response: Response,
     `failing=true`: only those whose latest check failed or whose failure alert is open."""
     found = sourcelist.page(store, after=after, limit=limit,
                             where=sourcelist.SourceFilter(platform, failing))
-    _paged(request, response, found.total, found.next)
+    paged(request, response, found.total, found.next)
     return [SourceOut(**s.to_dict()) for s in found.rows]
 
 
@@ -134,7 +134,7 @@ def api_versions(store: StoreDep, request: Request, response: Response, name: st
                      len(every))
     chosen = every[start:start + limit]
     more = start + limit < len(every)
-    _paged(request, response, len(every), str(chosen[-1].snapshot_id) if more else None)
+    paged(request, response, len(every), str(chosen[-1].snapshot_id) if more else None)
     return [VersionOut(**{k: v for k, v in ver.to_dict().items() if k in VersionOut.model_fields})
             for ver in chosen]
 
@@ -149,7 +149,7 @@ def api_search(store: StoreDep, request: Request, response: Response,
     appeared, and when it was removed. `X-Total-Count` is the exact number of matching
     pages (`X-Count-Now` of them say it now); `Link: <…>; rel="next"` is the next page."""
     found = history.search(store, q, limit, after)  # (the pattern admits only cursors)
-    _paged(request, response, found.total, found.next)
+    paged(request, response, found.total, found.next)
     response.headers["X-Count-Now"] = str(found.now)
     return [SearchHitOut(**h.to_dict()) for h in found.hits]
 
@@ -167,7 +167,7 @@ def api_changes(store: StoreDep, request: Request, response: Response,
                            limit=limit + 1, with_sentences=False,
                            after=int(after) if after is not None else None)
     total = history.count_changes(store, source=source, labels=labels, min_severity=min_severity)
-    _paged(request, response, total, str(rows[limit - 1].id) if len(rows) > limit else None)
+    paged(request, response, total, str(rows[limit - 1].id) if len(rows) > limit else None)
     return [_change_out(c) for c in rows[:limit]]
 
 

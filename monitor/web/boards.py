@@ -8,15 +8,17 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from monitor import history
 from monitor.board import QUESTION_WORDS, QUESTIONS, end_of_day
-from monitor.web.api import NOT_FOUND
-from monitor.web.deps import StoreDep, render
+from monitor.web.api import NOT_FOUND, paged
+from monitor.web.deps import StoreDep, relative, render
 
 router = APIRouter()
+BOARD_PAGE = 100  # platforms per page of /board (a row each)
+API_BOARD_PAGE = 20  # and of /api/board, which lists every platform's documents too
 AtQuery = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2024-10-01"],
                 json_schema_extra={"format": "date"},
                 description="The board as the stored versions made it on this day (YYYY-MM-DD).")
@@ -76,10 +78,16 @@ class PlatformBoardOut(BoardOut):
 
 
 @router.get("/api/board", response_model=list[BoardOut], tags=["board"])
-def api_board(store: StoreDep, at: str | None = AtQuery) -> list[BoardOut]:
+def api_board(store: StoreDep, request: Request, response: Response, at: str | None = AtQuery,
+              limit: int = Query(API_BOARD_PAGE, ge=1, le=500),
+              after: str | None = Query(None, max_length=200)) -> list[BoardOut]:
     """For every platform: does it train AI on your data, since when, on by default, the
-    ways out, who is exempt, who else gets the data; each answer with its change."""
-    return [BoardOut(**b.to_dict()) for b in history.boards(store, None, _end_of(at))]
+    ways out, who is exempt, who else gets the data; each answer with its change. Platforms
+    by name, a page at a time (`after`: the last platform of the previous page, as the
+    `Link` header gives it); `X-Total-Count` is the number of platforms."""
+    found = history.board_page(store, _end_of(at), after, limit)
+    paged(request, response, found.total, found.next)
+    return [BoardOut(**b.to_dict()) for b in found.boards]
 
 
 @router.get("/api/board/{platform}", response_model=PlatformBoardOut, tags=["board"],
@@ -92,8 +100,11 @@ def api_board_platform(store: StoreDep, platform: str, at: str | None = AtQuery
 
 
 @router.get("/board", response_class=HTMLResponse, include_in_schema=False)
-def board_page(store: StoreDep, request: Request, at: str | None = AtQuery) -> HTMLResponse:
-    return render(request, "board.html", boards=history.boards(store, None, _end_of(at)),
+def board_page(store: StoreDep, request: Request, at: str | None = AtQuery,
+               after: str | None = Query(None, max_length=200)) -> HTMLResponse:
+    found = history.board_page(store, _end_of(at), after, BOARD_PAGE)
+    nxt = relative(request.url.include_query_params(after=found.next)) if found.next else None
+    return render(request, "board.html", boards=found.boards, total=found.total, next_url=nxt,
                   questions=QUESTIONS, words=QUESTION_WORDS, at=at)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi import Path as FastAPIPath
 from fastapi.responses import HTMLResponse
+from starlette.datastructures import URL
 
 from monitor.store import Store
 
@@ -31,3 +32,8 @@ def render(request: Request, name: str, code: int = 200, **context: Any) -> HTML
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
         request, name, context, status_code=code)
     return response
+
+
+def relative(url: URL) -> str:
+    """A link to this server without its host: right behind a proxy that renames it."""
+    return f"{url.path}?{url.query}" if url.query else url.path

@@ -7,14 +7,13 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
-from starlette.datastructures import URL
 
 from monitor import history, sourcelist
 from monitor.labels import LABELS
 from monitor.store.trouble import noted
 from monitor.summary import fold
 from monitor.web import difftext
-from monitor.web.deps import MAX_ID, PAGE, Id, StoreDep, render
+from monitor.web.deps import MAX_ID, PAGE, Id, StoreDep, relative, render
 from monitor.web.svg import timeline_svg
 from monitor.web.text import render as render_text
 
@@ -70,8 +69,8 @@ def sources_page(store: StoreDep, request: Request,
     found = sourcelist.page(store, after=after, limit=SOURCES_PAGE,
                             where=sourcelist.SourceFilter(platform or None, failing),
                             severity_since=datetime.now(UTC) - timedelta(days=30))
-    nxt = _relative(request.url.include_query_params(after=found.next)) if found.next else None
-    first = _relative(request.url.remove_query_params("after")) if after else None
+    nxt = relative(request.url.include_query_params(after=found.next)) if found.next else None
+    first = relative(request.url.remove_query_params("after")) if after else None
     return render(request, "sources.html", found=found, platform=platform or "",
                   failing=failing, next_url=nxt, first_url=first)
 
@@ -143,7 +142,7 @@ def search_page(store: StoreDep, request: Request, q: str = Query("", max_length
         found = history.search(store, q, after=after) if q else None
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    more = _relative(request.url.include_query_params(after=found.next)) \
+    more = relative(request.url.include_query_params(after=found.next)) \
         if found is not None and found.next else None
     return render(request, "search.html", q=q, found=found, more=more)
 
@@ -152,7 +151,3 @@ def search_page(store: StoreDep, request: Request, q: str = Query("", max_length
 def event_page(store: StoreDep, request: Request, event_id: Id) -> HTMLResponse:
     return render(request, "event.html", ev=history.event(store, event_id))
 
-
-def _relative(url: URL) -> str:
-    """A link to this server without its host: right behind a proxy that renames it."""
-    return f"{url.path}?{url.query}" if url.query else url.path
