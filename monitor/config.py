@@ -13,8 +13,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -225,6 +225,9 @@ class Config:
     settings: Settings
     sources: tuple[Source, ...] = field(default=())
     subscriptions: tuple[Subscription, ...] = field(default=())
+    # The [[source]] tables were not read (a daemon on a large file, see load_for_daemon):
+    # the database holds them, written by `init` or `sources sync`.
+    sources_skipped: bool = False
 
     def source(self, name: str) -> Source | None:
         return self._by_name.get(name)
@@ -749,6 +752,62 @@ def resolve_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
     return Path(DEFAULT_CONFIG)
+
+
+LARGE_CONFIG = 4_000_000  # bytes: about 25,000 [[source]] tables
+_ML_QUOTES = re.compile(r'"""|\'\'\'')
+
+
+def _without_sources(lines: Iterable[str]) -> str:
+    """The file with its [[source]] tables (and their sub-tables) blanked line for line, so
+    what is left parses in a moment and keeps its line numbers for error messages. Headers
+    inside multi-line strings are not headers; anything this misreads fails to parse, and the
+    caller then reads the whole file."""
+    out: list[str] = []
+    skipping = False
+    blanked = 0  # lines blanked since the last one kept: one string of newlines, not a list
+    quote: str | None = None  # the multi-line string we are inside, if any
+    for line in lines:
+        if quote is None:
+            header = _LineIndex._HEADER.match(line)
+            if header:
+                name = header.group(2).strip().strip('"').strip("'")
+                skipping = name == "source" or name.startswith("source.")
+        if skipping:
+            blanked += 1
+        else:
+            if blanked:
+                out.append("\n" * blanked)
+                blanked = 0
+            out.append(line)
+        for q in _ML_QUOTES.findall(line):
+            if quote is None:
+                quote = q
+            elif q == quote:
+                quote = None
+    out.append("\n" * blanked)
+    return "".join(out)
+
+
+def load_for_daemon(path: str | os.PathLike[str] | None = None, *,
+                    targets: bool = False) -> Config:
+    """The config as a daemon needs it. A file over LARGE_CONFIG is read without its
+    [[source]] tables: the database is the watch list (`init` and `sources sync` write it),
+    and parsing 1,000,000 tables would take a daemon 14 s and a gigabyte at every start."""
+    resolved = resolve_path(path)
+    try:
+        large = resolved.stat().st_size > LARGE_CONFIG
+    except OSError:
+        large = False
+    if not large:
+        return load(resolved, targets=targets)
+    try:
+        with resolved.open(encoding="utf-8") as fh:
+            text = _without_sources(fh)
+        found = parse(text, resolved, targets=targets)
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return load(resolved, targets=targets)  # the whole file says what is wrong
+    return replace(found, sources_skipped=True)
 
 
 def load(path: str | os.PathLike[str] | None = None, *, targets: bool = False,

@@ -50,7 +50,7 @@ class Service:
     def __init__(self, config_path: str | os.PathLike[str] | None,
                  clock: Callable[[], datetime] = _now, notifier: Notifier | None = None) -> None:
         self.config_path = config_path
-        self.config = cfg.load(config_path, targets=True)
+        self.config = cfg.load_for_daemon(config_path, targets=True)
         self.notifier = notifier or Notifier()
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
@@ -87,20 +87,28 @@ class Service:
         settings = self.config.settings
         # sources.toml's own list is synced (imported lists are written by `sources import`);
         # from here on the database is the watch list: a source is read when it is claimed.
-        self.store.sync_sources(self.config.sources, settings.interval)
+        self._sync(self.config)
         new = self.store.schedule_new(self.clock(), self.rng, settings.interval)
         log.info("sources=%d (%d in sources.toml) newly scheduled=%d owner=%s",
                  self.enabled_sources(force=True), len(self.config.sources), new, self.owner)
 
+    def _sync(self, config: cfg.Config) -> None:
+        if config.sources_skipped:
+            log.info("%s is larger than %d MB: its sources are not read here; `policy-monitor "
+                     "init` or `sources sync` writes them into the database, which daemons "
+                     "check from", config.path, cfg.LARGE_CONFIG // 1_000_000)
+            return
+        self.store.sync_sources(config.sources, config.settings.interval)
+
     def reload(self, dispatcher: Dispatcher) -> None:
         try:
-            new = cfg.load(self.config_path, targets=True)
+            new = cfg.load_for_daemon(self.config_path, targets=True)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused, keeping the old config: %s", problem)
             return
         try:
-            self.store.sync_sources(new.sources, new.settings.interval)
+            self._sync(new)
         except ConfigError as exc:  # a name an imported list holds
             for problem in exc.problems:
                 log.error("reload refused, keeping the old config: %s", problem)

@@ -243,3 +243,49 @@ def test_every_fetcher_the_config_accepts_has_a_fetcher() -> None:
     from monitor.fetchers import FETCHERS
 
     assert set(FETCHERS) == set(ACCEPTED)
+
+
+def test_a_daemon_reads_a_large_file_without_its_sources_but_with_all_else(
+        tmp_path: Path, monkeypatch) -> None:
+    """Over LARGE_CONFIG the [[source]] tables are skipped, including their sub-tables and a
+    multi-line string that looks like a header; settings and subscriptions are all read."""
+    monkeypatch.setattr(cfg, "LARGE_CONFIG", 0)
+    path = tmp_path / "sources.toml"
+    path.write_text(textwrap.dedent('''\
+        [settings]
+        interval = "2h"
+
+        [[source]]
+        name = "a/privacy"
+        platform = "A"
+        url = "https://a.example/privacy"
+        title = """
+        [[subscription]]
+        name = "not a subscription"
+        """
+
+        [source.headers]
+        Accept-Language = "de"
+
+        [[subscription]]
+        name = "team"
+        url = "json://127.0.0.1:9/hook"
+
+        [[source]]
+        name = "b/privacy"
+        platform = "B"
+        url = "https://b.example/privacy"
+        '''))
+    whole = cfg.load(path)
+    assert [s.name for s in whole.sources] == ["a/privacy", "b/privacy"]
+    light = cfg.load_for_daemon(path)
+    assert light.sources_skipped and light.sources == ()
+    assert [s.name for s in light.subscriptions] == ["team"]
+    assert light.settings.interval == 7200
+    # A broken file is read whole, so its errors are the usual ones, with their lines.
+    text = path.read_text() + "\n[settings2]\n"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        cfg.load_for_daemon(path)
+    line = text.splitlines().index("[settings2]") + 1
+    assert any(p.line == line and "unknown table" in p.message for p in err.value.problems)

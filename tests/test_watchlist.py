@@ -119,3 +119,38 @@ def test_one_shot_check_runs_imported_sources_by_name_and_all(server: HTTPServer
     project.cli("sources", "import", str(listed), "--list", "mine")
     assert project.check("x/privacy")["x/privacy"]["outcome"] == "baseline"
     assert project.check()["x/privacy"]["outcome"] in ("unchanged", "postponed")
+
+
+def test_a_daemon_reads_a_large_sources_toml_without_its_sources(
+        server: HTTPServer, project, daemons) -> None:
+    """Over 4 MB, a daemon reads only the settings; `sources sync` writes the list, and the
+    running daemon checks what it wrote."""
+    from monitor import config as cfg
+
+    rec = Recorder(server)
+    rec.serve("/real", page("The real policy."))
+    rec.serve("/moved", page("The moved policy."))
+    filler = "".join(f'\n[[source]]\nname = "filler/page-{i}"\nplatform = "Filler {i % 50}"\n'
+                     f'url = "http://127.0.0.2:9/some/long/path/to/a/policy/page/{i}"\n'
+                     "enabled = false\n" for i in range(32_000))
+
+    def write(path: str) -> None:
+        project.write(f"""
+            [[source]]
+            name = "real/page"
+            platform = "Real"
+            url = "{server.url_for(path)}"
+        """ + filler, settings=FAST)
+        assert project.config.stat().st_size > cfg.LARGE_CONFIG
+
+    write("/real")
+    project.cli("init")
+    d = Daemon(project.config)
+    daemons.append(d)
+    wait_for(lambda: rec.times("/real"), 30)
+    write("/moved")
+    project.cli("sources", "sync")
+    wait_for(lambda: rec.times("/moved"), 30)
+    assert d.stop() == 0
+    assert "is larger than 4 MB: its sources are not read here" in d.stderr
+    assert rows(project, "SELECT count(*) FROM sources WHERE watchlist = 'config'") == [(32_001,)]
