@@ -103,13 +103,8 @@ class Service:
     def reload(self, dispatcher: Dispatcher) -> None:
         try:
             new = cfg.load_for_daemon(self.config_path, targets=True)
+            self._sync(new)  # refused too when a name is an imported list's
         except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload refused, keeping the old config: %s", problem)
-            return
-        try:
-            self._sync(new)
-        except ConfigError as exc:  # a name an imported list holds
             for problem in exc.problems:
                 log.error("reload refused, keeping the old config: %s", problem)
             return

@@ -21,7 +21,6 @@ from monitor.store import Store
 from monitor.wording import iso as _iso
 from monitor.wording import severity_rank
 
-SOURCE_CURSOR = r"^[0-9]{1,18}$"  # every value of this shape is a cursor (schemathesis)
 SHOWN_PLATFORMS = 200  # the dashboard's platform table; more are reached through /sources
 _BATCH = 1000  # rows per page when something does want every source (the CLI's `sources`)
 
@@ -86,7 +85,7 @@ class SourceFilter:
         if self.platform is not None:
             out.append(SourceRow.platform == self.platform)
         if self.failing:
-            out.append(or_(SourceRow.failing.is_(True), SourceRow.last_outcome == "failed"))
+            out.append(_broken())
         return out
 
 
@@ -116,6 +115,11 @@ class Totals:
     platforms: int
     failing: int
     by_platform: list[PlatformCount]
+
+
+def _broken() -> ColumnElement[bool]:
+    """Shown as failing (SourceSummary.broken, in SQL): alert open or latest check failed."""
+    return or_(SourceRow.failing.is_(True), SourceRow.last_outcome == "failed")
 
 
 def version_counts(s: Session, ids: Sequence[int] | None = None) -> dict[int, int]:
@@ -223,8 +227,7 @@ def sources(store: Store) -> list[SourceSummary]:
 
 def totals(store: Store, shown: int = SHOWN_PLATFORMS) -> Totals:
     """The dashboard's counts, grouped by the database."""
-    broken = case((or_(SourceRow.failing.is_(True), SourceRow.last_outcome == "failed"), 1),
-                  else_=0)
+    broken = case((_broken(), 1), else_=0)
     with store.read() as s:
         by_platform = [PlatformCount(p, pages, bad) for p, pages, bad in s.execute(
             select(SourceRow.platform, func.count(), func.coalesce(func.sum(broken), 0))

@@ -43,6 +43,20 @@ def get(url: str) -> tuple[bytes, dict[str, str], float]:
     return body, headers, time.perf_counter() - start
 
 
+def every(url: str, total: int) -> list[dict]:
+    """Every item of an API list, following its `Link: rel="next"` to the last page; each
+    page must say the same total."""
+    found: list[dict] = []
+    next_url: str | None = url
+    while next_url:
+        body, headers, _ = get(next_url)
+        assert headers["x-total-count"] == str(total)
+        found += json.loads(body)
+        link = headers.get("link")
+        next_url = re.match(r"<([^>]+)>", link).group(1) if link else None
+    return found
+
+
 @pytest.mark.parametrize("path", ["/", "/sources", "/api/sources", "/sources?failing=true"])
 def test_lists_of_a_hundred_thousand_sources_stay_small_and_fast(big, path: str) -> None:
     base, _db = big
@@ -71,14 +85,7 @@ def test_the_dashboard_counts_everything_and_lists_platforms(big) -> None:
 
 def test_paging_reaches_every_failing_source_once_in_order(big) -> None:
     base, db = big
-    url: str | None = base + "/api/sources?failing=true&limit=100"
-    seen: list[str] = []
-    while url:
-        body, headers, _ = get(url)
-        assert headers["x-total-count"] == str(FAILING)
-        seen += [s["name"] for s in json.loads(body)]
-        link = headers.get("link")
-        url = re.match(r"<([^>]+)>", link).group(1) if link else None
+    seen = [s["name"] for s in every(base + "/api/sources?failing=true&limit=100", FAILING)]
     with sqlite3.connect(db) as conn:
         expected = [r[0] for r in conn.execute(
             "SELECT name FROM sources WHERE failing OR last_outcome = 'failed' "
@@ -107,14 +114,7 @@ def test_the_board_pages_reach_every_platform_once_in_order(big) -> None:
     html = get(base + "/board")[0]
     assert len(html) <= 500_000, f"/board: {len(html):,} bytes"
     assert f"{PLATFORMS} platforms; this page shows 100" in html.decode()
-    url: str | None = base + "/api/board?limit=50"
-    seen: list[str] = []
-    while url:
-        body, headers, _ = get(url)
-        assert headers["x-total-count"] == str(PLATFORMS)
-        seen += [b["platform"] for b in json.loads(body)]
-        link = headers.get("link")
-        url = re.match(r"<([^>]+)>", link).group(1) if link else None
+    seen = [b["platform"] for b in every(base + "/api/board?limit=50", PLATFORMS)]
     with sqlite3.connect(db) as conn:
         expected = [r[0] for r in conn.execute(
             "SELECT DISTINCT platform FROM sources ORDER BY platform")]

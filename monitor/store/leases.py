@@ -168,6 +168,28 @@ def _add_update(updates: dict[tuple[str, ...], list[dict[str, Any]]], row_id: in
         {"b_id": row_id, **{f"b_{k}": v for k, v in values.items()}})
 
 
+def _host_ids(conn: Connection, names: Sequence[str]) -> dict[str, int]:
+    """The ids of these host names that have a row, looked up CHUNK at a time."""
+    found: dict[str, int] = {}
+    for i in range(0, len(names), CHUNK):
+        found.update(conn.execute(select(Host.host, Host.id)
+                                  .where(Host.host.in_(names[i:i + CHUNK]))).all())
+    return found
+
+
+def _retire(conn: Connection, watchlist: str, kept: set[str],
+            updates: dict[tuple[str, ...], list[dict[str, Any]]], touched: set[int | None],
+            now: datetime) -> None:
+    """Plan disabling the sources of `watchlist` not in `kept`: gone from their list, their
+    history kept (the caller writes `updates`)."""
+    for row in conn.execute(select(SourceRow.id, SourceRow.name, SourceRow.host_id)
+                            .where(SourceRow.watchlist == watchlist,
+                                   SourceRow.in_config | SourceRow.enabled)):
+        if row.name not in kept:
+            _add_update(updates, row.id, {"in_config": False, "enabled": False}, now)
+            touched.add(row.host_id)
+
+
 def _lock_rows(conn: Connection, model: type[SourceRow] | type[Host], ids: Iterable[int | None]) -> None:
     """Lock rows in id order before changing them (PostgreSQL), so writers that touch several
     rows never wait on each other in a circle."""
@@ -271,16 +293,11 @@ class Leases(Database):
                     "(rename it, or remove it from that list first)") for name, other in taken[:20]])
             host_names = {src.url: host_of(src.url) for src in sources}
             wanted = sorted(set(host_names.values()))
-            hosts: dict[str, int] = {}
-            for i in range(0, len(wanted), CHUNK):
-                hosts.update(conn.execute(select(Host.host, Host.id)
-                                          .where(Host.host.in_(wanted[i:i + CHUNK]))).all())
+            hosts = _host_ids(conn, wanted)
             missing = [h for h in wanted if h not in hosts]
             if missing:
                 _bulk_insert(conn, Host, [{"host": h, "next_allowed_at": EPOCH} for h in missing])
-                for i in range(0, len(missing), CHUNK):
-                    hosts.update(conn.execute(select(Host.host, Host.id)
-                                              .where(Host.host.in_(missing[i:i + CHUNK]))).all())
+                hosts.update(_host_ids(conn, missing))
             inserts: list[dict[str, Any]] = []
             updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             touched: set[int | None] = set()
@@ -309,13 +326,7 @@ class Leases(Database):
                     _add_update(updates, row.id, values, now)
                     touched |= {row.host_id, values["host_id"]}
             if retire:
-                kept = set(names)
-                for row in conn.execute(select(SourceRow.id, SourceRow.name, SourceRow.host_id)
-                                        .where(SourceRow.watchlist == watchlist,
-                                               SourceRow.in_config | SourceRow.enabled)):
-                    if row.name not in kept:  # gone from its list: disabled, history kept
-                        _add_update(updates, row.id, {"in_config": False, "enabled": False}, now)
-                        touched.add(row.host_id)
+                _retire(conn, watchlist, set(names), updates, touched, now)
             self._write_sync(conn, inserts, updates, touched)
 
     def import_sources(self, sources: Iterable[cfg.Source], default_interval: float,
@@ -370,12 +381,7 @@ class Leases(Database):
             advisory_lock(conn, "sync-sources")
             updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             touched: set[int | None] = set()
-            for row in conn.execute(select(SourceRow.id, SourceRow.name, SourceRow.host_id)
-                                    .where(SourceRow.watchlist == watchlist,
-                                           SourceRow.in_config | SourceRow.enabled)):
-                if row.name not in kept:
-                    _add_update(updates, row.id, {"in_config": False, "enabled": False}, now)
-                    touched.add(row.host_id)
+            _retire(conn, watchlist, kept, updates, touched, now)
             self._write_sync(conn, [], updates, touched)
             return sum(len(group) for group in updates.values())
 

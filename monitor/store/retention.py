@@ -14,15 +14,13 @@ each batch its own short transaction, so writers are never held up for long.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Date, cast, delete, func, select
 from sqlalchemy.engine import Connection
 
 from monitor.models import Check, SourceRow
-
-if TYPE_CHECKING:
-    from monitor.store.database import Database
+from monitor.store.database import CHUNK, Database
 
 SOURCES_PER_BATCH = 200
 
@@ -59,7 +57,7 @@ def compact_checks(db: Database, before: datetime, batch: int = SOURCES_PER_BATC
             if not ids:
                 return dropped
             doomed = _thinned(conn, ids[0], ids[-1], before)
-            for j in range(0, len(doomed), 500):
-                conn.execute(delete(Check).where(Check.id.in_(doomed[j:j + 500])))
+            for j in range(0, len(doomed), CHUNK):
+                conn.execute(delete(Check).where(Check.id.in_(doomed[j:j + CHUNK])))
         dropped += len(doomed)
         after = ids[-1]

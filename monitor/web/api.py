@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from monitor import diff as difflib
 from monitor import history, sourcelist
-from monitor.web.deps import PAGE, Id, StoreDep
+from monitor.web.deps import ID_CURSOR, PAGE, Id, StoreDep
 from monitor.wording import iso as _iso
 
 
@@ -110,7 +110,7 @@ def api_sources(store: StoreDep, request: Request, response: Response,
                 platform: str | None = Query(None, max_length=200),
                 failing: bool = False,
                 limit: int = Query(LIST_PAGE, ge=1, le=MAX_LIST_PAGE),
-                after: str | None = Query(None, pattern=sourcelist.SOURCE_CURSOR)
+                after: str | None = Query(None, pattern=ID_CURSOR)
                 ) -> list[SourceOut]:
     """Sources by platform and name, a page at a time (`after` is the `Link` header's).
     `failing=true`: only those whose latest check failed or whose failure alert is open."""
@@ -124,7 +124,7 @@ def api_sources(store: StoreDep, request: Request, response: Response,
          responses=NOT_FOUND)
 def api_versions(store: StoreDep, request: Request, response: Response, name: str,
                  limit: int = Query(LIST_PAGE, ge=1, le=MAX_LIST_PAGE),
-                 after: str | None = Query(None, pattern=sourcelist.SOURCE_CURSOR)
+                 after: str | None = Query(None, pattern=ID_CURSOR)
                  ) -> list[VersionOut]:
     """The source's versions, oldest first, a page at a time (`after`: a snapshot id)."""
     every = history.versions(store, name)
@@ -159,7 +159,7 @@ def api_changes(store: StoreDep, request: Request, response: Response,
                 source: str | None = None, label: str | None = None,
                 min_severity: str | None = Query(None, pattern="^(none|low|medium|high)$"),
                 limit: int = Query(PAGE, ge=1, le=500),
-                after: str | None = Query(None, pattern=sourcelist.SOURCE_CURSOR)
+                after: str | None = Query(None, pattern=ID_CURSOR)
                 ) -> list[ChangeOut]:
     """Changes newest first, a page at a time (`after`: the `Link` header's change id)."""
     labels = [label] if label else []

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from monitor import history
 from monitor.board import QUESTION_WORDS, QUESTIONS, end_of_day
 from monitor.web.api import NOT_FOUND, paged
-from monitor.web.deps import StoreDep, relative, render
+from monitor.web.deps import StoreDep, next_page, render
 
 router = APIRouter()
 BOARD_PAGE = 100  # platforms per page of /board (a row each)
@@ -103,8 +103,8 @@ def api_board_platform(store: StoreDep, platform: str, at: str | None = AtQuery
 def board_page(store: StoreDep, request: Request, at: str | None = AtQuery,
                after: str | None = Query(None, max_length=200)) -> HTMLResponse:
     found = history.board_page(store, _end_of(at), after, BOARD_PAGE)
-    nxt = relative(request.url.include_query_params(after=found.next)) if found.next else None
-    return render(request, "board.html", boards=found.boards, total=found.total, next_url=nxt,
+    return render(request, "board.html", boards=found.boards, total=found.total,
+                  next_url=next_page(request, found.next),
                   questions=QUESTIONS, words=QUESTION_WORDS, at=at)
 
 

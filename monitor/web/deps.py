@@ -17,6 +17,9 @@ PAGE = 50
 # (found by schemathesis).
 MAX_ID = 2**63 - 1  # ids and page numbers past a 64-bit integer are 422, not an OverflowError
 Id = Annotated[int, FastAPIPath(ge=1, le=MAX_ID)]
+# The `after` of a list paged by id (sources, versions, changes): every value of this shape is
+# a cursor, so a schema-valid request is never refused (schemathesis).
+ID_CURSOR = r"^[0-9]{1,18}$"
 
 
 def _store(request: Request) -> Store:
@@ -37,3 +40,8 @@ def render(request: Request, name: str, code: int = 200, **context: Any) -> HTML
 def relative(url: URL) -> str:
     """A link to this server without its host: right behind a proxy that renames it."""
     return f"{url.path}?{url.query}" if url.query else url.path
+
+
+def next_page(request: Request, cursor: str | None) -> str | None:
+    """A page's link to the next one (this request with `after=cursor`), None on the last."""
+    return relative(request.url.include_query_params(after=cursor)) if cursor else None

@@ -13,7 +13,7 @@ from monitor.labels import LABELS
 from monitor.store.trouble import noted
 from monitor.summary import fold
 from monitor.web import difftext
-from monitor.web.deps import MAX_ID, PAGE, Id, StoreDep, relative, render
+from monitor.web.deps import ID_CURSOR, MAX_ID, PAGE, Id, StoreDep, next_page, relative, render
 from monitor.web.svg import timeline_svg
 from monitor.web.text import render as render_text
 
@@ -64,15 +64,14 @@ def dashboard(store: StoreDep, request: Request, period: str = Query("1y", alias
 def sources_page(store: StoreDep, request: Request,
                  platform: str | None = Query(None, max_length=200),
                  failing: bool = False,
-                 after: str | None = Query(None, pattern=sourcelist.SOURCE_CURSOR)) -> HTMLResponse:
+                 after: str | None = Query(None, pattern=ID_CURSOR)) -> HTMLResponse:
     """Every source, SOURCES_PAGE at a time, by platform and name."""
     found = sourcelist.page(store, after=after, limit=SOURCES_PAGE,
                             where=sourcelist.SourceFilter(platform or None, failing),
                             severity_since=datetime.now(UTC) - timedelta(days=30))
-    nxt = relative(request.url.include_query_params(after=found.next)) if found.next else None
     first = relative(request.url.remove_query_params("after")) if after else None
     return render(request, "sources.html", found=found, platform=platform or "",
-                  failing=failing, next_url=nxt, first_url=first)
+                  failing=failing, next_url=next_page(request, found.next), first_url=first)
 
 
 @router.get("/sources/{name:path}", response_class=HTMLResponse, include_in_schema=False)
@@ -142,12 +141,10 @@ def search_page(store: StoreDep, request: Request, q: str = Query("", max_length
         found = history.search(store, q, after=after) if q else None
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    more = relative(request.url.include_query_params(after=found.next)) \
-        if found is not None and found.next else None
-    return render(request, "search.html", q=q, found=found, more=more)
+    return render(request, "search.html", q=q, found=found,
+                  more=next_page(request, found.next if found is not None else None))
 
 
 @router.get("/events/{event_id}", response_class=HTMLResponse, include_in_schema=False)
 def event_page(store: StoreDep, request: Request, event_id: Id) -> HTMLResponse:
     return render(request, "event.html", ev=history.event(store, event_id))
-
