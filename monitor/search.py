@@ -22,7 +22,17 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, Integer, Select, insert, literal_column, select, text, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    bindparam,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 
 from monitor.models import Sentence, SentenceText, insert_ignore
 from monitor.sentences import sentences
@@ -79,6 +89,15 @@ _WORD_RE = re.compile(r"\w+")
 FEW = 20  # changed sentences up to which shared lines are searched, not all split
 
 
+# Built once: every new version looks sentences up, and building a statement costs more than
+# running it on a small page.
+_TEXT_IDS = select(SentenceText.key, SentenceText.id).where(
+    SentenceText.key.in_(bindparam("keys", expanding=True)))
+_KNOWN_TEXTS = select(Sentence.text_id).where(
+    Sentence.source_id == bindparam("sid"), Sentence.generation == bindparam("gen"),
+    Sentence.text_id.in_(bindparam("ids", expanding=True)))
+
+
 def _text_ids(conn: Connection, texts: dict[str, str]) -> dict[str, int]:
     """The ids of these sentence texts (key → text), storing the ones never seen on any page;
     the new ones go into SQLite's full-text index too (PostgreSQL indexes by expression)."""
@@ -87,8 +106,7 @@ def _text_ids(conn: Connection, texts: dict[str, str]) -> dict[str, int]:
 
     def look_up(keys: list[str]) -> None:
         for chunk in _chunks(keys):
-            ids.update((k, i) for k, i in conn.execute(select(st.key, st.id)
-                                                        .where(st.key.in_(chunk))))
+            ids.update((k, i) for k, i in conn.execute(_TEXT_IDS, {"keys": chunk}))
 
     look_up(list(texts))
     fresh = [k for k in texts if k not in ids]
@@ -117,7 +135,8 @@ def index_version(conn: Connection, source_id: int, generation: int, snapshot_id
     known: set[int] = set()
     # A page's first version has no sentence rows yet: nothing to look up.
     for ids in _chunks(added if previous_snapshot_id is not None else []):
-        known.update(conn.execute(select(t.text_id).where(mine, t.text_id.in_(ids))).scalars())
+        known.update(conn.execute(_KNOWN_TEXTS, {"sid": source_id, "gen": generation,
+                                                 "ids": ids}).scalars())
     for back in _chunks([i for i in added if i in known]):  # they come back
         conn.execute(update(Sentence).where(mine, t.text_id.in_(back), t.removed_at.is_not(None))
                      .values(removed_at=None, last_snapshot_id=None,

@@ -104,14 +104,18 @@ _SEEN_SNAPSHOT = update(Snapshot).where(Snapshot.id == bindparam("snap")).values
     last_seen_at=bindparam("at"))
 
 
+_KNOWN_SNAPSHOT = select(Snapshot.id).where(
+    Snapshot.source_id == bindparam("sid"), Snapshot.generation == bindparam("gen"),
+    Snapshot.sha256 == bindparam("digest"))
+
+
 def _upsert_snapshot(conn: Connection, blobs: DatabaseBlobStore, state: SourceState,
                      version: NewVersion, now: datetime) -> int:
     t = Snapshot.__table__.c
-    known = conn.execute(select(t.id).where(
-        t.source_id == state.id, t.generation == state.generation,
-        t.sha256 == version.sha256)).scalar()
+    known = conn.execute(_KNOWN_SNAPSHOT, {"sid": state.id, "gen": state.generation,
+                                           "digest": version.sha256}).scalar()
     if known is not None:  # the page went back to an earlier text: reuse that snapshot
-        conn.execute(update(Snapshot).where(t.id == known).values(last_seen_at=now))
+        conn.execute(_SEEN_SNAPSHOT, {"snap": known, "at": now})
         return int(known)
     data = version.text.encode("utf-8")
     previous = version.previous_text.encode("utf-8") if version.previous_text is not None else None
