@@ -29,13 +29,13 @@ import socketserver
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.config import Settings, Source
+from monitor.config import Settings
 from monitor.errors import BlockedURLError, FailureKind, FetchError
 from monitor.fetch import FetchResult, status_error
 from monitor.urlgate import URLGate
@@ -508,16 +508,6 @@ def descendants(pid: int) -> list[int]:
         found.extend(children)
         frontier.extend(children)
     return found
-
-
-def browser_for(settings: Settings, sources: Iterable[Source] | None) -> BrowserFetcher | None:
-    """A rendering fetcher when any of these sources may need one (browser or auto; None: a
-    source that needs one is being checked), else None. Creating it is cheap: Chromium
-    starts at the first page that needs it."""
-    if sources is not None and \
-            not any((s.fetcher or settings.fetcher) in ("browser", "auto") for s in sources):
-        return None
-    return BrowserFetcher(settings)
 
 
 async def _route(route: Any) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from monitor.browser import INSTALL_HINT, browser_for
 from monitor.errors import ExtractError, FailureKind, FetchError
 from monitor.extract import extract
 from monitor.fetch import Fetcher, FetchResult, PageFetcher
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("monitor.fetchers")
 
+RENDERING = frozenset({"browser", "auto"})  # the kinds that may need a browser
 AUTO_ESCALATE_STATUS = frozenset({403, 406, 429, 999})  # what bot protection answers a script
 
 
@@ -61,14 +61,19 @@ class Fetchers:
         robots = RobotsCache(http, settings.user_agent) if settings.respect_robots else None
 
         def browser() -> PageFetcher | None:
-            made = browser_for(settings, sources)
-            if made is not None and not made.available:
+            # Imported here: most lists need no browser, and its module costs start-up time.
+            from monitor.browser import INSTALL_HINT, BrowserFetcher
+
+            made = BrowserFetcher(settings)  # cheap: Chromium starts at the first page
+            if not made.available:
                 warn(f"{INSTALL_HINT}; sources that need a browser will fail")
             return made
 
         if sources is None:
             return cls(http, robots=robots, default=settings.fetcher, later=browser)
-        return cls(http, browser=browser(), robots=robots, default=settings.fetcher)
+        rendering = any((s.fetcher or settings.fetcher) in RENDERING for s in sources)
+        return cls(http, browser=browser() if rendering else None, robots=robots,
+                   default=settings.fetcher)
 
     def kind(self, source: Source) -> str:
         return source.fetcher or self.default
@@ -82,6 +87,8 @@ class Fetchers:
                 if self.later is not None:
                     self.browser, self.later = self.later(), None
         if self.browser is None:
+            from monitor.browser import INSTALL_HINT
+
             raise FetchError(FailureKind.PERMANENT, INSTALL_HINT)
         return self.browser.fetch(source.url, headers=dict(source.headers), locale=source.locale,
                                   select=source.select)

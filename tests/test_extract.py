@@ -206,6 +206,28 @@ def test_an_ignored_line_does_not_change_the_fingerprint() -> None:
     assert fp(page("1", item=" Last updated: 1")) != fp(page("1", item=" Last updated: 2"))
 
 
+def test_ignored_lines_are_seen_through_however_many_and_however_written() -> None:
+    """The rules are searched over the page's text at once: a rule with its own flags, a
+    rule that starts with a space (a match that could begin across two text nodes), and a
+    page with more stamped lines than are fetched one by one all still see through them."""
+    src = Source(name="t/page", platform="T", url="https://t.example/p", select=("main",),
+                 ignore=(r"(?i)^last UPDATED", r"\s*Build \d+$"))
+
+    def page(stamp: int, lines: int, text: str = "We use your data.") -> bytes:
+        stamped = "".join(f"<p>Last updated {stamp + k}</p><div><b>x</b> Build {stamp}</div>"
+                          for k in range(lines))
+        return html(f"<main><h1>Privacy</h1>{stamped}<p>{text}</p></main>")
+
+    for lines in (1, 12):
+        a, b = page(1, lines), page(2, lines)
+        assert fingerprint(a, "text/html", "utf-8", src) == \
+            fingerprint(b, "text/html", "utf-8", src)
+        assert extract(a, "text/html", "utf-8", src) == extract(b, "text/html", "utf-8", src)
+        changed = page(2, lines, "We sell your data.")
+        assert fingerprint(a, "text/html", "utf-8", src) != \
+            fingerprint(changed, "text/html", "utf-8", src)
+
+
 def test_fingerprint_changes_when_selectors_change() -> None:
     body = html("<div id='c'><p>x</p></div>")
     a = Source(name="t/p", platform="T", url="https://t.example/", select=("#c",))
