@@ -10,10 +10,9 @@ import codecs
 import hashlib
 import re
 import unicodedata
-from bisect import bisect_right
 from collections.abc import Iterable
 from functools import lru_cache
-from itertools import accumulate
+from itertools import compress, count
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -254,36 +253,22 @@ _CONTEXTUAL = frozenset({"li", "ul", "ol", "menu", "a", "strong", "b", "pre", "t
                          "td", "th", *_HEADINGS})
 
 
-_NTH_LIMIT = 8  # more candidate lines than this: one pass that keeps every node is cheaper
+_NTH_LIMIT = 8  # more matching nodes than this: one pass that keeps every node is cheaper
 
 
 @lru_cache(maxsize=256)
-def _line_patterns(ignore: tuple[str, ...]) -> tuple[tuple[re.Pattern[str], ...],
-                                                      tuple[re.Pattern[str], ...]]:
-    """The rules as given, and each with ^ and $ at every line (for the joined text)."""
-    patterns = tuple(re.compile(p) for p in ignore)
-    return patterns, tuple(re.compile(p.pattern, p.flags | re.MULTILINE) for p in patterns)
+def _patterns(ignore: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p) for p in ignore)
 
 
-def _candidates(texts: list[str], joined_patterns: Iterable[re.Pattern[str]]) -> list[int]:
-    """Positions (1-based) of the text nodes where a rule may match, found by one C-speed
-    search of all of them joined by newlines instead of a Python call per node.
-
-    With ^ and $ matching at every line, a node the rule matches alone is always found; a
-    few more may be (a match across the joint): each candidate's block is still checked
-    line by line, so extra ones cost time, never a wrong swap; and a node missed (a rule
-    anchored to the whole string, or looking behind) only leaves a fingerprint that changes,
-    i.e. a full extraction, as before.
-    """
-    joined = "\n".join(texts)
-    if not any(p.search(joined) for p in joined_patterns):
-        return []
-    ends = list(accumulate(len(t) + 1 for t in texts))  # one past each node's newline
-    hits = set()
-    for p in joined_patterns:
-        for m in p.finditer(joined):  # the nodes where the match starts and ends
-            hits.add(bisect_right(ends, m.start()) + 1)
-            hits.add(bisect_right(ends, max(m.start(), m.end() - 1)) + 1)
+def _matching(texts: list[str], patterns: Iterable[re.Pattern[str]]) -> list[int]:
+    """Positions (1-based) of the text nodes a rule matches. `map(p.search, …)` runs the
+    search from C: a Python call per node (~800 on a policy page) cost several times the
+    searches themselves, and one search over the nodes joined cannot skip ahead on a rule
+    anchored with ^ in multi-line mode."""
+    hits: set[int] = set()
+    for p in patterns:
+        hits.update(compress(count(1), map(p.search, texts)))
     return sorted(hits)
 
 
@@ -295,18 +280,21 @@ def _swap_ignored(roots: list[HtmlElement], ignore: tuple[str, ...],
     Safe by construction: a block is swapped only when rendering it alone gives at least one
     line and every line matches a rule, and it has no ancestor that would render it
     differently in place; so two pages equal but for such blocks have equal text. Blocks are
-    found from the text nodes a rule may match (`_candidates`: one search over the page's
-    text), so a page without such a line costs about one regex pass over its text.
+    found from the text nodes a rule matches (`_matching`, searched from C), so a page
+    without such a line costs one regex search per text node.
     """
-    patterns, joined_patterns = _line_patterns(ignore)
+    patterns = _patterns(ignore)
     swapped: list[tuple[HtmlElement, HtmlElement]] = []
     seen: set[HtmlElement] = set()
     for root in roots:
-        hits = _candidates(_TEXT_STRINGS(root), joined_patterns)
+        hits = _matching(_TEXT_STRINGS(root), patterns)
         # Fetched before any swap: a swap moves text nodes out of the tree and would shift
         # the positions of the later ones.
-        nodes = [_NTH_TEXT(root, n=n)[0] for n in hits] if len(hits) <= _NTH_LIMIT else \
-            [node for node in _TEXT_NODES(root) if any(p.search(node) for p in patterns)]
+        if len(hits) <= _NTH_LIMIT:
+            nodes = [_NTH_TEXT(root, n=n)[0] for n in hits]
+        else:
+            every = _TEXT_NODES(root)
+            nodes = [every[n - 1] for n in hits]
         for node in nodes:
             block = node.getparent()
             while block is not None and block is not root and block.tag not in _BLOCKS \

@@ -207,9 +207,9 @@ def test_an_ignored_line_does_not_change_the_fingerprint() -> None:
 
 
 def test_ignored_lines_are_seen_through_however_many_and_however_written() -> None:
-    """The rules are searched over the page's text at once: a rule with its own flags, a
-    rule that starts with a space (a match that could begin across two text nodes), and a
-    page with more stamped lines than are fetched one by one all still see through them."""
+    """The rules are searched node by node from C, and only the matching nodes are fetched:
+    a rule with its own flags, a rule that starts with a space, and a page with more stamped
+    lines than are fetched one by one all still see through them."""
     src = Source(name="t/page", platform="T", url="https://t.example/p", select=("main",),
                  ignore=(r"(?i)^last UPDATED", r"\s*Build \d+$"))
 
