@@ -386,7 +386,7 @@ def normalize_text(text: str) -> str:
 
 
 def apply_ignore(text: str, patterns: Iterable[str]) -> str:
-    compiled = [re.compile(p) for p in patterns]
+    compiled = _patterns(tuple(patterns))
     if not compiled:
         return text
     kept = [line for line in text.split("\n") if not any(p.search(line) for p in compiled)]

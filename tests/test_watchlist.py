@@ -38,17 +38,22 @@ def test_a_bad_row_is_named_by_line_and_field_and_nothing_is_written(project) ->
     assert rows(project, "SELECT count(*) FROM sources") == [(0,)]
 
 
-def test_an_imported_list_is_checked_by_the_daemon_and_replaced_by_the_next_import(
-        server: HTTPServer, project, daemons) -> None:
-    rec = Recorder(server)
-    for p in ("/a", "/b", "/c", "/own"):
-        rec.serve(p, page(f"Policy {p}."))
+def own_page(project, server: HTTPServer, settings: str = "") -> None:
+    """sources.toml with one source of its own, next to the imported lists."""
     project.write(f"""
         [[source]]
         name = "own/page"
         platform = "Own"
         url = "{server.url_for('/own')}"
-    """, settings=FAST)
+    """, settings=settings)
+
+
+def test_an_imported_list_is_checked_by_the_daemon_and_replaced_by_the_next_import(
+        server: HTTPServer, project, daemons) -> None:
+    rec = Recorder(server)
+    for p in ("/a", "/b", "/c", "/own"):
+        rec.serve(p, page(f"Policy {p}."))
+    own_page(project, server, settings=FAST)
     project.cli("init")
     listed = project.root / "sites.jsonl"
     listed.write_text("".join(json.dumps(d) + "\n" for d in [
@@ -88,12 +93,7 @@ def test_an_imported_list_is_checked_by_the_daemon_and_replaced_by_the_next_impo
 
 
 def test_a_name_another_list_holds_is_refused_until_that_list_drops_it(server: HTTPServer, project) -> None:
-    project.write(f"""
-        [[source]]
-        name = "own/page"
-        platform = "Own"
-        url = "{server.url_for('/own')}"
-    """)
+    own_page(project, server)
     project.cli("init")
     listed = project.root / "sites.csv"
     listed.write_text(f"name,platform,url\nown/page,Own,{server.url_for('/elsewhere')}\n")
