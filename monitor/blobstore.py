@@ -13,7 +13,6 @@ Raw pages, read rarely, are forward deltas against the page before.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 
 import zstandard
@@ -22,14 +21,11 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from monitor.models import Blob, insert_ignore
+from monitor.text import sha256
 
 MAX_DELTA_DEPTH = 32  # bounds the work to read a blob: at most this many decompressions
 CLEAR_DELTA = 32  # a delta under 1/32 of the bytes beats compressing them alone, in practice
 LEVEL = 3  # higher levels need ~10 MB more working memory per call for little gain on deltas
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class BlobCache:

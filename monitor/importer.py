@@ -20,11 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor import judge, reading, routing
-from monitor.blobstore import sha256
 from monitor.config import Kind, Source, Subscription
 from monitor.errors import ExtractError, FailureKind, MonitorError
 from monitor.extract import extract, normalize_text
 from monitor.store import NewVersion, Store
+from monitor.text import sha256
 
 EXTENSIONS = {".html": "text/html", ".htm": "text/html", ".md": "text/markdown",
               ".txt": "text/plain"}

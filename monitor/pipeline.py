@@ -17,21 +17,22 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from monitor import judge, routing, schedule
-from monitor.blobstore import sha256
 from monitor.config import Settings, Source, Subscription
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import Page, extract, reading_key
 from monitor.fetchers import Fetchers
-from monitor.models import Snapshot
 from monitor.robots import blocked_error
 from monitor.schedule import Policy
-from monitor.store import Claim, Completion, NewVersion, SourceState, Store
 from monitor.store.trouble import TROUBLE, DatabaseTrouble
+from monitor.store.values import Claim, Completion, NewVersion, SourceState
+from monitor.text import sha256
 from monitor.wording import plural
 
 if TYPE_CHECKING:
     from monitor import diff as difflib
     from monitor.classify import Classification
+    from monitor.models import Snapshot
+    from monitor.store import Store
 
 # Diffing and classifying (and their rules) are imported by the checks that find a change:
 # a one-shot `check` of unchanged or failing pages does not pay for them at start-up.

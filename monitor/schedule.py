@@ -5,9 +5,11 @@ One place for every timing decision, so the daemon, the one-shot `check` and the
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 FIRST_SPREAD_CAP = 600.0  # never-checked or long-overdue sources start within 10 minutes
 BACKOFF_CAP = 8  # a failing source waits at most 8 intervals
@@ -102,3 +104,16 @@ def looks_truncated(previous_size: int, new_size: int) -> bool:
     if previous_size < 1000:
         return False
     return new_size < previous_size * SHRINK_RATIO or new_size < TINY_TEXT
+
+
+def host_of(url: str) -> str:
+    """The politeness key of a URL: its lower-cased host name."""
+    start = url.find("://") + 3 if "://" in url else 0
+    ends = [i for i in (url.find("/", start), url.find("?", start), url.find("#", start)) if i >= 0]
+    return _host_of_origin(url[:min(ends)] if ends else url)
+
+
+@functools.lru_cache(maxsize=8192)
+def _host_of_origin(origin: str) -> str:
+    """Parsed once per scheme://host:port: 100,000 sources on 2,500 hosts parse 2,500 URLs."""
+    return (urlsplit(origin).hostname or origin).lower()

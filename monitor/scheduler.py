@@ -27,13 +27,16 @@ from monitor import schedule
 from monitor.errors import StoreError
 from monitor.fetchers import Fetchers
 from monitor.pipeline import CheckContext, CheckResult, check_source
-from monitor.store import Claim, Store, host_of
+from monitor.schedule import host_of
 from monitor.store.trouble import TROUBLE, DatabaseTrouble
+from monitor.store.values import Claim
 from monitor.summary import FoldedFailures
 
 if TYPE_CHECKING:
     from apscheduler.events import JobExecutionEvent
     from apscheduler.schedulers.background import BackgroundScheduler
+
+    from monitor.store import Store
 # APScheduler (40 ms to import) runs the daemon's jobs; a one-shot `check` never needs it.
 
 log = logging.getLogger("monitor.scheduler")

@@ -128,3 +128,8 @@ def index_key(sentence: str) -> str | None:
     if sum(map(len, words)) - sum(map(len, filter(str.isdigit, words))) < MIN_LETTERS:
         return None
     return hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).hexdigest()
+
+
+def sha256(data: bytes) -> str:
+    """The digest texts and blobs are keyed and compared by, everywhere."""
+    return hashlib.sha256(data).hexdigest()

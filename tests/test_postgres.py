@@ -110,7 +110,7 @@ def test_the_documented_web_role_refuses_writes_even_after_read_write_is_asked(
 
     from sqlalchemy import make_url
 
-    from monitor.store.database import head_from_files
+    from monitor.store import head_from_files
     from tests.conftest import serving
 
     root = Path(__file__).resolve().parents[1]

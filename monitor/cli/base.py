@@ -7,7 +7,7 @@ import gc
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -60,9 +60,9 @@ class Context:
         return self._config
 
     def store(self, *, require_schema: bool = True) -> Store:
-        from monitor.store import Store
-
         if self._store is None:
+            from monitor.store import Store
+
             if require_schema:
                 missing = Store.missing_file(self.config.settings.database)
                 if missing is not None:  # opening would leave an empty file behind
@@ -72,6 +72,23 @@ class Context:
         if require_schema:
             self._store.require_schema()
         return self._store
+
+    def check_store(self) -> Store:
+        """The store a one-shot `check` writes through. On a SQLite file, the light one
+        (monitor/store/lite.py): unchanged pages are recorded without importing SQLAlchemy,
+        and it opens the full store the moment a page needs more."""
+        if self._store is None:
+            from monitor.store import lite
+
+            path = lite.sqlite_file(self.config.settings.database)
+            if path is not None:
+                if not path.exists():  # opening would leave an empty file behind
+                    raise StoreError(f"no database at {path}; run `policy-monitor init` first")
+                light = lite.LiteStore(self.config.settings.database, path,
+                                       connections=self.config.settings.workers + 4)
+                self._store = cast("Store", light)  # every other method is the full store's
+                started()
+        return self.store()
 
     def source(self, name: str) -> cfg.Source:
         """The configured source of this name, or an error that names the nearest ones."""

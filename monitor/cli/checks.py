@@ -48,7 +48,7 @@ def check(ctx: Context, names: tuple[str, ...], as_json: bool, verbose: bool,
     from monitor import summary
 
     conf = ctx.checked_config()
-    store = ctx.store()
+    store = ctx.check_store()
     store.sync_sources(conf.sources, conf.settings.interval)
     # Without names: sources.toml's enabled sources, then every imported list's.
     selected = [ctx.source(n) for n in names] if names else \

@@ -18,12 +18,10 @@ monitor/judge.py.
 
 from __future__ import annotations
 
-from monitor.store.answers import Answers
-from monitor.store.database import Database, alembic_dir, head_from_files, utcnow
-from monitor.store.leases import DatabaseClock, Leases, host_of, refresh_hosts
-from monitor.store.outbox import Outbox
-from monitor.store.reading import Reader
-from monitor.store.recording import Recorder
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from monitor.schedule import host_of
 from monitor.store.values import (
     Claim,
     Completion,
@@ -33,11 +31,27 @@ from monitor.store.values import (
     StoredCheck,
 )
 
+if TYPE_CHECKING:
+    from monitor.store.database import utcnow
+    from monitor.store.facade import Store
+    from monitor.store.leases import DatabaseClock, refresh_hosts
+    from monitor.store.schema import alembic_dir, head_from_files
+
+# SQLAlchemy and the models cost a third of a second to import: a one-shot `check` of
+# unchanged pages never loads them (monitor/store/lite.py), so the facade and the helpers
+# that need them are imported on first use.
+_LAZY = {"Store": "facade", "alembic_dir": "schema", "head_from_files": "schema",
+         "utcnow": "database", "DatabaseClock": "leases", "refresh_hosts": "leases"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"monitor.store.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = ["Claim", "Completion", "DatabaseClock", "LeaseLost", "NewVersion", "SourceState",
            "Store", "StoredCheck", "alembic_dir", "head_from_files", "host_of", "refresh_hosts",
            "utcnow"]
-
-
-class Store(Leases, Recorder, Outbox, Reader, Answers, Database):
-    """The database of one deployment: each concern's methods, one set of engines and one
-    transaction discipline (`Database`) under all of them."""

@@ -7,7 +7,6 @@ one clear line, and migrations with a backup first."""
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -35,6 +34,8 @@ from monitor.models import (
     Snapshot,
     SourceRow,
 )
+from monitor.store.gate import FileGate
+from monitor.store.schema import alembic_dir, require_revision
 from monitor.store.trouble import classify
 
 if TYPE_CHECKING:
@@ -42,28 +43,8 @@ if TYPE_CHECKING:
 
 
 
-def head_from_files() -> str:
-    """The newest migration's revision, from the file names (`0007_target_health.py` → "0007"):
-    our revisions are numbered in order, which a test holds against Alembic's own answer."""
-    names = sorted(p.name for p in (alembic_dir() / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
-    return names[-1][:4]
-
-
-ALEMBIC_DIRS = (
-    Path(__file__).parents[1] / "_alembic",  # installed wheel
-    Path(__file__).parents[2] / "alembic",  # source checkout / editable install
-)
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def alembic_dir() -> Path:
-    for candidate in ALEMBIC_DIRS:
-        if (candidate / "env.py").exists():
-            return candidate
-    raise StoreError("alembic migrations not found next to the monitor package")
 
 
 def _sqlite_engine(url: str, *, writer: bool) -> Engine:
@@ -176,9 +157,7 @@ class Database:
         # deleted or replaced under a running process must stop its writes, not swallow them.
         self.file = Path(parsed.database).resolve() if self.is_sqlite and parsed.database \
             and parsed.database != ":memory:" and not read_only else None
-        self._identity: tuple[int, int] | None = None
-        self._gate_passed = False
-        self.fatal: str | None = None  # set when writing must stop for good (the daemon exits)
+        self.gate = FileGate(self.file, self.integrity_ok)
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(self.read_engine, expire_on_commit=False)
         # One writer at a time inside a process on SQLite, which allows one anyway: queueing
@@ -206,37 +185,15 @@ class Database:
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
 
-    def _before_write(self) -> None:
-        """The gate every write passes (SQLite): the file is the one this process opened, and
-        it passed PRAGMA quick_check once — a damaged file is never written into."""
-        if self.file is None:
-            return
-        if self.fatal:
-            raise StoreError(self.fatal)
-        try:
-            st = os.stat(self.file)
-        except FileNotFoundError:
-            self.fatal = (f"the database {self.file} was deleted while this process was using "
-                          "it; nothing more is written (restore it or run `policy-monitor init`)")
-            raise StoreError(self.fatal) from None
-        identity = (st.st_dev, st.st_ino)
-        if self._identity is None:
-            self._identity = identity
-        elif identity != self._identity:
-            self.fatal = (f"the database {self.file} was replaced by another file while this "
-                          "process was using it; nothing more is written; restart to use the new one")
-            raise StoreError(self.fatal)
-        if not self._gate_passed:
-            if not self.integrity_ok():
-                self.fatal = (f"the database {self.file} failed PRAGMA quick_check: nothing is "
-                              "written into a damaged file (see README, Storage, to recover it)")
-                raise StoreError(self.fatal)
-            self._gate_passed = True
+    @property
+    def fatal(self) -> str | None:
+        """Set when writing must stop for good (the daemon exits)."""
+        return self.gate.fatal
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         """Around every write transaction: the gate first; a full disk or I/O error after."""
-        self._before_write()
+        self.gate.check()
         with _troubled(), self._write_lock:
             yield
 
@@ -353,10 +310,7 @@ class Database:
         except DatabaseError as exc:  # includes OperationalError; e.g. "disk image is malformed"
             raise classify(exc) or StoreError(
                 f"cannot open the database {self.url}: {exc.orig}") from None
-        if current is None:
-            raise StoreError("the database is not initialised; run `policy-monitor init`")
-        if current != head_from_files():
-            raise StoreError("the database schema is out of date; run `policy-monitor db upgrade`")
+        require_revision(current)
 
     def db_time(self) -> datetime:
         """The database server's clock (PostgreSQL), for processes on several machines."""

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import (
     Connection,
@@ -35,12 +34,13 @@ from monitor.models import (
     SourceRow,
     UTCDateTime,
 )
+from monitor.schedule import host_of
 
 if TYPE_CHECKING:
     pass
 from monitor.store.database import CHUNK, Database, advisory_lock, utcnow
 from monitor.store.outbox import queue_outbox
-from monitor.store.values import Claim, Completion, LeaseLost, SourceState
+from monitor.store.values import Claim, Completion, LeaseLost, SourceState, synced_values
 
 # The claim: ready hosts from the index on hosts.ready_at, then each one's earliest due free
 # source from the index on (host, next check). PostgreSQL skips rows other processes hold.
@@ -62,6 +62,12 @@ _HOST_ALLOWED = select(Host.next_allowed_at).where(Host.host == bindparam("name"
 
 
 _CLAIM_SQLITE = (_READY_HOSTS, _DUE_SOURCE)
+
+
+_LISTED = (select(SourceRow.spec)
+           .where(SourceRow.enabled.is_(True), SourceRow.watchlist != bindparam("exclude"),
+                  SourceRow.spec.is_not(None))
+           .order_by(SourceRow.platform, SourceRow.name))
 
 
 _CLAIM_LOCKING = (_READY_HOSTS.with_for_update(skip_locked=True),
@@ -96,17 +102,6 @@ def refresh_hosts(conn: Connection, host_ids: Iterable[int | None]) -> None:
         conn.execute(update(Host).where(Host.id.in_(ids[i:i + CHUNK])).values(ready_at=ready))
 
 
-def host_of(url: str) -> str:
-    """The politeness key of a URL: its lower-cased host name."""
-    start = url.find("://") + 3 if "://" in url else 0
-    ends = [i for i in (url.find("/", start), url.find("?", start), url.find("#", start)) if i >= 0]
-    return _host_of_origin(url[:min(ends)] if ends else url)
-
-
-@functools.lru_cache(maxsize=8192)
-def _host_of_origin(origin: str) -> str:
-    """Parsed once per scheme://host:port: 100,000 sources on 2,500 hosts parse 2,500 URLs."""
-    return (urlsplit(origin).hostname or origin).lower()
 
 
 class DatabaseClock:
@@ -323,11 +318,7 @@ class Leases(Database):
             touched: set[int | None] = set()
             for src in sources:
                 interval = src.interval or default_interval
-                values: dict[str, Any] = {
-                    "platform": src.platform, "title": src.title, "url": src.url,
-                    "kind": str(src.kind), "enabled": src.enabled, "in_config": True,
-                    "host_id": hosts[host_names[src.url]], "spec": src.spec(),
-                    "watchlist": watchlist}
+                values = {**synced_values(src, watchlist), "host_id": hosts[host_names[src.url]]}
                 row = existing.pop(src.name, None)
                 if row is None:
                     inserts.append({**values, "name": src.name, "created_at": now, "updated_at": now,
@@ -380,12 +371,9 @@ class Leases(Database):
     def listed_sources(self, exclude: str = "config") -> list[cfg.Source]:
         """The enabled sources of every list but `exclude`, from their stored settings (the
         one-shot `check` runs them with sources.toml's)."""
-        with self.read() as s:
-            return [cfg.Source.from_spec(spec) for spec in s.scalars(
-                select(SourceRow.spec).where(SourceRow.enabled.is_(True),
-                                             SourceRow.watchlist != exclude,
-                                             SourceRow.spec.is_not(None))
-                .order_by(SourceRow.platform, SourceRow.name)) if spec is not None]
+        with self.reading() as conn:
+            return [cfg.Source.from_spec(spec) for spec in conn.scalars(
+                _LISTED, {"exclude": exclude}) if spec is not None]
 
     def source_spec(self, name: str) -> cfg.Source | None:
         """A source of any list by name, from its stored settings."""

@@ -37,7 +37,14 @@ from monitor.store.answers import keep_answers, rebuild, retell
 from monitor.store.database import Database, advisory_lock, utcnow
 from monitor.store.leases import complete_check
 from monitor.store.outbox import queue_outbox
-from monitor.store.values import Completion, LeaseLost, NewVersion, SourceState, StoredCheck
+from monitor.store.values import (
+    Completion,
+    LeaseLost,
+    NewVersion,
+    SourceState,
+    StoredCheck,
+    guard_params,
+)
 
 # Prebuilt Core statements for the per-check hot path (state before, bookkeeping after):
 # building SQLAlchemy expressions per call costs more than executing them.
@@ -63,9 +70,6 @@ _GUARD = (
 _PLATFORM_IF_UNCHANGED = select(SourceRow.platform).where(_GUARD)
 
 
-def _guard(state: SourceState) -> dict[str, Any]:
-    """The parameters of _GUARD: the source as the check read it."""
-    return {"sid": state.id, "gen": state.generation, "snap": state.current_snapshot_id or -1}
 
 
 _SEEN_304: dict[str, Any] = {"last_check_at": bindparam("at"), "last_outcome": "unchanged",
@@ -247,7 +251,7 @@ class Recorder(Database):
         # Each statement gets exactly its own parameters: SQLAlchemy turns an extra key that
         # names a column (etag, on both tables) into one more SET, which erased the stored
         # ETag on every 304.
-        guard = {**_guard(state), "at": started}
+        guard = {**guard_params(state), "at": started}
         if http_status == 304:
             touch, params = _TOUCH_304, guard
         else:
@@ -281,7 +285,7 @@ class Recorder(Database):
         """Snapshot, change and check in one transaction: all visible, or none. Core
         statements on one connection: the ORM's unit of work cost a changed check ~3 ms."""
         with self.write_conn() as conn:
-            platform = conn.execute(_PLATFORM_IF_UNCHANGED, _guard(state)).scalar()
+            platform = conn.execute(_PLATFORM_IF_UNCHANGED, guard_params(state)).scalar()
             if platform is None:
                 raise StoreError("the source changed while it was being checked; will retry")
             blobs = DatabaseBlobStore(conn, self.blobs)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from monitor.errors import StoreError
 
 if TYPE_CHECKING:
+    from monitor import config as cfg
     from monitor.classify import Classification
     from monitor.diff import Diff
     from monitor.routing import Outgoing
@@ -95,4 +96,14 @@ class StoredCheck:
     change_id: int | None = None
 
 
+def synced_values(src: cfg.Source, watchlist: str) -> dict[str, Any]:
+    """The columns a sync keeps equal to a source's settings, besides its host and interval:
+    one place for the sync that writes them and the one-shot check that finds them in step."""
+    return {"platform": src.platform, "title": src.title, "url": src.url, "kind": str(src.kind),
+            "enabled": src.enabled, "in_config": True, "spec": src.spec(), "watchlist": watchlist}
 
+
+def guard_params(state: SourceState) -> dict[str, Any]:
+    """The parameters of recording._GUARD: the source as the check read it (the generation and
+    current version a check's write requires to be unchanged)."""
+    return {"sid": state.id, "gen": state.generation, "snap": state.current_snapshot_id or -1}
