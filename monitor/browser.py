@@ -29,7 +29,7 @@ import socketserver
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
@@ -378,8 +378,9 @@ class BrowserFetcher:
             try:
                 await context.route("**/*", _route)
                 page = await context.new_page()
-                page.on("response", lambda response: _watch_navigation(response, refused))
-                return await asyncio.wait_for(self._load(page, url, select, start, refused),
+                halt = asyncio.Event()  # set by the first refused navigation: stop waiting
+                page.on("response", lambda response: _watch_navigation(response, refused, halt))
+                return await asyncio.wait_for(self._load(page, url, select, start, refused, halt),
                                               timeout=self.settings.total_timeout)
             except FetchError:
                 raise
@@ -404,7 +405,7 @@ class BrowserFetcher:
                     await asyncio.wait_for(context.close(), timeout=10)
 
     async def _load(self, page: Any, url: str, select: tuple[str, ...], start: float,
-                    refused: list[str]) -> FetchResult:
+                    refused: list[str], halt: asyncio.Event) -> FetchResult:
         total = self.settings.total_timeout
         response = await page.goto(url, wait_until="domcontentloaded", timeout=total * 1000)
         if response is None:
@@ -418,16 +419,15 @@ class BrowserFetcher:
         if status >= 400:
             raise status_error(status, response.status_text, headers.get("retry-after"))
         remaining = max(0.5, total - (time.monotonic() - start))
-        with contextlib.suppress(Exception):  # a page that keeps polling is still a page
-            await page.wait_for_load_state("networkidle",
-                                           timeout=min(remaining, NETWORK_IDLE_CAP) * 1000)
-        if select:
+        # A page that keeps polling is still a page; no match is reported by extraction.
+        await _unless(halt, page.wait_for_load_state(
+            "networkidle", timeout=min(remaining, NETWORK_IDLE_CAP) * 1000))
+        if select and not halt.is_set():
             remaining = max(0.5, total - (time.monotonic() - start))
-            with contextlib.suppress(Exception):  # no match is reported by extraction
-                await page.wait_for_function(
-                    "sel => { const e = document.querySelector(sel); "
-                    "return !!e && e.innerText.trim().length > 0; }",
-                    arg=", ".join(select), timeout=min(remaining, NETWORK_IDLE_CAP) * 1000)
+            await _unless(halt, page.wait_for_function(
+                "sel => { const e = document.querySelector(sel); "
+                "return !!e && e.innerText.trim().length > 0; }",
+                arg=", ".join(select), timeout=min(remaining, NETWORK_IDLE_CAP) * 1000))
         html = await page.content()
         if refused:  # the page sent itself (or a frame) where the gate said no
             raise BlockedURLError(f"the page navigated to a refused address: {refused[0]}")
@@ -520,7 +520,7 @@ async def _route(route: Any) -> None:
     await route.continue_()
 
 
-def _watch_navigation(response: Any, refused: list[str]) -> None:
+def _watch_navigation(response: Any, refused: list[str], halt: asyncio.Event) -> None:
     """Note a document the gating proxy refused: a navigation of any frame (script `location`,
     meta refresh, a submitted form, a frame's src) answered with the gate's own refusal."""
     with contextlib.suppress(Exception):  # a response of a page being torn down
@@ -528,6 +528,22 @@ def _watch_navigation(response: Any, refused: list[str]) -> None:
         if request.is_navigation_request() and response.status == 403 \
                 and BLOCKED_HEADER.lower() in response.headers:
             refused.append(request.url)
+            halt.set()
+
+
+async def _unless(halt: asyncio.Event, waiting: Awaitable[Any]) -> None:
+    """Wait for `waiting` (its failure or timeout is an answer too) unless `halt` is set first:
+    a page that sent itself to a refused address is failed at once, not after the settling
+    waits run out on the refusal page (10 s each)."""
+    task = asyncio.ensure_future(waiting)
+    stop = asyncio.ensure_future(halt.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, stop):
+            pending.cancel()
+        with contextlib.suppress(BaseException):  # retrieved, so never "never retrieved"
+            await task
 
 
 def _first_line(exc: BaseException) -> str:
