@@ -165,9 +165,10 @@ def index_version(conn: Connection, source_id: int, generation: int, snapshot_id
                              appearances=t.appearances + 1))
     fresh = [i for i in added if i not in known]
     if fresh:
-        conn.execute(_INSERT_SENTENCES[conn.dialect.name == "postgresql"], {
+        postgres = conn.dialect.name == "postgresql"
+        conn.execute(_INSERT_SENTENCES[postgres], {
             "sid": source_id, "gen": generation, "snap": snapshot_id, "at": at,
-            "ids": json.dumps(fresh) if conn.dialect.name != "postgresql" else fresh})
+            "ids": fresh if postgres else json.dumps(fresh)})
     st = SentenceText.__table__.c
     for keys in _chunks(removed):
         gone = select(st.id).where(st.key.in_(keys)).scalar_subquery()

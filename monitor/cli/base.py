@@ -21,6 +21,7 @@ from monitor.wording import safe_terminal_text
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from datetime import datetime
+    from pathlib import Path
 
     from monitor import config as cfg
     from monitor.store import Store
@@ -64,9 +65,7 @@ class Context:
             from monitor.store import Store
 
             if require_schema:
-                missing = Store.missing_file(self.config.settings.database)
-                if missing is not None:  # opening would leave an empty file behind
-                    raise StoreError(f"no database at {missing}; run `policy-monitor init` first")
+                _exists(Store.missing_file(self.config.settings.database))
             self._store = Store.from_settings(self.config.settings)
             started()
         if require_schema:
@@ -82,8 +81,7 @@ class Context:
 
             path = lite.sqlite_file(self.config.settings.database)
             if path is not None:
-                if not path.exists():  # opening would leave an empty file behind
-                    raise StoreError(f"no database at {path}; run `policy-monitor init` first")
+                _exists(None if path.exists() else path)
                 light = lite.LiteStore(self.config.settings.database, path,
                                        connections=self.config.settings.workers + 4)
                 self._store = cast("Store", light)  # every other method is the full store's
@@ -107,6 +105,12 @@ class Context:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+def _exists(missing: Path | None) -> None:
+    """Refuse a database file that is not there: opening it would leave an empty file behind."""
+    if missing is not None:
+        raise StoreError(f"no database at {missing}; run `policy-monitor init` first")
 
 
 def handle_errors(func: F) -> F:

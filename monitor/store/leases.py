@@ -64,12 +64,6 @@ _HOST_ALLOWED = select(Host.next_allowed_at).where(Host.host == bindparam("name"
 _CLAIM_SQLITE = (_READY_HOSTS, _DUE_SOURCE)
 
 
-_LISTED = (select(SourceRow.spec)
-           .where(SourceRow.enabled.is_(True), SourceRow.watchlist != bindparam("exclude"),
-                  SourceRow.spec.is_not(None))
-           .order_by(SourceRow.platform, SourceRow.name))
-
-
 _CLAIM_LOCKING = (_READY_HOSTS.with_for_update(skip_locked=True),
                   _DUE_SOURCE.with_for_update(skip_locked=True))
 
@@ -102,6 +96,10 @@ def refresh_hosts(conn: Connection, host_ids: Iterable[int | None]) -> None:
         conn.execute(update(Host).where(Host.id.in_(ids[i:i + CHUNK])).values(ready_at=ready))
 
 
+_LISTED = (select(SourceRow.spec)
+           .where(SourceRow.enabled.is_(True), SourceRow.watchlist != bindparam("exclude"),
+                  SourceRow.spec.is_not(None))
+           .order_by(SourceRow.platform, SourceRow.name))
 
 
 class DatabaseClock:
@@ -318,7 +316,8 @@ class Leases(Database):
             touched: set[int | None] = set()
             for src in sources:
                 interval = src.interval or default_interval
-                values = {**synced_values(src, watchlist), "host_id": hosts[host_names[src.url]]}
+                values = {**synced_values(src, watchlist, default_interval),
+                          "host_id": hosts[host_names[src.url]]}
                 row = existing.pop(src.name, None)
                 if row is None:
                     inserts.append({**values, "name": src.name, "created_at": now, "updated_at": now,
@@ -327,8 +326,6 @@ class Leases(Database):
                                     "interval_seconds": interval})
                     touched.add(values["host_id"])
                     continue
-                if interval:
-                    values["interval_seconds"] = interval
                 if interval and row.interval_seconds and interval != row.interval_seconds \
                         and row.last_check_at is not None and row.next_check_at is not None:
                     # Retimed: the next check follows the new interval from the last one.

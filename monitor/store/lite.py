@@ -223,12 +223,8 @@ class LiteStore:
         for src in sources:
             wanted.add(src.name)
             row = rows.get(src.name)
-            if row is None or row["host"] != host_of(src.url):
-                return False
-            interval = src.interval or default_interval
-            if interval and row["interval_seconds"] != interval:
-                return False
-            if any(row[k] != v for k, v in synced_values(src, watchlist).items()):
+            if row is None or row["host"] != host_of(src.url) or any(
+                    row[k] != v for k, v in synced_values(src, watchlist, default_interval).items()):
                 return False
         # A source gone from the list is retired by a sync (disabled, history kept).
         return not any(name not in wanted and (row["in_config"] or row["enabled"])

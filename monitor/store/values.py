@@ -96,11 +96,17 @@ class StoredCheck:
     change_id: int | None = None
 
 
-def synced_values(src: cfg.Source, watchlist: str) -> dict[str, Any]:
-    """The columns a sync keeps equal to a source's settings, besides its host and interval:
-    one place for the sync that writes them and the one-shot check that finds them in step."""
-    return {"platform": src.platform, "title": src.title, "url": src.url, "kind": str(src.kind),
-            "enabled": src.enabled, "in_config": True, "spec": src.spec(), "watchlist": watchlist}
+def synced_values(src: cfg.Source, watchlist: str, default_interval: float | None
+                  ) -> dict[str, Any]:
+    """The columns a sync keeps equal to a source's settings, besides its host (the interval
+    only when one is set: a row keeps the one it has otherwise): one place for the sync that
+    writes them and the one-shot check that finds them in step."""
+    values: dict[str, Any] = {
+        "platform": src.platform, "title": src.title, "url": src.url, "kind": str(src.kind),
+        "enabled": src.enabled, "in_config": True, "spec": src.spec(), "watchlist": watchlist}
+    if interval := src.interval or default_interval:
+        values["interval_seconds"] = interval
+    return values
 
 
 def guard_params(state: SourceState) -> dict[str, Any]:
